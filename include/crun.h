@@ -1,0 +1,254 @@
+/*
+ * crun.h - the public C API of crun, an inference runtime for ONNX models.
+ *
+ * Typical use:
+ *
+ *     crun_model *model = NULL;
+ *     if (crun_model_load_file("model.onnx", &model) != CRUN_OK) {
+ *         fprintf(stderr, "%s\n", crun_last_error());
+ *         return 2;
+ *     }
+ *     crun_session_options opts;
+ *     crun_session_options_init(&opts);
+ *     opts.threads = 2;
+ *     crun_session *session = NULL;
+ *     if (crun_session_create(model, &opts, &session) != CRUN_OK) { ... }
+ *
+ *     int64_t dims[4] = {1, 3, 224, 224};
+ *     crun_session_set_input(session, 0, CRUN_DTYPE_FLOAT, 4, dims, pixels);
+ *     if (crun_session_run(session) != CRUN_OK) { ... }
+ *     crun_tensor out;
+ *     crun_session_get_output(session, 0, &out);   // out.data is owned by the session
+ *
+ *     crun_session_free(session);
+ *     crun_model_free(model);
+ *
+ * Conventions:
+ * - Every call that can fail returns a crun_status. On failure, crun_last_error()
+ *   returns a one-line message naming what is wrong (file, node, op, value).
+ * - Objects are returned through out-parameters and freed with the matching _free.
+ * - Ownership is stated on every function. "Borrowed" means crun reads the memory
+ *   during the call only, unless the comment says for how long it keeps the pointer.
+ * - A model is immutable after loading and may be shared by sessions on several
+ *   threads. A session is used by one thread at a time.
+ */
+#ifndef CRUN_H
+#define CRUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CRUN_BUILDING_LIBRARY)
+#define CRUN_API __attribute__((visibility("default")))
+#else
+#define CRUN_API
+#endif
+
+/* Largest tensor rank crun accepts; models with higher ranks are rejected at load. */
+#define CRUN_MAX_RANK 8
+
+typedef enum crun_status {
+    CRUN_OK = 0,
+    CRUN_ERR_INVALID_ARGUMENT = 1, /* bad argument: NULL, index out of range, wrong dtype/shape */
+    CRUN_ERR_IO = 2,               /* a file is missing or unreadable */
+    CRUN_ERR_INVALID_MODEL = 3,    /* malformed or inconsistent model */
+    CRUN_ERR_UNSUPPORTED = 4,      /* valid ONNX that crun does not implement */
+    CRUN_ERR_OUT_OF_MEMORY = 5,    /* an allocation failed or a caller arena is too small */
+    CRUN_ERR_RUNTIME = 6           /* failure while running (e.g. an index in the data out of range) */
+} crun_status;
+
+/* Element types; the values are ONNX's TensorProto.DataType numbers. */
+typedef enum crun_dtype {
+    CRUN_DTYPE_UNDEFINED = 0,
+    CRUN_DTYPE_FLOAT = 1,
+    CRUN_DTYPE_UINT8 = 2,
+    CRUN_DTYPE_INT8 = 3,
+    CRUN_DTYPE_UINT16 = 4,
+    CRUN_DTYPE_INT16 = 5,
+    CRUN_DTYPE_INT32 = 6,
+    CRUN_DTYPE_INT64 = 7,
+    CRUN_DTYPE_STRING = 8, /* data is an array of const char* (NUL-terminated UTF-8) */
+    CRUN_DTYPE_BOOL = 9,   /* one byte per element, 0 or 1 */
+    CRUN_DTYPE_FLOAT16 = 10,
+    CRUN_DTYPE_DOUBLE = 11,
+    CRUN_DTYPE_UINT32 = 12,
+    CRUN_DTYPE_UINT64 = 13,
+    CRUN_DTYPE_COMPLEX64 = 14,
+    CRUN_DTYPE_COMPLEX128 = 15,
+    CRUN_DTYPE_BFLOAT16 = 16
+} crun_dtype;
+
+typedef struct crun_model crun_model;
+typedef struct crun_session crun_session;
+
+/* Description of a model input or output. All pointers are owned by the model and
+ * stay valid until crun_model_free. */
+typedef struct crun_tensor_info {
+    const char *name;
+    crun_dtype dtype;
+    int32_t rank;                         /* -1 when the model does not say */
+    int64_t dims[CRUN_MAX_RANK];          /* -1 where the dimension is symbolic or unknown */
+    const char *dim_names[CRUN_MAX_RANK]; /* symbol of a symbolic dimension, else NULL */
+} crun_tensor_info;
+
+/* A view of a tensor held by a session. data is owned by the session and valid until the
+ * next crun_session_set_input, crun_session_run or crun_session_free on that session. */
+typedef struct crun_tensor {
+    const char *name;
+    crun_dtype dtype;
+    int32_t rank;
+    int64_t dims[CRUN_MAX_RANK];
+    const void *data;
+    size_t size_bytes;
+} crun_tensor;
+
+/* A value for a symbolic dimension, e.g. {"batch", 4}. */
+typedef struct crun_dim_value {
+    const char *name;
+    int64_t value;
+} crun_dim_value;
+
+typedef struct crun_session_options {
+    /* Worker threads including the caller; 0 means one per core. */
+    int32_t threads;
+    /* Caller-owned arena (may be NULL). When set, crun places every intermediate tensor
+     * in it and allocates no activation memory itself; it must stay valid and untouched
+     * by the caller until crun_session_free. It must be 64-byte aligned. If a plan needs
+     * more than arena_bytes, the call that plans fails with CRUN_ERR_OUT_OF_MEMORY. */
+    void *arena;
+    size_t arena_bytes;
+    /* Values for symbolic input dimensions, used to plan before inputs are bound
+     * (default 1 for any symbol not listed). Borrowed during crun_session_create only. */
+    const crun_dim_value *dims;
+    size_t n_dims;
+} crun_session_options;
+
+/* Memory figures of a session's current plan, in bytes. */
+typedef struct crun_memory_info {
+    size_t arena_bytes;       /* size of the planned arena */
+    size_t lower_bound_bytes; /* most bytes alive at any one step: no plan can do better */
+    size_t naive_bytes;       /* sum of all intermediate tensors, as if none were reused */
+    size_t weight_bytes;      /* constant data held by the plan (weights, packed weights) */
+} crun_memory_info;
+
+/* One planned step (one kernel call). Strings are owned by the session and valid until
+ * the next plan change or crun_session_free. */
+typedef struct crun_step_info {
+    const char *node_name;
+    const char *op_type;   /* the op as planned, e.g. "Conv" (with fusions noted in fused) */
+    const char *fused;     /* e.g. "Relu", "" when nothing was fused */
+    const char *kernel;    /* kernel variant name */
+    const char *isa;       /* "scalar", "avx2", ... */
+    crun_dtype precision;  /* element type the kernel computes in */
+    int32_t rank;          /* of output 0 */
+    int64_t dims[CRUN_MAX_RANK];
+    int64_t arena_offset;  /* of output 0; -1 when it is not in the arena */
+    int64_t size_bytes;    /* of output 0 */
+    int64_t flops;         /* estimated floating point operations (a multiply-add counts 2) */
+} crun_step_info;
+
+/* Version string, e.g. "0.1.0". Static storage. */
+CRUN_API const char *crun_version(void);
+
+/* Message of the last failure on the calling thread. Static thread-local storage, valid
+ * until the next crun call on this thread. Never NULL. */
+CRUN_API const char *crun_last_error(void);
+
+/* Name of a status or dtype. Static storage. */
+CRUN_API const char *crun_status_name(crun_status status);
+CRUN_API const char *crun_dtype_name(crun_dtype dtype);
+/* Bytes per element (0 for UNDEFINED; sizeof(char*) for STRING). */
+CRUN_API size_t crun_dtype_size(crun_dtype dtype);
+
+/* ---- models -------------------------------------------------------------------- */
+
+/* Loads, validates and optimises an ONNX model. path is borrowed. Tensors stored as
+ * external data are read from files next to the model (paths must stay inside the
+ * model's folder). On success *out is a new model owned by the caller; free it with
+ * crun_model_free after every session created from it is freed. */
+CRUN_API crun_status crun_model_load_file(const char *path, crun_model **out);
+
+/* Like crun_model_load_file from size bytes at data (borrowed during the call only:
+ * crun copies what it keeps). External data is refused, as there is no folder. */
+CRUN_API crun_status crun_model_load_memory(const void *data, size_t size, crun_model **out);
+
+/* Frees a model. NULL is allowed. */
+CRUN_API void crun_model_free(crun_model *model);
+
+CRUN_API int32_t crun_model_input_count(const crun_model *model);
+CRUN_API int32_t crun_model_output_count(const crun_model *model);
+/* Fills *out (strings owned by the model). Fails on an index out of range. */
+CRUN_API crun_status crun_model_input_info(const crun_model *model, int32_t index, crun_tensor_info *out);
+CRUN_API crun_status crun_model_output_info(const crun_model *model, int32_t index, crun_tensor_info *out);
+/* Index of the input or output with this name (borrowed), or -1. */
+CRUN_API int32_t crun_model_find_input(const crun_model *model, const char *name);
+CRUN_API int32_t crun_model_find_output(const crun_model *model, const char *name);
+
+/* Summary of the model as loaded (before any optimisation). Strings owned by the model. */
+typedef struct crun_model_summary {
+    int64_t ir_version;
+    int64_t opset;          /* version of the default ONNX domain */
+    const char *producer;   /* producer_name and producer_version */
+    int64_t node_count;
+    int64_t param_count;    /* elements in initializers and Constant nodes */
+    int64_t param_bytes;
+    int32_t op_type_count;  /* distinct op types, see crun_model_op_histogram */
+} crun_model_summary;
+CRUN_API void crun_model_get_summary(const crun_model *model, crun_model_summary *out);
+/* The index-th distinct op type of the loaded model (in order of first use) and how many
+ * nodes use it. *op_type is owned by the model. */
+CRUN_API crun_status crun_model_op_histogram(const crun_model *model, int32_t index,
+                                             const char **op_type, int64_t *count);
+/* Value of metadata_props[key] of the model, or NULL. Owned by the model. */
+CRUN_API const char *crun_model_metadata(const crun_model *model, const char *key);
+
+/* ---- sessions ------------------------------------------------------------------ */
+
+/* Fills *options with defaults: all cores, crun-owned arena, symbolic dims = 1. */
+CRUN_API void crun_session_options_init(crun_session_options *options);
+
+/* Creates a session and plans the model for the shapes given by options->dims (the plan
+ * is redone when bound inputs have other shapes). model is borrowed for the session's
+ * whole life. options may be NULL (defaults) and is borrowed during the call only. On
+ * success *out is owned by the caller; free it with crun_session_free. */
+CRUN_API crun_status crun_session_create(const crun_model *model, const crun_session_options *options,
+                                         crun_session **out);
+
+/* Bytes of arena the model needs for these options, without creating a session, so that
+ * a caller can size its own buffer. */
+CRUN_API crun_status crun_model_arena_bytes(const crun_model *model, const crun_session_options *options,
+                                            size_t *bytes);
+
+/* Binds input index to caller data of this dtype and shape. data is borrowed: crun keeps
+ * the pointer and reads it during the next crun_session_run only, so it must stay valid
+ * until then. Fails (CRUN_ERR_INVALID_ARGUMENT) when dtype or a fixed dimension does not
+ * match the model, or a symbolic dimension disagrees with another input's. */
+CRUN_API crun_status crun_session_set_input(crun_session *session, int32_t index, crun_dtype dtype,
+                                            int32_t rank, const int64_t *dims, const void *data);
+
+/* Runs the model on the bound inputs. Inputs never bound are zero. If input shapes
+ * changed since the last run, the plan is rebuilt first (this allocates); otherwise the
+ * run allocates nothing. */
+CRUN_API crun_status crun_session_run(crun_session *session);
+
+/* View of output index after a successful run (see crun_tensor for how long it lives). */
+CRUN_API crun_status crun_session_get_output(const crun_session *session, int32_t index, crun_tensor *out);
+
+CRUN_API crun_status crun_session_memory_info(const crun_session *session, crun_memory_info *out);
+CRUN_API int32_t crun_session_step_count(const crun_session *session);
+CRUN_API crun_status crun_session_step_info(const crun_session *session, int32_t index, crun_step_info *out);
+/* Worker threads the session uses (after resolving 0 = all cores). */
+CRUN_API int32_t crun_session_threads(const crun_session *session);
+
+/* Frees a session (and its arena unless the caller owns it). NULL is allowed. */
+CRUN_API void crun_session_free(crun_session *session);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRUN_H */

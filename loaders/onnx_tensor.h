@@ -1,0 +1,13 @@
+/* onnx_tensor.h - reading ONNX TensorProto messages (initializers, attributes, .pb files). */
+#ifndef CRUN_LOADERS_ONNX_TENSOR_H
+#define CRUN_LOADERS_ONNX_TENSOR_H
+
+#include "onnx.pb-c.h"
+#include "runtime/graph.h"
+
+/* Converts tp into *out with newly allocated data (free with tensor_data_free). dir is
+ * the folder external data may be read from (NULL: refused). what names the tensor in
+ * messages, e.g. "initializer 'conv1.weight'". */
+crun_status onnx_tensor_load(const Onnx__TensorProto *tp, const char *dir, const char *what, Tensor *out, Diag *d);
+
+#endif

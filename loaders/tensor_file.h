@@ -1,0 +1,20 @@
+/* tensor_file.h - reading and writing single tensors: NumPy .npy files and ONNX
+ * TensorProto .pb files (the backend-test layout). */
+#ifndef CRUN_LOADERS_TENSOR_FILE_H
+#define CRUN_LOADERS_TENSOR_FILE_H
+
+#include "runtime/core.h"
+
+/* Reads path (.npy, or anything else as a TensorProto). out->data is allocated (free
+ * with tensor_file_free); *name gets the TensorProto's name if name is not NULL (may be
+ * "" for .npy; free with free()). */
+crun_status tensor_file_read(const char *path, Tensor *out, char **name, Diag *d);
+/* Parses .npy bytes. */
+crun_status npy_parse(const void *data, size_t size, Tensor *out, Diag *d);
+/* Parses TensorProto bytes. */
+crun_status pb_tensor_parse(const void *data, size_t size, Tensor *out, char **name, Diag *d);
+void tensor_file_free(Tensor *t);
+/* Writes t as a version 1.0 .npy file. */
+crun_status npy_write(const char *path, const Tensor *t, Diag *d);
+
+#endif

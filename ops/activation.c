@@ -1,0 +1,28 @@
+/* activation.c - in-place activation epilogue for fused kernels. */
+#include "ops/activation.h"
+
+void act_apply_f32(const Activation *a, float *x, int64_t n)
+{
+    switch (a->kind) {
+    case ACT_NONE: return;
+    case ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            x[i] = act_relu(x[i]);
+        return;
+    case ACT_CLIP:
+        for (int64_t i = 0; i < n; i++)
+            x[i] = act_clip(x[i], a->alpha, a->beta);
+        return;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            x[i] = act_apply1(a, x[i]);
+        return;
+    }
+}
+
+const char *act_name(ActKind k)
+{
+    static const char *const names[] = {"", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
+                                        "Tanh"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}

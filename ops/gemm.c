@@ -1,0 +1,364 @@
+/* gemm.c - the Gemm and MatMul ops on top of the packed GEMM (ops/gemm.h).
+ *
+ * float32 runs the packed GEMM, with a constant B (the usual weight) packed once at plan
+ * time. Other types run a plain loop accumulating in double (floats) or in wrapping
+ * 64-bit integers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/gemm.h"
+#include "runtime/threadpool.h"
+
+typedef struct GemmParams {
+    float alpha, beta;
+    int64_t trans_a, trans_b;
+} GemmParams;
+
+/* Prepared state of a float32 GEMM: the packed constant B, if any. */
+typedef struct GemmState {
+    const GemmUkernel *uk;
+    bool b_is_packed;
+    float b_packed[]; /* gemm_packed_b_bytes */
+} GemmState;
+
+/* Generic path for non-float32 types: out[M,N] = A . B with element strides. */
+static void matmul_generic(const Tensor *a, int64_t a_off, int64_t a_rs, int64_t a_cs, const Tensor *b, int64_t b_off,
+                           int64_t b_rs, int64_t b_cs, Tensor *o, int64_t o_off, int64_t M, int64_t N, int64_t K)
+{
+    bool is_int = dtype_is_int(o->dtype);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double fs = 0;
+            uint64_t is = 0;
+            for (int64_t k = 0; k < K; k++) {
+                int64_t ia = a_off + i * a_rs + k * a_cs, ib = b_off + k * b_rs + j * b_cs;
+                if (is_int)
+                    is += (uint64_t)tensor_get_int(a, ia) * (uint64_t)tensor_get_int(b, ib);
+                else
+                    fs += tensor_get_double(a, ia) * tensor_get_double(b, ib);
+            }
+            if (is_int)
+                tensor_set_int(o, o_off + i * N + j, (int64_t)is);
+            else
+                tensor_set_double(o, o_off + i * N + j, fs);
+        }
+}
+
+static bool is_f32(const PrepCtx *c, const void *kdata) { return c->in[0]->dtype == CRUN_DTYPE_FLOAT; }
+
+/* ================= Gemm ================= */
+
+static crun_status parse_gemm(Node *n, Diag *d)
+{
+    GemmParams *p = params_alloc(n, sizeof *p, d);
+    if (!p)
+        return d->status;
+    crun_status st = attr_get_float(n, "alpha", 1.0f, &p->alpha, d);
+    if (st == CRUN_OK)
+        st = attr_get_float(n, "beta", 1.0f, &p->beta, d);
+    if (st == CRUN_OK)
+        st = attr_get_int(n, "transA", 0, &p->trans_a, d);
+    if (st == CRUN_OK)
+        st = attr_get_int(n, "transB", 0, &p->trans_b, d);
+    return st;
+}
+
+static void gemm_dims(const GemmParams *p, const Tensor *a, const Tensor *b, int64_t *M, int64_t *N, int64_t *K,
+                      int64_t *Kb)
+{
+    *M = p->trans_a ? a->dims[1] : a->dims[0];
+    *K = p->trans_a ? a->dims[0] : a->dims[1];
+    *Kb = p->trans_b ? b->dims[1] : b->dims[0];
+    *N = p->trans_b ? b->dims[0] : b->dims[1];
+}
+
+static crun_status gemm_infer(InferCtx *c)
+{
+    const GemmParams *p = c->params;
+    const Tensor *a = c->in[0], *b = c->in[1];
+    NODE_CHECK(c, a->rank == 2 && b->rank == 2, "A and B must be 2-D (got rank %d and %d)", a->rank, b->rank);
+    NODE_CHECK(c, a->dtype == b->dtype, "A is %s but B is %s", dtype_name(a->dtype), dtype_name(b->dtype));
+    int64_t M, N, K, Kb;
+    gemm_dims(p, a, b, &M, &N, &K, &Kb);
+    NODE_CHECK(c, K == Kb, "inner dimensions differ (%lld and %lld)", (long long)K, (long long)Kb);
+    if (c->n_in > 2 && c->in[2]) {
+        const Tensor *cc = c->in[2];
+        int64_t mn[2] = {M, N}, bd[CRUN_MAX_RANK];
+        int br;
+        NODE_CHECK(c, cc->dtype == a->dtype, "C is %s but A is %s", dtype_name(cc->dtype), dtype_name(a->dtype));
+        NODE_CHECK(c, cc->rank <= 2 && broadcast_shape(mn, 2, cc->dims, cc->rank, bd, &br) && bd[0] == M && bd[1] == N,
+                   "C does not broadcast to [%lld,%lld]", (long long)M, (long long)N);
+    }
+    int64_t dims[2] = {M, N};
+    out_set(c->out[0], a->dtype, 2, dims);
+    return CRUN_OK;
+}
+
+static int64_t gemm_flops(const Node *n, const Tensor *const *in, const Tensor *const *out)
+{
+    const GemmParams *p = n->params;
+    int64_t M, N, K, Kb;
+    gemm_dims(p, in[0], in[1], &M, &N, &K, &Kb);
+    return 2 * M * N * K;
+}
+
+static GemmBias bias_kind_of(const Tensor *cc, int64_t M, int64_t N, int64_t *ld)
+{
+    *ld = N;
+    if (!cc)
+        return GEMM_BIAS_NONE;
+    if (tensor_numel(cc) == 1)
+        return GEMM_BIAS_SCALAR;
+    if (cc->rank == 1 || cc->dims[0] == 1)
+        return GEMM_BIAS_COL;
+    if (cc->dims[1] == 1)
+        return GEMM_BIAS_ROW;
+    return GEMM_BIAS_FULL;
+}
+
+static crun_status gemm_prepare(PrepCtx *c)
+{
+    const GemmParams *p = c->params;
+    int64_t M, N, K, Kb;
+    gemm_dims(p, c->in[0], c->in[1], &M, &N, &K, &Kb);
+    const GemmUkernel *uk = gemm_ukernel_best();
+    bool pack = c->in[1]->data != NULL;
+    size_t bytes = sizeof(GemmState) + (pack ? gemm_packed_b_bytes(uk, K, N) : 0);
+    GemmState *s = mem_alloc_aligned(bytes);
+    if (!s)
+        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
+    s->uk = uk;
+    s->b_is_packed = pack;
+    if (pack) {
+        GemmMatrix b = {c->in[1]->data, c->in[1]->dims[1], p->trans_b != 0};
+        gemm_pack_b_full(uk, gemm_pack_b_matrix, &b, K, N, s->b_packed);
+    }
+    c->state = s;
+    c->state_bytes = bytes;
+    GemmArgs g = {.M = M, .N = N, .K = K, .uk = uk};
+    c->ws_bytes = gemm_ws_bytes(&g, c->n_threads);
+    return CRUN_OK;
+}
+
+static crun_status gemm_run_f32(KernelCtx *k)
+{
+    const GemmParams *p = k->params;
+    const GemmState *s = k->state;
+    const Tensor *a = k->in[0], *b = k->in[1], *cc = k->n_in > 2 ? k->in[2] : NULL;
+    int64_t M, N, K, Kb;
+    gemm_dims(p, a, b, &M, &N, &K, &Kb);
+    GemmMatrix bm = {b->data, b->dims[1], p->trans_b != 0};
+    GemmArgs g = {.M = M, .N = N, .K = K, .uk = s->uk, .a = {a->data, a->dims[1], p->trans_a != 0},
+                  .b_packed = s->b_is_packed ? s->b_packed : NULL, .pack_b = gemm_pack_b_matrix, .b_src = &bm,
+                  .c = k->out[0]->data, .ldc = N, .alpha = p->alpha, .beta = p->beta, .act = k->node->act};
+    g.bias_kind = bias_kind_of(cc, M, N, &g.bias_ld);
+    g.bias = cc ? cc->data : NULL;
+    if (p->beta == 0.0f)
+        g.bias_kind = GEMM_BIAS_NONE;
+    gemm_run(&g, k->ws, k->pool);
+    return CRUN_OK;
+}
+
+static crun_status gemm_run_generic(KernelCtx *k)
+{
+    const GemmParams *p = k->params;
+    const Tensor *a = k->in[0], *b = k->in[1], *cc = k->n_in > 2 ? k->in[2] : NULL;
+    Tensor *o = k->out[0];
+    int64_t M, N, K, Kb;
+    gemm_dims(p, a, b, &M, &N, &K, &Kb);
+    int64_t ars = p->trans_a ? 1 : a->dims[1], acs = p->trans_a ? a->dims[1] : 1;
+    int64_t brs = p->trans_b ? 1 : b->dims[1], bcs = p->trans_b ? b->dims[1] : 1;
+    matmul_generic(a, 0, ars, acs, b, 0, brs, bcs, o, 0, M, N, K);
+    int64_t ld;
+    GemmBias bk = bias_kind_of(cc, M, N, &ld);
+    bool is_int = dtype_is_int(o->dtype);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            int64_t bi = bk == GEMM_BIAS_SCALAR ? 0 : bk == GEMM_BIAS_ROW ? i : bk == GEMM_BIAS_COL ? j : i * ld + j;
+            int64_t oi = i * N + j;
+            if (is_int) {
+                int64_t v = (int64_t)((uint64_t)tensor_get_int(o, oi) * (uint64_t)(int64_t)p->alpha);
+                if (bk != GEMM_BIAS_NONE)
+                    v = (int64_t)((uint64_t)v + (uint64_t)tensor_get_int(cc, bi) * (uint64_t)(int64_t)p->beta);
+                tensor_set_int(o, oi, v);
+            } else {
+                double v = p->alpha * tensor_get_double(o, oi);
+                if (bk != GEMM_BIAS_NONE)
+                    v += p->beta * tensor_get_double(cc, bi);
+                tensor_set_double(o, oi, v);
+            }
+        }
+    return CRUN_OK;
+}
+
+static const KernelVariant gemm_kernels[] = {
+    {"gemm_f32_packed", ISA_SCALAR, is_f32, gemm_prepare, gemm_run_f32, NULL},
+    {"gemm_generic", ISA_SCALAR, NULL, NULL, gemm_run_generic, NULL},
+    {0}};
+const OpDesc op_Gemm = {"", "Gemm", 2, 3, 1, 1, OPF_ACT_EPILOGUE, parse_gemm, gemm_infer, gemm_flops, gemm_kernels};
+
+/* ================= MatMul (numpy semantics; input 2 is a bias the fusion pass adds) ================= */
+
+typedef struct MatMulShape {
+    int64_t M, N, K;
+    int batch_rank;
+    int64_t batch[CRUN_MAX_RANK];    /* broadcast batch dims */
+    int64_t a_bs[CRUN_MAX_RANK];     /* A's stride per batch dim in elements (0: broadcast) */
+    int64_t b_bs[CRUN_MAX_RANK];
+    int64_t n_batch;
+} MatMulShape;
+
+static bool matmul_shape(const Tensor *a, const Tensor *b, MatMulShape *s, int64_t *out_dims, int *out_rank)
+{
+    int ra = a->rank, rb = b->rank;
+    if (ra < 1 || rb < 1)
+        return false;
+    s->M = ra == 1 ? 1 : a->dims[ra - 2];
+    s->K = a->dims[ra - 1];
+    int64_t kb = rb == 1 ? b->dims[0] : b->dims[rb - 2];
+    s->N = rb == 1 ? 1 : b->dims[rb - 1];
+    if (kb != s->K)
+        return false;
+    int ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0;
+    if (!broadcast_shape(a->dims, ba, b->dims, bb, s->batch, &s->batch_rank))
+        return false;
+    int64_t as = s->M * s->K, bs = s->K * s->N;
+    s->n_batch = 1;
+    for (int i = s->batch_rank - 1; i >= 0; i--) {
+        int ia = i - (s->batch_rank - ba), ib = i - (s->batch_rank - bb);
+        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+        s->a_bs[i] = da == 1 ? 0 : as;
+        s->b_bs[i] = db == 1 ? 0 : bs;
+        as *= da;
+        bs *= db;
+        s->n_batch *= s->batch[i];
+    }
+    int r = 0;
+    for (int i = 0; i < s->batch_rank; i++)
+        out_dims[r++] = s->batch[i];
+    if (ra > 1)
+        out_dims[r++] = s->M;
+    if (rb > 1)
+        out_dims[r++] = s->N;
+    *out_rank = r;
+    return true;
+}
+
+static crun_status matmul_infer(InferCtx *c)
+{
+    const Tensor *a = c->in[0], *b = c->in[1];
+    NODE_CHECK(c, a->dtype == b->dtype, "A is %s but B is %s", dtype_name(a->dtype), dtype_name(b->dtype));
+    MatMulShape s;
+    int64_t dims[CRUN_MAX_RANK + 2];
+    int r;
+    char sa[96], sb[96];
+    NODE_CHECK(c, a->rank + b->rank <= 2 * CRUN_MAX_RANK && matmul_shape(a, b, &s, dims, &r) && r <= CRUN_MAX_RANK,
+               "cannot multiply %s by %s", shape_str(a->dims, a->rank, sa, sizeof sa),
+               shape_str(b->dims, b->rank, sb, sizeof sb));
+    if (c->n_in > 2 && c->in[2])
+        NODE_CHECK(c, tensor_numel(c->in[2]) == s.N, "fused bias must have N = %lld values", (long long)s.N);
+    out_set(c->out[0], a->dtype, r, dims);
+    return CRUN_OK;
+}
+
+static int64_t matmul_flops(const Node *n, const Tensor *const *in, const Tensor *const *out)
+{
+    MatMulShape s;
+    int64_t dims[CRUN_MAX_RANK + 2];
+    int r;
+    return matmul_shape(in[0], in[1], &s, dims, &r) ? 2 * s.n_batch * s.M * s.N * s.K : 0;
+}
+
+/* B without batch dims lets A's batches fold into M: one GEMM for the whole input. */
+static bool b_is_2d(const Tensor *b) { return b->rank <= 2; }
+
+static crun_status matmul_prepare(PrepCtx *c)
+{
+    MatMulShape s;
+    int64_t dims[CRUN_MAX_RANK + 2];
+    int r;
+    matmul_shape(c->in[0], c->in[1], &s, dims, &r);
+    const GemmUkernel *uk = gemm_ukernel_best();
+    bool pack = c->in[1]->data != NULL && b_is_2d(c->in[1]);
+    size_t bytes = sizeof(GemmState) + (pack ? gemm_packed_b_bytes(uk, s.K, s.N) : 0);
+    GemmState *st = mem_alloc_aligned(bytes);
+    if (!st)
+        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
+    st->uk = uk;
+    st->b_is_packed = pack;
+    if (pack) {
+        GemmMatrix b = {c->in[1]->data, s.N, false};
+        gemm_pack_b_full(uk, gemm_pack_b_matrix, &b, s.K, s.N, st->b_packed);
+    }
+    c->state = st;
+    c->state_bytes = bytes;
+    int64_t m_all = b_is_2d(c->in[1]) ? s.M * s.n_batch : s.M;
+    GemmArgs g = {.M = m_all, .N = s.N, .K = s.K, .uk = uk};
+    c->ws_bytes = gemm_ws_bytes(&g, c->n_threads);
+    return CRUN_OK;
+}
+
+static crun_status matmul_run_f32(KernelCtx *k)
+{
+    const Tensor *a = k->in[0], *b = k->in[1], *bias = k->n_in > 2 ? k->in[2] : NULL;
+    const GemmState *st = k->state;
+    MatMulShape s;
+    int64_t dims[CRUN_MAX_RANK + 2];
+    int r;
+    matmul_shape(a, b, &s, dims, &r);
+    const float *A = a->data, *B = b->data;
+    float *C = k->out[0]->data;
+    GemmMatrix bm = {B, s.N, false};
+    GemmArgs g = {.M = s.M, .N = s.N, .K = s.K, .uk = st->uk, .a = {A, s.K, false},
+                  .b_packed = st->b_is_packed ? st->b_packed : NULL, .pack_b = gemm_pack_b_matrix, .b_src = &bm,
+                  .c = C, .ldc = s.N, .alpha = 1.0f, .beta = 1.0f, .act = k->node->act,
+                  .bias_kind = bias ? GEMM_BIAS_COL : GEMM_BIAS_NONE, .bias = bias ? bias->data : NULL};
+    if (b_is_2d(b)) {
+        /* Every batch of A shares B (A's batch dims are never broadcast against nothing). */
+        g.M = s.M * s.n_batch;
+        gemm_run(&g, k->ws, k->pool);
+        return CRUN_OK;
+    }
+    for (int64_t t = 0; t < s.n_batch; t++) {
+        int64_t ao = 0, bo = 0, rem = t;
+        for (int i = s.batch_rank - 1; i >= 0; i--) {
+            int64_t idx = rem % s.batch[i];
+            rem /= s.batch[i];
+            ao += idx * s.a_bs[i];
+            bo += idx * s.b_bs[i];
+        }
+        GemmMatrix bt = {B + bo, s.N, false};
+        g.a.data = A + ao;
+        g.b_src = &bt;
+        g.c = C + t * s.M * s.N;
+        gemm_run(&g, k->ws, k->pool);
+    }
+    return CRUN_OK;
+}
+
+static crun_status matmul_run_generic(KernelCtx *k)
+{
+    const Tensor *a = k->in[0], *b = k->in[1];
+    MatMulShape s;
+    int64_t dims[CRUN_MAX_RANK + 2];
+    int r;
+    matmul_shape(a, b, &s, dims, &r);
+    for (int64_t t = 0; t < s.n_batch; t++) {
+        int64_t ao = 0, bo = 0, rem = t;
+        for (int i = s.batch_rank - 1; i >= 0; i--) {
+            int64_t idx = rem % s.batch[i];
+            rem /= s.batch[i];
+            ao += idx * s.a_bs[i];
+            bo += idx * s.b_bs[i];
+        }
+        matmul_generic(a, ao, s.K, 1, b, bo, s.N, 1, k->out[0], t * s.M * s.N, s.M, s.N, s.K);
+    }
+    return CRUN_OK;
+}
+
+static const KernelVariant matmul_kernels[] = {
+    {"matmul_f32_packed", ISA_SCALAR, is_f32, matmul_prepare, matmul_run_f32, NULL},
+    {"matmul_generic", ISA_SCALAR, NULL, NULL, matmul_run_generic, NULL},
+    {0}};
+const OpDesc op_MatMul = {"", "MatMul", 2, 2, 1, 1, OPF_ACT_EPILOGUE, NULL, matmul_infer, matmul_flops,
+                          matmul_kernels};

@@ -1,0 +1,90 @@
+/* gemm.h - the packed single-precision GEMM every dense op is built on (Gemm, MatMul,
+ * Conv through implicit im2col).
+ *
+ *   C[M x N] = epilogue(alpha * A[M x K] . B[K x N])
+ *   epilogue: + beta * bias (scalar, per row, per column or a full matrix), then an
+ *   activation.
+ *
+ * Operands are packed into panels: A into strips of MR rows, B into strips of NR columns,
+ * each laid out k-major so the microkernel streams them. Constant operands (weights) are
+ * packed once at plan time; others are packed per cache block into per-thread scratch.
+ * Each C element sums over k in the same order whatever the thread count, so results
+ * never depend on it. */
+#ifndef CRUN_OPS_GEMM_H
+#define CRUN_OPS_GEMM_H
+
+#include "ops/registry.h"
+
+struct ThreadPool;
+
+/* Block sizes (in elements) shared by packers and driver. */
+#define GEMM_KC 256
+#define GEMM_NC 256
+
+/* A microkernel computes an mr x nr tile from kc packed steps and stores m x n of it
+ * (m <= mr, n <= nr) into c with row stride ldc, adding to c when accumulate is set. */
+typedef void (*GemmUkernelFn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
+                              bool accumulate);
+
+typedef struct GemmUkernel {
+    const char *name;
+    Isa isa;
+    int mr, nr;
+    GemmUkernelFn fn;
+} GemmUkernel;
+
+/* Best microkernel allowed on this CPU. */
+const GemmUkernel *gemm_ukernel_best(void);
+/* The portable one (the oracle for the others). */
+const GemmUkernel *gemm_ukernel_ref(void);
+
+/* Source of the B operand for a block: writes rows [k0, k0+kc) x cols [n0, n0+nc) as NR-wide
+ * strips (k-major, zero padded past nc) into dst. */
+typedef void (*GemmPackBFn)(const void *src, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float *dst);
+
+typedef enum GemmBias { GEMM_BIAS_NONE, GEMM_BIAS_SCALAR, GEMM_BIAS_ROW, GEMM_BIAS_COL, GEMM_BIAS_FULL } GemmBias;
+
+/* A plain row-major matrix as a pack source; trans means the stored matrix is op^T. */
+typedef struct GemmMatrix {
+    const float *data;
+    int64_t ld;
+    bool trans;
+} GemmMatrix;
+
+typedef struct GemmArgs {
+    int64_t M, N, K;
+    const GemmUkernel *uk;
+    /* A: packed (from gemm_pack_a with uk) or a matrix packed per block. */
+    const float *a_packed;
+    GemmMatrix a;
+    /* B: packed (gemm_pack_b_full) or a source packed per block by pack_b. */
+    const float *b_packed;
+    GemmPackBFn pack_b;
+    const void *b_src;
+    float *c;
+    int64_t ldc;
+    float alpha, beta;
+    GemmBias bias_kind;
+    const float *bias;
+    int64_t bias_ld; /* for GEMM_BIAS_FULL */
+    Activation act;
+} GemmArgs;
+
+/* Scratch the driver needs per call for n_threads threads. */
+size_t gemm_ws_bytes(const GemmArgs *g, int n_threads);
+/* Runs the GEMM; ws holds gemm_ws_bytes. */
+void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool);
+
+/* Packed sizes (bytes) and packers for constant operands. */
+size_t gemm_packed_a_bytes(const GemmUkernel *uk, int64_t M, int64_t K);
+void gemm_pack_a(const GemmUkernel *uk, const GemmMatrix *a, int64_t M, int64_t K, float *dst);
+size_t gemm_packed_b_bytes(const GemmUkernel *uk, int64_t K, int64_t N);
+void gemm_pack_b_full(const GemmUkernel *uk, GemmPackBFn pack, const void *src, int64_t K, int64_t N, float *dst);
+
+/* pack_b for a GemmMatrix source. */
+void gemm_pack_b_matrix(const void *src, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float *dst);
+
+/* Naive triple loop, the oracle the tests hold the packed GEMM to. */
+void gemm_naive(int64_t M, int64_t N, int64_t K, const GemmMatrix *a, const GemmMatrix *b, float *c, int64_t ldc);
+
+#endif

@@ -1,0 +1,199 @@
+/* gemm_core.c - packing, blocking and threading of the GEMM; the portable microkernel. */
+#include <string.h>
+
+#include "ops/activation.h"
+#include "ops/gemm.h"
+#include "runtime/threadpool.h"
+
+/* ---- the portable microkernel: 4 x 8, written so compilers vectorize the inner loop ---- */
+
+#define REF_MR 4
+#define REF_NR 8
+
+static void ukernel_ref_4x8(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
+                            bool accumulate)
+{
+    float acc[REF_MR][REF_NR] = {{0}};
+    for (int64_t k = 0; k < kc; k++) {
+        const float *ak = a + k * REF_MR, *bk = b + k * REF_NR;
+        for (int i = 0; i < REF_MR; i++)
+            for (int j = 0; j < REF_NR; j++)
+                acc[i][j] += ak[i] * bk[j];
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+static const GemmUkernel ukernel_ref = {"gemm_f32_4x8_ref", ISA_SCALAR, REF_MR, REF_NR, ukernel_ref_4x8};
+
+const GemmUkernel *gemm_ukernel_ref(void) { return &ukernel_ref; }
+const GemmUkernel *gemm_ukernel_best(void) { return &ukernel_ref; }
+
+/* ---- packing ---- */
+
+static inline float mat_at(const GemmMatrix *m, int64_t r, int64_t c)
+{
+    return m->trans ? m->data[c * m->ld + r] : m->data[r * m->ld + c];
+}
+
+/* Rows [m0, m0+mc) x k [k0, k0+kc) of A as one MR strip (mc <= mr), zero padded. */
+static void pack_a_strip(const GemmMatrix *a, int64_t m0, int mc, int64_t k0, int64_t kc, int mr, float *dst)
+{
+    for (int64_t k = 0; k < kc; k++)
+        for (int i = 0; i < mr; i++)
+            dst[k * mr + i] = i < mc ? mat_at(a, m0 + i, k0 + k) : 0.0f;
+}
+
+void gemm_pack_b_matrix(const void *src, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float *dst)
+{
+    const GemmMatrix *b = src;
+    for (int64_t s = 0; s < nc; s += nr) {
+        int w = (int)CRUN_MIN((int64_t)nr, nc - s);
+        for (int64_t k = 0; k < kc; k++) {
+            float *d = dst + (s / nr) * kc * nr + k * nr;
+            if (!b->trans && w == nr) {
+                memcpy(d, b->data + (k0 + k) * b->ld + n0 + s, (size_t)nr * sizeof(float));
+                continue;
+            }
+            for (int j = 0; j < nr; j++)
+                d[j] = j < w ? mat_at(b, k0 + k, n0 + s + j) : 0.0f;
+        }
+    }
+}
+
+size_t gemm_packed_a_bytes(const GemmUkernel *uk, int64_t M, int64_t K)
+{
+    int64_t strips = (M + uk->mr - 1) / uk->mr;
+    return (size_t)(strips * uk->mr * CRUN_MAX(K, (int64_t)1)) * sizeof(float);
+}
+
+void gemm_pack_a(const GemmUkernel *uk, const GemmMatrix *a, int64_t M, int64_t K, float *dst)
+{
+    for (int64_t m0 = 0; m0 < M; m0 += uk->mr)
+        pack_a_strip(a, m0, (int)CRUN_MIN((int64_t)uk->mr, M - m0), 0, K, uk->mr, dst + (m0 / uk->mr) * K * uk->mr);
+}
+
+size_t gemm_packed_b_bytes(const GemmUkernel *uk, int64_t K, int64_t N)
+{
+    int64_t strips = (N + uk->nr - 1) / uk->nr;
+    return (size_t)(strips * uk->nr * CRUN_MAX(K, (int64_t)1)) * sizeof(float);
+}
+
+void gemm_pack_b_full(const GemmUkernel *uk, GemmPackBFn pack, const void *src, int64_t K, int64_t N, float *dst)
+{
+    /* One strip at a time with the full K, so strip s starts at s * K * NR. */
+    for (int64_t n0 = 0; n0 < N; n0 += uk->nr)
+        pack(src, 0, K, n0, CRUN_MIN((int64_t)uk->nr, N - n0), uk->nr, dst + (n0 / uk->nr) * K * uk->nr);
+}
+
+/* ---- the driver ---- */
+
+typedef struct GemmJob {
+    const GemmArgs *g;
+    char *ws;
+    size_t ws_per_thread;
+    int64_t n_blocks, m_step;
+} GemmJob;
+
+static size_t block_b_floats(const GemmUkernel *uk) { return (size_t)GEMM_KC * (size_t)align_up(GEMM_NC, uk->nr); }
+
+size_t gemm_ws_bytes(const GemmArgs *g, int n_threads)
+{
+    size_t per = (block_b_floats(g->uk) + (size_t)GEMM_KC * g->uk->mr) * sizeof(float);
+    return align_up(per, CRUN_ALIGN) * (size_t)n_threads;
+}
+
+static float bias_at(const GemmArgs *g, int64_t i, int64_t j)
+{
+    switch (g->bias_kind) {
+    case GEMM_BIAS_SCALAR: return g->bias[0];
+    case GEMM_BIAS_ROW: return g->bias[i];
+    case GEMM_BIAS_COL: return g->bias[j];
+    case GEMM_BIAS_FULL: return g->bias[i * g->bias_ld + j];
+    default: return 0.0f;
+    }
+}
+
+static void epilogue(const GemmArgs *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+{
+    bool scale = g->alpha != 1.0f, bias = g->bias_kind != GEMM_BIAS_NONE;
+    for (int64_t i = m0; i < m1; i++) {
+        float *row = g->c + i * g->ldc;
+        if (scale || bias)
+            for (int64_t j = n0; j < n1; j++)
+                row[j] = g->alpha * row[j] + (bias ? g->beta * bias_at(g, i, j) : 0.0f);
+        act_apply_f32(&g->act, row + n0, n1 - n0);
+    }
+}
+
+static void gemm_task(void *ctx, int64_t t, int thread)
+{
+    const GemmJob *j = ctx;
+    const GemmArgs *g = j->g;
+    const GemmUkernel *uk = g->uk;
+    int mr = uk->mr, nr = uk->nr;
+    int64_t n0 = (t % j->n_blocks) * GEMM_NC, n1 = CRUN_MIN(g->N, n0 + GEMM_NC);
+    int64_t m0 = (t / j->n_blocks) * j->m_step, m1 = CRUN_MIN(g->M, m0 + j->m_step);
+    float *bbuf = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
+    float *abuf = bbuf + block_b_floats(uk);
+    if (g->K == 0)
+        for (int64_t i = m0; i < m1; i++)
+            memset(g->c + i * g->ldc + n0, 0, (size_t)(n1 - n0) * sizeof(float));
+    for (int64_t k0 = 0; k0 < g->K; k0 += GEMM_KC) {
+        int64_t kc = CRUN_MIN((int64_t)GEMM_KC, g->K - k0);
+        const float *bblk;
+        int64_t bstride;
+        if (g->b_packed) {
+            bblk = g->b_packed + (n0 / nr) * g->K * nr + k0 * nr;
+            bstride = g->K * nr;
+        } else {
+            g->pack_b(g->b_src, k0, kc, n0, n1 - n0, nr, bbuf);
+            bblk = bbuf;
+            bstride = kc * nr;
+        }
+        for (int64_t i = m0; i < m1; i += mr) {
+            int mc = (int)CRUN_MIN((int64_t)mr, m1 - i);
+            const float *ablk;
+            if (g->a_packed) {
+                ablk = g->a_packed + (i / mr) * g->K * mr + k0 * mr;
+            } else {
+                pack_a_strip(&g->a, i, mc, k0, kc, mr, abuf);
+                ablk = abuf;
+            }
+            for (int64_t jn = n0; jn < n1; jn += nr) {
+                int nc = (int)CRUN_MIN((int64_t)nr, n1 - jn);
+                uk->fn(kc, ablk, bblk + ((jn - n0) / nr) * bstride, g->c + i * g->ldc + jn, g->ldc, mc, nc, k0 > 0);
+            }
+        }
+    }
+    epilogue(g, m0, m1, n0, n1);
+}
+
+void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool)
+{
+    if (g->M <= 0 || g->N <= 0)
+        return;
+    int threads = pool_threads(pool);
+    GemmJob j = {.g = g, .ws = ws};
+    j.ws_per_thread = gemm_ws_bytes(g, 1);
+    j.n_blocks = (g->N + GEMM_NC - 1) / GEMM_NC;
+    /* Split M too when there are too few column blocks to keep every thread busy. */
+    int64_t m_strips = (g->M + g->uk->mr - 1) / g->uk->mr;
+    int64_t want = CRUN_MAX((int64_t)1, (2 * threads + j.n_blocks - 1) / j.n_blocks);
+    int64_t m_chunks = CRUN_MIN(m_strips, want);
+    j.m_step = (m_strips + m_chunks - 1) / m_chunks * g->uk->mr;
+    int64_t m_tasks = (g->M + j.m_step - 1) / j.m_step;
+    pool_for(pool, j.n_blocks * m_tasks, gemm_task, &j);
+}
+
+void gemm_naive(int64_t M, int64_t N, int64_t K, const GemmMatrix *a, const GemmMatrix *b, float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)mat_at(a, i, k) * mat_at(b, k, j);
+            c[i * ldc + j] = (float)s;
+        }
+}

@@ -1,0 +1,106 @@
+/* softmax.c - Softmax and LogSoftmax.
+ *
+ * Before opset 13 the input is flattened at axis into [outer, rest] and normalised over
+ * rest; from opset 13 the op normalises along the single axis. */
+#include <math.h>
+
+#include "ops/registry.h"
+#include "runtime/threadpool.h"
+
+typedef struct SoftmaxParams {
+    int64_t axis;
+} SoftmaxParams;
+
+static crun_status parse_softmax(Node *n, Diag *d)
+{
+    SoftmaxParams *p = params_alloc(n, sizeof *p, d);
+    return p ? attr_get_int(n, "axis", n->opset >= 13 ? -1 : 1, &p->axis, d) : d->status;
+}
+
+static crun_status softmax_infer(InferCtx *c)
+{
+    const SoftmaxParams *p = c->params;
+    const Tensor *x = c->in[0];
+    NODE_CHECK(c, dtype_is_float(x->dtype), "type %s is not supported", dtype_name(x->dtype));
+    int r = CRUN_MAX(x->rank, 1);
+    NODE_CHECK(c, p->axis >= -r && p->axis < r + (c->node->opset < 13), "axis %lld is out of range for rank %d",
+               (long long)p->axis, x->rank);
+    out_set(c->out[0], x->dtype, x->rank, x->dims);
+    return CRUN_OK;
+}
+
+static int64_t softmax_flops(const Node *n, const Tensor *const *in, const Tensor *const *out)
+{
+    return 4 * tensor_numel(out[0]);
+}
+
+typedef struct SoftmaxJob {
+    const Tensor *x;
+    Tensor *y;
+    int64_t len, inner; /* normalised length and the stride between its elements */
+    bool log;
+} SoftmaxJob;
+
+static void softmax_row(void *ctx, int64_t t, int thread)
+{
+    const SoftmaxJob *j = ctx;
+    int64_t base = (t / j->inner) * j->len * j->inner + t % j->inner;
+    if (j->x->dtype == CRUN_DTYPE_FLOAT) {
+        const float *x = (const float *)j->x->data + base;
+        float *y = (float *)j->y->data + base;
+        float mx = -INFINITY, sum = 0.0f;
+        for (int64_t i = 0; i < j->len; i++)
+            mx = x[i * j->inner] > mx ? x[i * j->inner] : mx;
+        for (int64_t i = 0; i < j->len; i++) {
+            float e = expf(x[i * j->inner] - mx);
+            sum += e;
+            if (!j->log)
+                y[i * j->inner] = e;
+        }
+        float ls = logf(sum), inv = 1.0f / sum;
+        for (int64_t i = 0; i < j->len; i++)
+            y[i * j->inner] = j->log ? x[i * j->inner] - mx - ls : y[i * j->inner] * inv;
+        return;
+    }
+    double mx = -INFINITY, sum = 0.0;
+    for (int64_t i = 0; i < j->len; i++) {
+        double v = tensor_get_double(j->x, base + i * j->inner);
+        mx = v > mx ? v : mx;
+    }
+    for (int64_t i = 0; i < j->len; i++)
+        sum += exp(tensor_get_double(j->x, base + i * j->inner) - mx);
+    for (int64_t i = 0; i < j->len; i++) {
+        double v = tensor_get_double(j->x, base + i * j->inner) - mx;
+        tensor_set_double(j->y, base + i * j->inner, j->log ? v - log(sum) : exp(v) / sum);
+    }
+}
+
+static crun_status softmax_run_any(KernelCtx *k, bool log)
+{
+    const SoftmaxParams *p = k->params;
+    const Tensor *x = k->in[0];
+    int64_t n = tensor_numel(x);
+    if (n == 0)
+        return CRUN_OK;
+    int axis = (int)(p->axis < 0 ? p->axis + x->rank : p->axis);
+    SoftmaxJob j = {x, k->out[0], 1, 1, log};
+    if (k->node->opset < 13) {
+        j.len = shape_numel(x->dims + axis, x->rank - axis);
+    } else if (x->rank > 0) {
+        j.len = x->dims[axis];
+        j.inner = shape_numel(x->dims + axis + 1, x->rank - axis - 1);
+    }
+    pool_for(k->pool, n / j.len, softmax_row, &j);
+    return CRUN_OK;
+}
+
+static crun_status softmax_run(KernelCtx *k) { return softmax_run_any(k, false); }
+static crun_status logsoftmax_run(KernelCtx *k) { return softmax_run_any(k, true); }
+
+static const KernelVariant softmax_kernels[] = {{"softmax_ref", ISA_SCALAR, NULL, NULL, softmax_run, NULL}, {0}};
+static const KernelVariant logsoftmax_kernels[] = {{"logsoftmax_ref", ISA_SCALAR, NULL, NULL, logsoftmax_run, NULL},
+                                                   {0}};
+const OpDesc op_Softmax = {"", "Softmax", 1, 1, 1, 1, 0, parse_softmax, softmax_infer, softmax_flops,
+                           softmax_kernels};
+const OpDesc op_LogSoftmax = {"", "LogSoftmax", 1, 1, 1, 1, 0, parse_softmax, softmax_infer, softmax_flops,
+                              logsoftmax_kernels};

@@ -1,0 +1,260 @@
+/* unary.c - elementwise math and activations: Relu, LeakyRelu, Sigmoid, HardSigmoid,
+ * HardSwish, Tanh, Clip, Exp, Log, Sqrt, Abs, Neg, Reciprocal, Floor, Ceil, Erf.
+ *
+ * float32, float16 and bfloat16 compute in float through the same scalar functions the
+ * fused epilogues use (ops/activation.h), so fusing never changes a result. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "ops/activation.h"
+#include "ops/broadcast.h"
+#include "ops/dtype_loops.h"
+
+typedef struct UnaryParams {
+    float alpha, beta;
+} UnaryParams;
+
+typedef struct UnaryArgs {
+    float alpha, beta;
+    double flo, fhi;   /* Clip bounds for float types */
+    int64_t ilo, ihi;  /* ... for signed integers */
+    uint64_t ulo, uhi; /* ... for unsigned integers */
+} UnaryArgs;
+
+/* Scalar functions: _f computes in float, _d in double. */
+#define UNARY_FN(name, fexpr, dexpr) \
+    static inline float name##_f(float x, const UnaryArgs *p) { (void)p; return fexpr; } \
+    static inline double name##_d(double x, const UnaryArgs *p) { (void)p; return dexpr; }
+
+UNARY_FN(relu, act_relu(x), x > 0 ? x : 0.0)
+UNARY_FN(leakyrelu, act_leakyrelu(x, p->alpha), x >= 0 ? x : p->alpha * x)
+UNARY_FN(sigmoid, act_sigmoid(x), x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)))
+UNARY_FN(hardsigmoid, act_hardsigmoid(x, p->alpha, p->beta), fmax(0.0, fmin(1.0, p->alpha * x + p->beta)))
+UNARY_FN(hardswish, act_hardswish(x), x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5)))
+UNARY_FN(tanh, tanhf(x), tanh(x))
+UNARY_FN(clip, act_clip(x, (float)p->flo, (float)p->fhi), x < p->flo ? p->flo : x > p->fhi ? p->fhi : x)
+UNARY_FN(exp, expf(x), exp(x))
+UNARY_FN(log, logf(x), log(x))
+UNARY_FN(sqrt, sqrtf(x), sqrt(x))
+UNARY_FN(abs, fabsf(x), fabs(x))
+UNARY_FN(neg, -x, -x)
+UNARY_FN(reciprocal, 1.0f / x, 1.0 / x)
+UNARY_FN(floor, floorf(x), floor(x))
+UNARY_FN(ceil, ceilf(x), ceil(x))
+UNARY_FN(erf, erff(x), erf(x))
+
+#define CALL_FN(name, x, p) _Generic((x), float: name##_f, double: name##_d)(x, p)
+
+#define DEF_UN_FLOAT(sfx, T, C, U, LD, ST, name) \
+    static void name##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const void *arg) \
+    { \
+        const T *a = in[0]; \
+        T *o = out; \
+        for (int64_t i = 0; i < n; i++) { \
+            C x = LD(a[i]); \
+            o[i] = ST(CALL_FN(name, x, (const UnaryArgs *)arg)); \
+        } \
+    }
+/* Integer versions take an expression in x (type T) and p. */
+#define DEF_UN_INT(sfx, TT, C, UU, LD, ST, name, ...) \
+    static void name##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const void *arg) \
+    { \
+        typedef TT T; /* names the expression may use */ \
+        typedef UU U; \
+        (void)sizeof(U); \
+        const T *a = in[0]; \
+        T *o = out; \
+        const UnaryArgs *p = arg; \
+        (void)p; \
+        for (int64_t i = 0; i < n; i++) { \
+            T x = a[i]; \
+            o[i] = (T)(__VA_ARGS__); \
+        } \
+    }
+#define TABLE_ENTRY(sfx, T, C, U, LD, ST, name, ...) [DT_##sfx] = name##_##sfx,
+
+#define FLOAT_ONLY(name) \
+    FOR_FLOAT_TYPES(DEF_UN_FLOAT, name) \
+    static const BcastLoop name##_loops[DTYPE_SLOTS] = {FOR_FLOAT_TYPES(TABLE_ENTRY, name)};
+
+FLOAT_ONLY(leakyrelu)
+FLOAT_ONLY(sigmoid)
+FLOAT_ONLY(hardsigmoid)
+FLOAT_ONLY(hardswish)
+FLOAT_ONLY(tanh)
+FLOAT_ONLY(exp)
+FLOAT_ONLY(log)
+FLOAT_ONLY(sqrt)
+FLOAT_ONLY(reciprocal)
+FLOAT_ONLY(floor)
+FLOAT_ONLY(ceil)
+FLOAT_ONLY(erf)
+
+FOR_FLOAT_TYPES(DEF_UN_FLOAT, relu)
+FOR_SIGNED_TYPES(DEF_UN_INT, relu, x > 0 ? x : 0)
+static const BcastLoop relu_loops[DTYPE_SLOTS] = {FOR_FLOAT_TYPES(TABLE_ENTRY, relu)
+                                                      FOR_SIGNED_TYPES(TABLE_ENTRY, relu)};
+
+FOR_FLOAT_TYPES(DEF_UN_FLOAT, abs)
+FOR_SIGNED_TYPES(DEF_UN_INT, abs, x < 0 ? (T)(0 - (U)x) : x)
+FOR_UNSIGNED_TYPES(DEF_UN_INT, abs, x)
+static const BcastLoop abs_loops[DTYPE_SLOTS] = {FOR_NUMERIC_TYPES(TABLE_ENTRY, abs)};
+
+FOR_FLOAT_TYPES(DEF_UN_FLOAT, neg)
+FOR_SIGNED_TYPES(DEF_UN_INT, neg, (T)(0 - (U)x))
+static const BcastLoop neg_loops[DTYPE_SLOTS] = {FOR_FLOAT_TYPES(TABLE_ENTRY, neg) FOR_SIGNED_TYPES(TABLE_ENTRY, neg)};
+
+FOR_FLOAT_TYPES(DEF_UN_FLOAT, clip)
+FOR_SIGNED_TYPES(DEF_UN_INT, clip, x < p->ilo ? (T)p->ilo : x > p->ihi ? (T)p->ihi : x)
+FOR_UNSIGNED_TYPES(DEF_UN_INT, clip, x < p->ulo ? (T)p->ulo : x > p->uhi ? (T)p->uhi : x)
+static const BcastLoop clip_loops[DTYPE_SLOTS] = {FOR_NUMERIC_TYPES(TABLE_ENTRY, clip)};
+
+/* ---- shared op plumbing ---- */
+
+static crun_status unary_infer(InferCtx *c)
+{
+    out_set(c->out[0], c->in[0]->dtype, c->in[0]->rank, c->in[0]->dims);
+    return CRUN_OK;
+}
+
+static int64_t unary_flops(const Node *n, const Tensor *const *in, const Tensor *const *out)
+{
+    return tensor_numel(out[0]);
+}
+
+static bool loops_have_dtype(const PrepCtx *c, const void *kdata)
+{
+    return ((const BcastLoop *)kdata)[c->in[0]->dtype] != NULL;
+}
+
+static void run_loop(KernelCtx *k, const UnaryArgs *args)
+{
+    const BcastLoop *loops = k->kdata;
+    BcastPlan bp;
+    bcast_plan(&bp, k->out[0], k->in, 1);
+    bcast_run(&bp, k->out[0], k->in, loops[k->in[0]->dtype], args, k->pool);
+}
+
+static crun_status unary_run(KernelCtx *k)
+{
+    const UnaryParams *p = k->params;
+    UnaryArgs args = {0};
+    if (p) {
+        args.alpha = p->alpha;
+        args.beta = p->beta;
+    }
+    run_loop(k, &args);
+    return CRUN_OK;
+}
+
+static crun_status parse_alpha(Node *n, Diag *d, float alpha, float beta)
+{
+    UnaryParams *p = params_alloc(n, sizeof *p, d);
+    if (!p)
+        return d->status;
+    crun_status st = attr_get_float(n, "alpha", alpha, &p->alpha, d);
+    if (st == CRUN_OK)
+        st = attr_get_float(n, "beta", beta, &p->beta, d);
+    return st;
+}
+
+static crun_status parse_leakyrelu(Node *n, Diag *d) { return parse_alpha(n, d, 0.01f, 0.0f); }
+static crun_status parse_hardsigmoid(Node *n, Diag *d) { return parse_alpha(n, d, 0.2f, 0.5f); }
+
+#define UNARY_OP(id, name, loops, parse, flags) \
+    static const KernelVariant id##_kernels[] = { \
+        {"unary_ref", ISA_SCALAR, loops_have_dtype, NULL, unary_run, loops}, {0}}; \
+    const OpDesc op_##id = {"", name, 1, 1, 1, 1, OPF_INPLACE | (flags), parse, unary_infer, unary_flops, id##_kernels};
+
+UNARY_OP(Relu, "Relu", relu_loops, NULL, 0)
+UNARY_OP(LeakyRelu, "LeakyRelu", leakyrelu_loops, parse_leakyrelu, 0)
+UNARY_OP(Sigmoid, "Sigmoid", sigmoid_loops, NULL, 0)
+UNARY_OP(HardSigmoid, "HardSigmoid", hardsigmoid_loops, parse_hardsigmoid, 0)
+UNARY_OP(HardSwish, "HardSwish", hardswish_loops, NULL, 0)
+UNARY_OP(Tanh, "Tanh", tanh_loops, NULL, 0)
+UNARY_OP(Exp, "Exp", exp_loops, NULL, 0)
+UNARY_OP(Log, "Log", log_loops, NULL, 0)
+UNARY_OP(Sqrt, "Sqrt", sqrt_loops, NULL, 0)
+UNARY_OP(Abs, "Abs", abs_loops, NULL, 0)
+UNARY_OP(Neg, "Neg", neg_loops, NULL, 0)
+UNARY_OP(Reciprocal, "Reciprocal", reciprocal_loops, NULL, 0)
+UNARY_OP(Floor, "Floor", floor_loops, NULL, 0)
+UNARY_OP(Ceil, "Ceil", ceil_loops, NULL, 0)
+UNARY_OP(Erf, "Erf", erf_loops, NULL, 0)
+
+/* ---- Clip: bounds are attributes before opset 11, optional inputs after ---- */
+
+typedef struct ClipParams {
+    float min, max; /* opset < 11 */
+} ClipParams;
+
+static crun_status parse_clip(Node *n, Diag *d)
+{
+    ClipParams *p = params_alloc(n, sizeof *p, d);
+    if (!p)
+        return d->status;
+    crun_status st = attr_get_float(n, "min", -FLT_MAX, &p->min, d);
+    if (st == CRUN_OK)
+        st = attr_get_float(n, "max", FLT_MAX, &p->max, d);
+    return st;
+}
+
+static crun_status clip_infer(InferCtx *c)
+{
+    for (int i = 1; i < c->n_in; i++)
+        if (c->in[i]) {
+            NODE_CHECK(c, c->in[i]->dtype == c->in[0]->dtype, "bound %d has type %s, input has %s", i,
+                       dtype_name(c->in[i]->dtype), dtype_name(c->in[0]->dtype));
+            NODE_CHECK(c, tensor_numel(c->in[i]) == 1, "bound %d must hold one value", i);
+        }
+    return unary_infer(c);
+}
+
+static void clip_defaults(crun_dtype t, UnaryArgs *a)
+{
+    a->flo = -INFINITY;
+    a->fhi = INFINITY;
+    a->ulo = 0;
+    a->uhi = UINT64_MAX;
+    switch (t) {
+    case CRUN_DTYPE_INT8: a->ilo = INT8_MIN, a->ihi = INT8_MAX; break;
+    case CRUN_DTYPE_INT16: a->ilo = INT16_MIN, a->ihi = INT16_MAX; break;
+    case CRUN_DTYPE_INT32: a->ilo = INT32_MIN, a->ihi = INT32_MAX; break;
+    default: a->ilo = INT64_MIN, a->ihi = INT64_MAX; break;
+    }
+}
+
+static void clip_bound(const Tensor *b, double *f, int64_t *i, uint64_t *u)
+{
+    if (!b)
+        return;
+    if (dtype_is_float(b->dtype))
+        *f = tensor_get_double(b, 0);
+    else if (b->dtype == CRUN_DTYPE_UINT64)
+        *u = ((const uint64_t *)b->data)[0];
+    else {
+        *i = tensor_get_int(b, 0);
+        *u = (uint64_t)*i;
+    }
+}
+
+static crun_status clip_run(KernelCtx *k)
+{
+    UnaryArgs a = {0};
+    clip_defaults(k->in[0]->dtype, &a);
+    if (k->node->opset < 11) {
+        const ClipParams *p = k->params;
+        a.flo = p->min;
+        a.fhi = p->max;
+    } else {
+        clip_bound(k->n_in > 1 ? k->in[1] : NULL, &a.flo, &a.ilo, &a.ulo);
+        clip_bound(k->n_in > 2 ? k->in[2] : NULL, &a.fhi, &a.ihi, &a.uhi);
+    }
+    run_loop(k, &a);
+    return CRUN_OK;
+}
+
+static const KernelVariant clip_kernels[] = {{"clip_ref", ISA_SCALAR, loops_have_dtype, NULL, clip_run, clip_loops},
+                                             {0}};
+const OpDesc op_Clip = {"", "Clip", 1, 3, 1, 1, OPF_INPLACE, parse_clip, clip_infer, unary_flops, clip_kernels};

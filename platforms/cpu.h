@@ -1,0 +1,28 @@
+/* cpu.h - which instruction sets this CPU has (from cpuinfo) and which crun may use. */
+#ifndef CRUN_PLATFORMS_CPU_H
+#define CRUN_PLATFORMS_CPU_H
+
+#include <stdbool.h>
+
+typedef enum Isa {
+    ISA_SCALAR = 0, /* portable C */
+    ISA_AVX2,       /* x86-64 AVX2 + FMA + F16C */
+    ISA_AVX512,     /* x86-64 AVX-512 F/BW/DQ/VL */
+    ISA_NEON,       /* aarch64 Advanced SIMD */
+    ISA_COUNT
+} Isa;
+
+const char *isa_name(Isa isa);
+/* Parses "scalar", "avx2", ...; returns false on an unknown name. */
+bool isa_parse(const char *name, Isa *out);
+/* True when kernels of this ISA may run: the CPU has it and it is not above the limit
+ * set by isa_set_limit or the CRUN_ISA environment variable. */
+bool isa_allowed(Isa isa);
+/* Best ISA allowed here. */
+Isa isa_best(void);
+/* Caps the ISAs kernels may use (process-wide); ISA_COUNT removes the cap. */
+void isa_set_limit(Isa limit);
+/* Number of logical processors (at least 1). */
+int cpu_count(void);
+
+#endif

@@ -1,0 +1,92 @@
+/* core.h - internal types shared by every stage: tensors, dtypes, diagnostics. */
+#ifndef CRUN_CORE_H
+#define CRUN_CORE_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crun.h"
+
+#define CRUN_ALIGN 64
+#define CRUN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define CRUN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CRUN_MAX(a, b) ((a) > (b) ? (a) : (b))
+#if defined(__GNUC__)
+#define CRUN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CRUN_PRINTF(f, a)
+#endif
+
+/* Largest element count of one tensor; dims whose product exceeds it are rejected. Kept
+ * well below SIZE_MAX so that count * element size never overflows. */
+#define CRUN_MAX_NUMEL ((int64_t)1 << 40)
+
+/* A tensor as kernels see it: a typed, dense, row-major view. data is never owned. */
+typedef struct Tensor {
+    crun_dtype dtype;
+    int rank;
+    int64_t dims[CRUN_MAX_RANK];
+    void *data;
+} Tensor;
+
+/* ---- dtypes ---- */
+size_t dtype_size(crun_dtype t);
+const char *dtype_name(crun_dtype t);
+bool dtype_is_valid(int t);
+bool dtype_is_float(crun_dtype t); /* float, double, float16, bfloat16 */
+bool dtype_is_int(crun_dtype t);   /* signed or unsigned integer types (not bool) */
+bool dtype_is_signed(crun_dtype t);
+
+/* ---- shapes ---- */
+/* Product of dims, or -1 if a dim is negative or the product exceeds CRUN_MAX_NUMEL. */
+int64_t shape_numel(const int64_t *dims, int rank);
+static inline int64_t tensor_numel(const Tensor *t) { return shape_numel(t->dims, t->rank); }
+static inline size_t tensor_bytes(const Tensor *t) { return (size_t)tensor_numel(t) * dtype_size(t->dtype); }
+bool shape_equal(const int64_t *a, int ra, const int64_t *b, int rb);
+/* Writes "[1,3,224,224]" into buf; returns buf. */
+char *shape_str(const int64_t *dims, int rank, char *buf, size_t size);
+/* Row-major strides in elements. */
+void shape_strides(const int64_t *dims, int rank, int64_t *strides);
+/* Normalises an axis in [-rank, rank) to [0, rank); -1 if out of range. */
+int axis_normalize(int64_t axis, int rank);
+
+/* ---- diagnostics ---- */
+typedef struct Diag {
+    crun_status status;
+    char msg[512];
+} Diag;
+
+/* Records the first failure (later ones are ignored) and returns status. */
+crun_status diag_fail(Diag *d, crun_status status, const char *fmt, ...) CRUN_PRINTF(3, 4);
+/* Prefixes the existing message with "prefix: " (used to add file or node context). */
+void diag_prefix(Diag *d, const char *fmt, ...) CRUN_PRINTF(2, 3);
+/* Thread-local last-error buffer behind crun_last_error. */
+void diag_publish(const Diag *d);
+crun_status error_set(crun_status status, const char *fmt, ...) CRUN_PRINTF(2, 3);
+
+/* ---- memory ---- */
+/* 64-byte aligned allocation (NULL on failure or on size 0 -> returns a valid minimal
+ * block). Free with mem_free. */
+void *mem_alloc_aligned(size_t size);
+void *mem_calloc_aligned(size_t size);
+void mem_free(void *p);
+char *str_dup(const char *s);
+char *str_ndup(const char *s, size_t n);
+
+/* Float to int64 without undefined behaviour: NaN gives 0, out of range saturates. */
+static inline int64_t double_to_i64_sat(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (v <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+#endif

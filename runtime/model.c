@@ -1,0 +1,203 @@
+/* model.c - crun_model_*: loading a model (file or memory), and what it tells about itself. */
+#include "runtime/model.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime/passes/passes.h"
+
+/* Largest model file crun reads (protobuf's own limit is 2 GB). */
+#define MAX_MODEL_BYTES ((size_t)2 << 30)
+
+static void count_params(crun_model *m)
+{
+    const Graph *g = m->graph;
+    for (int v = 0; v < g->n_values; v++) {
+        const Value *val = &g->values[v];
+        if (!(val->flags & VALUE_IS_CONST))
+            continue;
+        int64_t n = shape_numel(val->dims, val->rank);
+        m->param_count += n;
+        m->param_bytes += n * (int64_t)dtype_size(val->dtype);
+    }
+}
+
+static crun_status load(const void *data, size_t size, const char *dir, const char *source, crun_model **out)
+{
+    *out = NULL;
+    Diag d = {0};
+    crun_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory", source);
+    m->source = str_dup(source);
+    crun_status st = m->source ? onnx_load_model(data, size, dir, m, &d)
+                               : diag_fail(&d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    if (st == CRUN_OK) {
+        count_params(m);
+        st = passes_run(m->graph, &d);
+    }
+    if (st != CRUN_OK) {
+        diag_prefix(&d, "%s", source);
+        diag_publish(&d);
+        crun_model_free(m);
+        return st;
+    }
+    *out = m;
+    return CRUN_OK;
+}
+
+crun_status crun_model_load_file(const char *path, crun_model **out)
+{
+    if (!out)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_load_file: out is NULL");
+    *out = NULL;
+    if (!path)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_load_file: path is NULL");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return error_set(CRUN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return error_set(CRUN_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > MAX_MODEL_BYTES) {
+        fclose(f);
+        return error_set(CRUN_ERR_INVALID_MODEL, "%s: file is larger than 2 GB", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    void *buf = malloc(size ? size : 1);
+    if (!buf) {
+        fclose(f);
+        return error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory reading %zu bytes", path, size);
+    }
+    size_t got = fread(buf, 1, size, f);
+    fclose(f);
+    if (got != size) {
+        free(buf);
+        return error_set(CRUN_ERR_IO, "%s: read error", path);
+    }
+    char *tmp = str_dup(path);
+    if (!tmp) {
+        free(buf);
+        return error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    crun_status st = load(buf, size, dirname(tmp), path, out);
+    free(tmp);
+    free(buf);
+    return st;
+}
+
+crun_status crun_model_load_memory(const void *data, size_t size, crun_model **out)
+{
+    if (!out)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_load_memory: out is NULL");
+    *out = NULL;
+    if (!data && size)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_load_memory: data is NULL");
+    return load(data ? data : "", size, NULL, "<memory>", out);
+}
+
+void crun_model_free(crun_model *m)
+{
+    if (!m)
+        return;
+    graph_free(m->graph);
+    for (int i = 0; i < m->n_ops; i++)
+        free(m->ops[i].op_type);
+    free(m->ops);
+    for (int i = 0; i < m->n_meta; i++) {
+        free(m->meta[i].key);
+        free(m->meta[i].value);
+    }
+    free(m->meta);
+    free(m->producer);
+    free(m->source);
+    free(m);
+}
+
+int32_t crun_model_input_count(const crun_model *m) { return m ? m->graph->n_inputs : 0; }
+int32_t crun_model_output_count(const crun_model *m) { return m ? m->graph->n_outputs : 0; }
+
+static void fill_info(const crun_model *m, const GraphIO *io, crun_tensor_info *out)
+{
+    const Graph *g = m->graph;
+    const Value *v = &g->values[io->value];
+    memset(out, 0, sizeof *out);
+    out->name = io->name;
+    out->dtype = v->dtype;
+    out->rank = v->rank;
+    for (int i = 0; i < v->rank && i < CRUN_MAX_RANK; i++) {
+        out->dims[i] = (v->flags & VALUE_IS_CONST) ? v->dims[i] : v->sym[i] >= 0 ? -1 : v->dims[i];
+        out->dim_names[i] = v->sym[i] >= 0 ? g->syms[v->sym[i]] : NULL;
+    }
+}
+
+crun_status crun_model_input_info(const crun_model *m, int32_t index, crun_tensor_info *out)
+{
+    if (!m || !out || index < 0 || index >= m->graph->n_inputs)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_input_info: no input %d", (int)index);
+    fill_info(m, &m->graph->inputs[index], out);
+    return CRUN_OK;
+}
+
+crun_status crun_model_output_info(const crun_model *m, int32_t index, crun_tensor_info *out)
+{
+    if (!m || !out || index < 0 || index >= m->graph->n_outputs)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_output_info: no output %d", (int)index);
+    fill_info(m, &m->graph->outputs[index], out);
+    return CRUN_OK;
+}
+
+static int32_t find_io(const GraphIO *io, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(io[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int32_t crun_model_find_input(const crun_model *m, const char *name)
+{
+    return m ? find_io(m->graph->inputs, m->graph->n_inputs, name) : -1;
+}
+
+int32_t crun_model_find_output(const crun_model *m, const char *name)
+{
+    return m ? find_io(m->graph->outputs, m->graph->n_outputs, name) : -1;
+}
+
+void crun_model_get_summary(const crun_model *m, crun_model_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!m)
+        return;
+    out->ir_version = m->ir_version;
+    out->opset = m->opset;
+    out->producer = m->producer;
+    out->node_count = m->node_count;
+    out->param_count = m->param_count;
+    out->param_bytes = m->param_bytes;
+    out->op_type_count = m->n_ops;
+}
+
+crun_status crun_model_op_histogram(const crun_model *m, int32_t index, const char **op_type, int64_t *count)
+{
+    if (!m || index < 0 || index >= m->n_ops || !op_type || !count)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_op_histogram: no entry %d", (int)index);
+    *op_type = m->ops[index].op_type;
+    *count = m->ops[index].count;
+    return CRUN_OK;
+}
+
+const char *crun_model_metadata(const crun_model *m, const char *key)
+{
+    for (int i = 0; m && key && i < m->n_meta; i++)
+        if (strcmp(m->meta[i].key, key) == 0)
+            return m->meta[i].value;
+    return NULL;
+}

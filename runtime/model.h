@@ -1,0 +1,34 @@
+/* model.h - what a loaded model holds (the object behind crun_model). */
+#ifndef CRUN_MODEL_H
+#define CRUN_MODEL_H
+
+#include "runtime/graph.h"
+
+typedef struct OpCount {
+    char *op_type;
+    int64_t count;
+} OpCount;
+
+typedef struct MetaEntry {
+    char *key, *value;
+} MetaEntry;
+
+struct crun_model {
+    Graph *graph;          /* optimised by the passes; read-only after load */
+    char *source;          /* file name (or "<memory>") for messages */
+    int64_t ir_version;
+    int64_t opset;
+    char *producer;
+    MetaEntry *meta;
+    int n_meta;
+    /* Figures of the model as loaded, before passes change it. */
+    OpCount *ops;
+    int n_ops;
+    int64_t node_count, param_count, param_bytes;
+};
+
+/* Fills m->graph and the model fields from ONNX bytes. dir is the folder for external
+ * data (NULL: external data is refused). */
+crun_status onnx_load_model(const void *data, size_t size, const char *dir, struct crun_model *m, Diag *d);
+
+#endif

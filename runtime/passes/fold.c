@@ -1,0 +1,84 @@
+/* fold.c - evaluates nodes whose inputs are all constants, once, at load. */
+#include <stdlib.h>
+
+#include "runtime/eval.h"
+#include "runtime/passes/passes.h"
+
+static bool has_subgraph(const Node *n)
+{
+    for (int a = 0; a < n->n_attrs; a++)
+        if (n->attrs[a].type == ATTR_GRAPH || n->attrs[a].type == ATTR_GRAPHS)
+            return true;
+    return false;
+}
+
+static bool foldable(const Graph *g, const Node *n)
+{
+    if (n->op->flags & OPF_NO_FOLD || has_subgraph(n))
+        return false;
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0 && !value_is_const(g, n->in[k]))
+            return false;
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0 && g->values[n->out[k]].kind != VALUE_TENSOR)
+            return false;
+    return true;
+}
+
+static crun_status fold_node(Graph *g, Node *n, Diag *d)
+{
+    const Tensor **in = calloc((size_t)n->n_in + 1, sizeof *in);
+    Tensor *vals = calloc((size_t)n->n_in + (size_t)n->n_out + 1, sizeof *vals);
+    Tensor **out = calloc((size_t)n->n_out + 1, sizeof *out);
+    crun_status st = CRUN_OK;
+    if (!in || !vals || !out) {
+        st = diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0) {
+            vals[k] = value_tensor(&g->values[n->in[k]]);
+            in[k] = &vals[k];
+        }
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0)
+            out[k] = &vals[n->n_in + k];
+    st = node_eval(n, in, n->n_in, out, n->n_out, d);
+    if (st != CRUN_OK)
+        goto done;
+    for (int k = 0; k < n->n_out; k++) {
+        if (!out[k])
+            continue;
+        Value *v = &g->values[n->out[k]];
+        v->flags |= VALUE_IS_CONST;
+        v->dtype = out[k]->dtype;
+        v->rank = out[k]->rank;
+        for (int i = 0; i < v->rank; i++)
+            v->dims[i] = out[k]->dims[i];
+        v->data = out[k]->data;
+        v->producer = -1;
+    }
+    n->dead = true;
+done:
+    free(in);
+    free(vals);
+    free(out);
+    return st;
+}
+
+crun_status pass_fold_constants(Graph *g, Diag *d)
+{
+    bool changed = false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        Node *n = &g->nodes[i];
+        if (!foldable(g, n))
+            continue;
+        crun_status st = fold_node(g, n, d);
+        if (st != CRUN_OK)
+            return st;
+        changed = true;
+    }
+    if (changed)
+        graph_compact(g);
+    return CRUN_OK;
+}

@@ -1,0 +1,180 @@
+/* fuse.c - folds a bias Add and a following activation into Conv, Gemm and MatMul, whose
+ * kernels apply them while the output tile is still in cache. Only float32 nodes with
+ * constant weights are fused (the epilogue is float32 code). */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ops/registry.h"
+#include "runtime/passes/passes.h"
+
+static bool is_op(const Node *n, const char *op) { return !n->dead && !strcmp(n->op_type, op) && !n->domain[0]; }
+
+static bool weight_is_const_f32(const Graph *g, const Node *n)
+{
+    return n->n_in > 1 && value_is_const(g, n->in[1]) && g->values[n->in[1]].dtype == CRUN_DTYPE_FLOAT;
+}
+
+static void note_fused(Node *n, const char *what)
+{
+    size_t len = strlen(n->fused);
+    snprintf(n->fused + len, sizeof n->fused - len, "%s%s", len ? "+" : "", what);
+}
+
+/* Replaces consumer's output by producer's and kills consumer. */
+static void absorb(Graph *g, Node *producer, Node *consumer, const char *what)
+{
+    graph_replace_uses(g, consumer->out[0], producer->out[0]);
+    consumer->dead = true;
+    note_fused(producer, what);
+}
+
+/* ---- bias ---- */
+
+/* The constant operand of an Add whose other operand is v, or -1. */
+static int add_const_operand(const Graph *g, const Node *add, int v)
+{
+    if (!is_op(add, "Add") || add->n_in != 2)
+        return -1;
+    int other = add->in[0] == v ? add->in[1] : add->in[1] == v ? add->in[0] : -1;
+    if (other < 0 || other == v || !value_is_const(g, other) || g->values[other].dtype != CRUN_DTYPE_FLOAT)
+        return -1;
+    return other;
+}
+
+static int matmul_bias(const Graph *g, const Node *mm, int c)
+{
+    const Value *w = &g->values[mm->in[1]], *b = &g->values[c];
+    /* Only a [N] bias keeps the output shape of the MatMul for any rank of A. */
+    if (w->rank != 2 || b->rank != 1 || b->dims[0] != w->dims[1] || mm->n_in != 2)
+        return -1;
+    return c;
+}
+
+/* Conv without bias + Add of a [M,1,...] or [1,M,1,...] constant: a per-channel bias. */
+static int conv_bias(Graph *g, const Node *conv, int c)
+{
+    const Value *w = &g->values[conv->in[1]], *b = &g->values[c];
+    if ((conv->n_in > 2 && conv->in[2] >= 0) || w->rank < 3)
+        return -1;
+    int64_t M = w->dims[0];
+    int lead = b->rank == w->rank ? 1 : b->rank == w->rank - 1 ? 0 : -1;
+    if (lead < 0 || (lead && b->dims[0] != 1) || b->dims[lead] != M)
+        return -1;
+    for (int i = lead + 1; i < b->rank; i++)
+        if (b->dims[i] != 1)
+            return -1;
+    Tensor t = {.dtype = CRUN_DTYPE_FLOAT, .rank = 1, .dims = {M}, .data = mem_alloc_aligned((size_t)M * 4)};
+    if (!t.data)
+        return -1;
+    memcpy(t.data, b->data, (size_t)M * 4);
+    int v = graph_add_const(g, "conv_bias", &t);
+    if (v < 0)
+        mem_free(t.data);
+    return v;
+}
+
+crun_status pass_fuse_bias(Graph *g, Diag *d)
+{
+    Uses u;
+    if (uses_build(g, &u) != CRUN_OK)
+        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    bool changed = false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        Node *n = &g->nodes[i];
+        bool mm = is_op(n, "MatMul"), conv = is_op(n, "Conv");
+        if ((!mm && !conv) || n->n_out != 1 || !weight_is_const_f32(g, n) || n->act.kind != ACT_NONE)
+            continue;
+        int ci = single_consumer(g, &u, n->out[0]);
+        int c = ci < 0 ? -1 : add_const_operand(g, &g->nodes[ci], n->out[0]);
+        int bias = c < 0 ? -1 : mm ? matmul_bias(g, n, c) : conv_bias(g, n, c);
+        if (bias < 0 || !node_set_input(n, 2, bias))
+            continue;
+        absorb(g, n, &g->nodes[ci], "Add");
+        changed = true;
+    }
+    uses_free(&u);
+    if (changed)
+        graph_compact(g);
+    return CRUN_OK;
+}
+
+/* ---- activation ---- */
+
+static float attr_f(const Node *n, const char *name, float def)
+{
+    const Attr *a = node_attr(n, name);
+    return a && a->type == ATTR_FLOAT ? a->f : def;
+}
+
+/* Scalar float constant input k of n, or def when omitted; false if not constant. */
+static bool const_scalar(const Graph *g, const Node *n, int k, float def, float *out)
+{
+    if (k >= n->n_in || n->in[k] < 0) {
+        *out = def;
+        return true;
+    }
+    const Value *v = &g->values[n->in[k]];
+    if (!value_is_const(g, n->in[k]) || v->dtype != CRUN_DTYPE_FLOAT || shape_numel(v->dims, v->rank) != 1)
+        return false;
+    *out = ((const float *)v->data)[0];
+    return true;
+}
+
+static bool activation_of(const Graph *g, const Node *n, Activation *a)
+{
+    memset(a, 0, sizeof *a);
+    if (n->dead || n->domain[0] || n->n_out != 1)
+        return false;
+    const char *op = n->op_type;
+    if (!strcmp(op, "Relu"))
+        a->kind = ACT_RELU;
+    else if (!strcmp(op, "Sigmoid"))
+        a->kind = ACT_SIGMOID;
+    else if (!strcmp(op, "Tanh"))
+        a->kind = ACT_TANH;
+    else if (!strcmp(op, "HardSwish"))
+        a->kind = ACT_HARDSWISH;
+    else if (!strcmp(op, "LeakyRelu"))
+        a->kind = ACT_LEAKYRELU, a->alpha = attr_f(n, "alpha", 0.01f);
+    else if (!strcmp(op, "HardSigmoid"))
+        a->kind = ACT_HARDSIGMOID, a->alpha = attr_f(n, "alpha", 0.2f), a->beta = attr_f(n, "beta", 0.5f);
+    else if (!strcmp(op, "Clip")) {
+        a->kind = ACT_CLIP;
+        if (n->opset < 11) {
+            a->alpha = attr_f(n, "min", -FLT_MAX);
+            a->beta = attr_f(n, "max", FLT_MAX);
+        } else if (!const_scalar(g, n, 1, -INFINITY, &a->alpha) || !const_scalar(g, n, 2, INFINITY, &a->beta)) {
+            return false;
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+crun_status pass_fuse_activation(Graph *g, Diag *d)
+{
+    Uses u;
+    if (uses_build(g, &u) != CRUN_OK)
+        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    bool changed = false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        Node *n = &g->nodes[i];
+        if (n->dead || !(n->op->flags & OPF_ACT_EPILOGUE) || n->act.kind != ACT_NONE || n->n_out != 1 ||
+            !weight_is_const_f32(g, n))
+            continue;
+        int ci = single_consumer(g, &u, n->out[0]);
+        Activation a;
+        if (ci < 0 || g->nodes[ci].in[0] != n->out[0] || !activation_of(g, &g->nodes[ci], &a))
+            continue;
+        n->act = a;
+        absorb(g, n, &g->nodes[ci], g->nodes[ci].op_type);
+        changed = true;
+    }
+    uses_free(&u);
+    if (changed)
+        graph_compact(g);
+    return CRUN_OK;
+}

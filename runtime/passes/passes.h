@@ -1,0 +1,35 @@
+/* passes.h - graph rewrites run once at load. Each pass is one file with one entry point;
+ * passes.c holds the list and its order. */
+#ifndef CRUN_PASSES_H
+#define CRUN_PASSES_H
+
+#include "runtime/graph.h"
+
+crun_status pass_remove_identity(Graph *g, Diag *d);
+crun_status pass_fold_constants(Graph *g, Diag *d);
+crun_status pass_fold_batchnorm(Graph *g, Diag *d);
+crun_status pass_fuse_bias(Graph *g, Diag *d);
+crun_status pass_fuse_activation(Graph *g, Diag *d);
+crun_status pass_remove_dead(Graph *g, Diag *d);
+
+/* Runs every pass in order on g and its subgraphs. */
+crun_status passes_run(Graph *g, Diag *d);
+
+/* ---- helpers shared by the passes ---- */
+
+/* A constant value as a tensor view (data owned by the graph). */
+static inline Tensor value_tensor(const Value *v)
+{
+    Tensor t = {.dtype = v->dtype, .rank = v->rank, .data = v->data};
+    for (int i = 0; i < v->rank; i++)
+        t.dims[i] = v->dims[i];
+    return t;
+}
+static inline bool value_is_const(const Graph *g, int v) { return v >= 0 && (g->values[v].flags & VALUE_IS_CONST); }
+/* Adds an anonymous constant value that takes ownership of t->data; returns its id or -1. */
+int graph_add_const(Graph *g, const char *base_name, Tensor *t);
+/* Node index of the only consumer of value v, or -1 when v has another use, is a graph
+ * output or is captured by a subgraph. */
+int single_consumer(const Graph *g, const Uses *u, int v);
+
+#endif

@@ -1,0 +1,33 @@
+/* crun.c - the command line: `crun MODEL`, `crun info`, `crun bench`, `crun test`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+static const char usage[] =
+    "crun %s - run ONNX models\n"
+    "usage:\n"
+    "  crun MODEL [options]        run once and print the outputs (crun MODEL --help)\n"
+    "  crun info MODEL [--nodes]   inputs, outputs, ops, parameters, FLOPs, memory plan\n"
+    "  crun bench MODEL [options]  latency, load time, memory (--json for machines)\n"
+    "  crun test DIR...            run ONNX backend-test folders and compare outputs\n"
+    "exit codes: 0 success, 1 failure while running, 2 usage error or bad input\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        printf(usage, crun_version());
+        return argc < 2 ? EXIT_BAD_INPUT : EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("crun %s\n", crun_version());
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "info"))
+        return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench"))
+        return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "test"))
+        return cmd_test(argc - 1, argv + 1);
+    return cmd_run(argc, argv);
+}
