@@ -114,6 +114,8 @@ static size_t typed_count(const Onnx__TensorProto *tp, crun_dtype dt)
 
 static void copy_typed(const Onnx__TensorProto *tp, crun_dtype dt, void *dst, size_t n)
 {
+    if (n == 0)
+        return;
     switch (dt) {
     case CRUN_DTYPE_FLOAT: memcpy(dst, tp->float_data, n * 4); return;
     case CRUN_DTYPE_COMPLEX64: memcpy(dst, tp->float_data, n * 8); return;
@@ -210,7 +212,7 @@ crun_status onnx_tensor_load(const Onnx__TensorProto *tp, const char *dir, const
     crun_status st = CRUN_OK;
     if (external)
         st = read_external(tp, dir, what, data, bytes, d);
-    else if (tp->has_raw_data)
+    else if (tp->has_raw_data && bytes)
         memcpy(data, tp->raw_data.data, bytes);
     else
         copy_typed(tp, dt, data, n);

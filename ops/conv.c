@@ -239,7 +239,7 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     }
     c->state = s;
     c->state_bytes = bytes;
-    GemmArgs ga = {.M = g.Mg, .N = g.out_vol, .K = K, .uk = uk};
+    GemmArgs ga = {.M = g.Mg, .N = g.out_vol, .K = K, .uk = uk, .a_packed = s->packed};
     c->ws_bytes = gemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
 }

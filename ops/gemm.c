@@ -135,7 +135,7 @@ static crun_status gemm_prepare(PrepCtx *c)
     }
     c->state = s;
     c->state_bytes = bytes;
-    GemmArgs g = {.M = M, .N = N, .K = K, .uk = uk};
+    GemmArgs g = {.M = M, .N = N, .K = K, .uk = uk, .b_packed = pack ? s->b_packed : NULL};
     c->ws_bytes = gemm_ws_bytes(&g, c->n_threads);
     return CRUN_OK;
 }
@@ -293,7 +293,7 @@ static crun_status matmul_prepare(PrepCtx *c)
     c->state = st;
     c->state_bytes = bytes;
     int64_t m_all = b_is_2d(c->in[1]) ? s.M * s.n_batch : s.M;
-    GemmArgs g = {.M = m_all, .N = s.N, .K = s.K, .uk = uk};
+    GemmArgs g = {.M = m_all, .N = s.N, .K = s.K, .uk = uk, .b_packed = pack ? st->b_packed : NULL};
     c->ws_bytes = gemm_ws_bytes(&g, c->n_threads);
     return CRUN_OK;
 }

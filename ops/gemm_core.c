@@ -96,11 +96,24 @@ typedef struct GemmJob {
     int64_t n_blocks, m_step;
 } GemmJob;
 
-static size_t block_b_floats(const GemmUkernel *uk) { return (size_t)GEMM_KC * (size_t)align_up(GEMM_NC, uk->nr); }
+/* Per-thread scratch: a packed B block (unless B is pre-packed) and one packed A strip
+ * (unless A is), both no larger than the problem needs. */
+static size_t block_b_floats(const GemmArgs *g)
+{
+    if (g->b_packed)
+        return 0;
+    int64_t kc = CRUN_MIN(g->K, (int64_t)GEMM_KC), nc = CRUN_MIN(g->N, (int64_t)GEMM_NC);
+    return align_up((size_t)(kc * (int64_t)align_up((size_t)nc, (size_t)g->uk->nr)), CRUN_ALIGN / sizeof(float));
+}
+
+static size_t strip_a_floats(const GemmArgs *g)
+{
+    return g->a_packed ? 0 : (size_t)(CRUN_MIN(g->K, (int64_t)GEMM_KC) * g->uk->mr);
+}
 
 size_t gemm_ws_bytes(const GemmArgs *g, int n_threads)
 {
-    size_t per = (block_b_floats(g->uk) + (size_t)GEMM_KC * g->uk->mr) * sizeof(float);
+    size_t per = (block_b_floats(g) + strip_a_floats(g)) * sizeof(float);
     return align_up(per, CRUN_ALIGN) * (size_t)n_threads;
 }
 
@@ -136,7 +149,7 @@ static void gemm_task(void *ctx, int64_t t, int thread)
     int64_t n0 = (t % j->n_blocks) * GEMM_NC, n1 = CRUN_MIN(g->N, n0 + GEMM_NC);
     int64_t m0 = (t / j->n_blocks) * j->m_step, m1 = CRUN_MIN(g->M, m0 + j->m_step);
     float *bbuf = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
-    float *abuf = bbuf + block_b_floats(uk);
+    float *abuf = bbuf + block_b_floats(g);
     if (g->K == 0)
         for (int64_t i = m0; i < m1; i++)
             memset(g->c + i * g->ldc + n0, 0, (size_t)(n1 - n0) * sizeof(float));

@@ -355,7 +355,7 @@ static crun_status slice_run(KernelCtx *k)
             memcpy(dst, src, (size_t)inner * es);
         } else {
             for (int64_t i = 0; i < inner; i++)
-                memcpy(dst + (size_t)i * es, src + (size_t)(i * sp.step[r - 1]) * es, es);
+                memcpy(dst + (size_t)i * es, src + (ptrdiff_t)(i * sp.step[r - 1]) * (ptrdiff_t)es, es);
         }
         dst += (size_t)inner * es;
         for (int a = r - 2; a >= 0; a--) {

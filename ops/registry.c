@@ -28,12 +28,31 @@ const OpDesc *op_lookup(const char *domain, const char *name)
     return NULL;
 }
 
+static _Atomic int reference_only = -1; /* -1: not decided yet (read CRUN_KERNELS once) */
+
+void kernels_use_reference(bool on) { reference_only = on; }
+
+static bool use_reference(void)
+{
+    if (reference_only < 0) {
+        const char *env = getenv("CRUN_KERNELS");
+        reference_only = env && strcmp(env, "reference") == 0;
+    }
+    return reference_only == 1;
+}
+
 const KernelVariant *op_choose_kernel(const OpDesc *op, const PrepCtx *c)
 {
+    /* Variants are listed best first; the last one that applies is the reference. */
+    const KernelVariant *chosen = NULL;
+    bool reference = use_reference();
     for (const KernelVariant *k = op->kernels; k && k->name; k++)
-        if (isa_allowed(k->isa) && (!k->applies || k->applies(c, k->data)))
-            return k;
-    return NULL;
+        if (isa_allowed(k->isa) && (!k->applies || k->applies(c, k->data))) {
+            chosen = k;
+            if (!reference)
+                break;
+        }
+    return chosen;
 }
 
 crun_status node_fail(const Node *n, Diag *d, crun_status st, const char *fmt, ...)

@@ -89,6 +89,11 @@ const OpDesc *op_lookup(const char *domain, const char *name);
  * applies() accepts. NULL if none. */
 const KernelVariant *op_choose_kernel(const OpDesc *op, const PrepCtx *c);
 
+/* Makes op_choose_kernel pick each op's reference kernel (the last that applies) instead
+ * of the best; the environment variable CRUN_KERNELS=reference sets it at start. Call
+ * before creating sessions (it is read while planning). */
+void kernels_use_reference(bool on);
+
 /* Checks input/output counts and runs op->parse. */
 crun_status op_parse_node(Node *n, Diag *d);
 

@@ -21,8 +21,9 @@ typedef struct AxesParams {
 
 static crun_status view_run(KernelCtx *k)
 {
-    if (k->out[0]->data != k->in[0]->data)
-        memmove(k->out[0]->data, k->in[0]->data, tensor_bytes(k->in[0]));
+    size_t bytes = tensor_bytes(k->in[0]);
+    if (bytes && k->out[0]->data != k->in[0]->data)
+        memmove(k->out[0]->data, k->in[0]->data, bytes);
     return CRUN_OK;
 }
 

@@ -270,7 +270,8 @@ crun_status graph_toposort(Graph *g, Diag *d)
         } else {
             for (int i = 0; i < nn; i++)
                 sorted[i] = g->nodes[order[i]];
-            memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
+            if (nn)
+                memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
             free(sorted);
             for (int i = 0; i < nn; i++)
                 for (int k = 0; k < g->nodes[i].n_out; k++)

@@ -49,17 +49,18 @@ void crun_session_options_init(crun_session_options *o)
 
 /* ---- shapes for planning ---- */
 
-static int64_t dim_value(const crun_session *s, const char *sym)
+static int64_t dim_value(const crun_session *s, const char *sym, bool *defaulted)
 {
     for (size_t i = 0; sym && i < s->n_dims; i++)
         if (strcmp(s->dims[i].name, sym) == 0)
             return s->dims[i].value;
+    *defaulted = true;
     return 1;
 }
 
 /* The shape an input gets when the caller did not bind one: fixed dims as declared,
  * symbolic ones from the options (default 1). */
-static crun_status default_input(const crun_session *s, int i, PlanInput *pi)
+static crun_status default_input(const crun_session *s, int i, PlanInput *pi, bool *defaulted)
 {
     const Graph *g = s->g;
     const Value *v = &g->values[g->inputs[i].value];
@@ -74,7 +75,8 @@ static crun_status default_input(const crun_session *s, int i, PlanInput *pi)
     pi->dtype = v->dtype;
     pi->rank = v->rank;
     for (int k = 0; k < v->rank; k++) {
-        pi->dims[k] = v->dims[k] >= 0 ? v->dims[k] : dim_value(s, v->sym[k] >= 0 ? g->syms[v->sym[k]] : NULL);
+        pi->dims[k] =
+            v->dims[k] >= 0 ? v->dims[k] : dim_value(s, v->sym[k] >= 0 ? g->syms[v->sym[k]] : NULL, defaulted);
         if (pi->dims[k] < 0)
             return error_set(CRUN_ERR_INVALID_ARGUMENT, "%s: input '%s' dim %d would be %lld", s->model->source,
                              g->inputs[i].name, k, (long long)pi->dims[k]);
@@ -188,6 +190,8 @@ static crun_status replan(crun_session *s)
 
 static bool shapes_changed(const crun_session *s)
 {
+    if (!s->plan)
+        return true;
     for (int i = 0; i < s->g->n_inputs; i++) {
         const PlanInput *a = &s->want[i], *b = &s->plan->inputs[i];
         if (a->dtype != b->dtype || !shape_equal(a->dims, a->rank, b->dims, b->rank))
@@ -241,12 +245,18 @@ static crun_status session_init(crun_session *s, const crun_model *m, const crun
     s->pool = pool_create(s->n_threads);
     if (!s->bound || !s->want || !s->vals || !s->dyn || !s->pool)
         return error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory creating a session");
+    bool defaulted = false;
     for (int i = 0; i < g->n_inputs; i++)
-        if ((st = default_input(s, i, &s->want[i])) != CRUN_OK)
+        if ((st = default_input(s, i, &s->want[i], &defaulted)) != CRUN_OK)
             return st;
     if ((st = check_symbols(s)) != CRUN_OK)
         return st;
-    return replan(s);
+    st = replan(s);
+    /* Dims nobody gave a value may not suit the model (a 1x1 image for a CNN): then the
+     * plan waits for the first run, which has the bound inputs' real shapes. */
+    if (st != CRUN_OK && defaulted && !s->caller_arena)
+        st = CRUN_OK;
+    return st;
 }
 
 crun_status crun_session_create(const crun_model *m, const crun_session_options *o, crun_session **out)
@@ -281,6 +291,8 @@ crun_status crun_model_arena_bytes(const crun_model *m, const crun_session_optio
     plan_only.arena = NULL; /* plan with a crun-owned arena just to measure it */
     crun_session *s = NULL;
     crun_status st = crun_session_create(m, &plan_only, &s);
+    if (st == CRUN_OK && !s->plan)
+        st = error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_arena_bytes: give values for the symbolic dims");
     if (st == CRUN_OK)
         *bytes = s->plan->arena_bytes;
     crun_session_free(s);
@@ -485,6 +497,8 @@ crun_status crun_session_memory_info(const crun_session *s, crun_memory_info *ou
 {
     if (!s || !out)
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_memory_info: NULL argument");
+    if (!s->plan)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_memory_info: not planned yet (bind inputs and run)");
     out->arena_bytes = s->plan->arena_bytes;
     out->lower_bound_bytes = s->plan->lower_bound;
     out->naive_bytes = s->plan->naive_bytes;
@@ -492,12 +506,12 @@ crun_status crun_session_memory_info(const crun_session *s, crun_memory_info *ou
     return CRUN_OK;
 }
 
-int32_t crun_session_step_count(const crun_session *s) { return s ? s->plan->n_steps : 0; }
+int32_t crun_session_step_count(const crun_session *s) { return s && s->plan ? s->plan->n_steps : 0; }
 int32_t crun_session_threads(const crun_session *s) { return s ? s->n_threads : 0; }
 
 crun_status crun_session_step_info(const crun_session *s, int32_t index, crun_step_info *out)
 {
-    if (!s || !out || index < 0 || index >= s->plan->n_steps)
+    if (!s || !out || index < 0 || index >= crun_session_step_count(s))
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_step_info: no step %d", (int)index);
     const PlanStep *st = &s->plan->steps[index];
     const Node *n = &s->g->nodes[st->node];

@@ -220,11 +220,27 @@ int cli_session_open(const CliOptions *o, CliSession *cs)
         if (rc >= 0)
             return rc;
     }
+    /* Symbolic dims take their values from --dim, then from the input files, so the
+     * session is planned for the shapes it will run. */
+    crun_dim_value dims[CLI_MAX_ITEMS];
+    int n_dims = o->n_dims;
+    memcpy(dims, o->dims, (size_t)n_dims * sizeof *dims);
+    for (int i = 0; i < n_in; i++) {
+        crun_tensor_info info;
+        crun_model_input_info(cs->model, i, &info);
+        for (int k = 0; k < info.rank && k < cs->data[i].rank; k++) {
+            bool known = false;
+            for (int j = 0; j < n_dims && info.dim_names[k]; j++)
+                known |= !strcmp(dims[j].name, info.dim_names[k]);
+            if (info.dim_names[k] && !known && n_dims < CLI_MAX_ITEMS)
+                dims[n_dims++] = (crun_dim_value){info.dim_names[k], cs->data[i].dims[k]};
+        }
+    }
     crun_session_options so;
     crun_session_options_init(&so);
     so.threads = o->threads;
-    so.dims = o->dims;
-    so.n_dims = (size_t)o->n_dims;
+    so.dims = dims;
+    so.n_dims = (size_t)n_dims;
     t0 = cli_now();
     st = crun_session_create(cs->model, &so, &cs->session);
     if (st != CRUN_OK)

@@ -70,7 +70,8 @@ static NameList list_dir(const char *dir, const char *prefix, bool natural)
             l.n++;
     }
     closedir(d);
-    qsort(l.v, (size_t)l.n, sizeof *l.v, natural ? cmp_natural : cmp_str);
+    if (l.n > 1)
+        qsort(l.v, (size_t)l.n, sizeof *l.v, natural ? cmp_natural : cmp_str);
     return l;
 }
 

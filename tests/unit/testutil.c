@@ -1,0 +1,50 @@
+/* testutil.c - see testutil.h. */
+#include "testutil.h"
+
+#include <stdlib.h>
+
+crun_session *run_inputs(const crun_model *m, int threads, int n, const TIn *in)
+{
+    crun_session_options o;
+    crun_session_options_init(&o);
+    o.threads = threads;
+    crun_session *s = NULL;
+    if (crun_session_create(m, &o, &s) != CRUN_OK) {
+        fprintf(stderr, "  session: %s\n", crun_last_error());
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (crun_session_set_input(s, i, in[i].dtype, in[i].rank, in[i].dims, in[i].data) != CRUN_OK) {
+            fprintf(stderr, "  set_input %d: %s\n", i, crun_last_error());
+            crun_session_free(s);
+            return NULL;
+        }
+    if (crun_session_run(s) != CRUN_OK) {
+        fprintf(stderr, "  run: %s\n", crun_last_error());
+        crun_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+long run_f32(OnnxBuilder *b, const TIn *in, int n_in, float *out, long max, crun_tensor *shape)
+{
+    crun_model *m = ob_load(b);
+    if (!m) {
+        fprintf(stderr, "  load: %s\n", crun_last_error());
+        return -1;
+    }
+    crun_session *s = run_inputs(m, 2, n_in, in);
+    long n = -1;
+    crun_tensor t;
+    if (s && crun_session_get_output(s, 0, &t) == CRUN_OK) {
+        n = (long)(t.size_bytes / crun_dtype_size(t.dtype));
+        if (out)
+            memcpy(out, t.data, (size_t)(n < max ? n : max) * crun_dtype_size(t.dtype));
+        if (shape)
+            *shape = t;
+    }
+    crun_session_free(s);
+    crun_model_free(m);
+    return n;
+}

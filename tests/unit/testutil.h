@@ -1,0 +1,22 @@
+/* testutil.h - running small models through the public API in tests. */
+#ifndef CRUN_TEST_UTIL_H
+#define CRUN_TEST_UTIL_H
+
+#include "harness.h"
+#include "onnx_builder.h"
+
+typedef struct TIn {
+    crun_dtype dtype;
+    int rank;
+    int64_t dims[CRUN_MAX_RANK];
+    const void *data;
+} TIn;
+
+/* Creates a session with `threads` threads, binds inputs in order and runs it. Returns the
+ * session (free it) or NULL after printing crun_last_error. */
+crun_session *run_inputs(const crun_model *m, int threads, int n, const TIn *in);
+/* Loads b's model, runs it on one float input, copies output 0 into out (up to max floats);
+ * returns the number of elements or -1 on failure (message printed). */
+long run_f32(OnnxBuilder *b, const TIn *in, int n_in, float *out, long max, crun_tensor *shape);
+
+#endif
