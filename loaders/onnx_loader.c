@@ -23,7 +23,7 @@ typedef struct LoadCtx {
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-static crun_status load_graph(const Onnx__GraphProto *gp, Graph *g, LoadCtx *lc);
+static crun_status load_graph(Onnx__GraphProto *gp, Graph *g, LoadCtx *lc);
 
 /* ---- values ---- */
 
@@ -119,7 +119,7 @@ static crun_status copy_strings(ProtobufCBinaryData *src, size_t n, char ***dst,
     return CRUN_OK;
 }
 
-static crun_status load_subgraph(const Onnx__GraphProto *gp, Graph *parent, Graph **out, LoadCtx *lc)
+static crun_status load_subgraph(Onnx__GraphProto *gp, Graph *parent, Graph **out, LoadCtx *lc)
 {
     if (lc->depth >= MAX_SUBGRAPH_DEPTH)
         return diag_fail(lc->d, CRUN_ERR_UNSUPPORTED, "subgraphs nest deeper than %d levels", MAX_SUBGRAPH_DEPTH);
@@ -438,12 +438,12 @@ static crun_status declare_outputs(const Onnx__GraphProto *gp, Graph *g, LoadCtx
     return CRUN_OK;
 }
 
-static crun_status load_initializers(const Onnx__GraphProto *gp, Graph *g, LoadCtx *lc)
+static crun_status load_initializers(Onnx__GraphProto *gp, Graph *g, LoadCtx *lc)
 {
     if (gp->n_sparse_initializer)
         return diag_fail(lc->d, CRUN_ERR_UNSUPPORTED, "sparse initializers are not supported");
     for (size_t i = 0; i < gp->n_initializer; i++) {
-        const Onnx__TensorProto *tp = gp->initializer[i];
+        Onnx__TensorProto *tp = gp->initializer[i];
         const char *name = tp ? nz(tp->name) : "";
         if (!name[0])
             return diag_fail(lc->d, CRUN_ERR_INVALID_MODEL, "initializer %zu has no name", i);
@@ -452,15 +452,19 @@ static crun_status load_initializers(const Onnx__GraphProto *gp, Graph *g, LoadC
         char what[200];
         snprintf(what, sizeof what, "initializer '%s'", name);
         Tensor t;
-        crun_status st = onnx_tensor_load(tp, lc->dir, what, &t, lc->d);
+        bool borrowed;
+        crun_status st = onnx_tensor_borrow(tp, lc->dir, what, &t, &borrowed, lc->d);
         if (st != CRUN_OK)
             return st;
         int v = graph_add_value(g, name);
         if (v < 0) {
-            tensor_data_free(t.dtype, t.data, tensor_numel(&t));
+            if (!borrowed)
+                tensor_data_free(t.dtype, t.data, tensor_numel(&t));
             return diag_fail(lc->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
         }
         value_set_const(&g->values[v], &t);
+        if (borrowed)
+            g->values[v].flags |= VALUE_BORROWED;
     }
     return CRUN_OK;
 }
@@ -513,17 +517,15 @@ static crun_status load_outputs(const Onnx__GraphProto *gp, Graph *g, LoadCtx *l
         int v = name[0] ? resolve_value(g, name) : -1;
         if (v < 0)
             return diag_fail(lc->d, CRUN_ERR_INVALID_MODEL, "graph output '%s' is not defined by any node", name);
-        g->values[v].flags |= VALUE_IS_OUTPUT;
-        /* The declared type only fills what the graph itself leaves unknown. */
         Value *val = &g->values[v];
-        if (!val->dtype && vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
-            vi->type->tensor_type && dtype_is_valid(vi->type->tensor_type->elem_type))
-            val->dtype = (crun_dtype)vi->type->tensor_type->elem_type;
-        if (vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE)
-            val->kind = VALUE_SEQUENCE;
-        else if (vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE)
-            val->kind = VALUE_OPTIONAL;
-        crun_status st = add_io(&g->outputs, &g->n_outputs, name, v, lc);
+        val->flags |= VALUE_IS_OUTPUT;
+        /* The declared type describes the output to users (crun info, the API); the
+         * planner computes the real one. Inputs and constants keep their own. */
+        crun_status st = CRUN_OK;
+        if (!(val->flags & (VALUE_IS_INPUT | VALUE_IS_CONST | VALUE_IS_OUTER)))
+            st = load_type(vi->type, g, val, lc);
+        if (st == CRUN_OK)
+            st = add_io(&g->outputs, &g->n_outputs, name, v, lc);
         if (st != CRUN_OK)
             return st;
     }
@@ -532,7 +534,7 @@ static crun_status load_outputs(const Onnx__GraphProto *gp, Graph *g, LoadCtx *l
     return CRUN_OK;
 }
 
-static crun_status load_graph(const Onnx__GraphProto *gp, Graph *g, LoadCtx *lc)
+static crun_status load_graph(Onnx__GraphProto *gp, Graph *g, LoadCtx *lc)
 {
     g->name = str_dup(nz(gp->name));
     if (!g->name)
@@ -637,6 +639,13 @@ crun_status onnx_load_model(const void *data, size_t size, const char *dir, stru
     if (st == CRUN_OK && lc.n_unsupported)
         st = diag_fail(d, CRUN_ERR_UNSUPPORTED, "unsupported op%s: %s", lc.n_unsupported > 1 ? "s" : "",
                        lc.unsupported);
-    onnx__model_proto__free_unpacked(mp, NULL);
+    /* Initializers point into the unpacked message, so it lives as long as the model. */
+    m->proto = mp;
     return st;
+}
+
+void onnx_free_proto(void *proto)
+{
+    if (proto)
+        onnx__model_proto__free_unpacked(proto, NULL);
 }

@@ -164,7 +164,9 @@ static crun_status load_strings(const Onnx__TensorProto *tp, size_t n, Tensor *o
     return CRUN_OK;
 }
 
-crun_status onnx_tensor_load(const Onnx__TensorProto *tp, const char *dir, const char *what, Tensor *out, Diag *d)
+/* Checks type, dims and stored size against each other; fills out's type and shape. */
+static crun_status check_header(const Onnx__TensorProto *tp, const char *what, Tensor *out, bool *external,
+                                Diag *d)
 {
     memset(out, 0, sizeof *out);
     if (!tp->has_data_type || !dtype_is_valid(tp->data_type))
@@ -186,44 +188,69 @@ crun_status onnx_tensor_load(const Onnx__TensorProto *tp, const char *dir, const
     if (numel < 0)
         return diag_fail(d, CRUN_ERR_INVALID_MODEL, "%s: dims are too large (element count overflows)", what);
     size_t n = (size_t)numel, bytes = n * dtype_size(dt);
-    bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-
+    *external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     if (dt == CRUN_DTYPE_STRING) {
-        if (external || tp->has_raw_data)
+        if (*external || tp->has_raw_data)
             return diag_fail(d, CRUN_ERR_INVALID_MODEL, "%s: string tensors must use string_data", what);
         if (tp->n_string_data != n)
             return diag_fail(d, CRUN_ERR_INVALID_MODEL, "%s has %zu strings, its dims need %zu", what,
                              tp->n_string_data, n);
+        return CRUN_OK;
+    }
+    char sh[128];
+    if (!*external && tp->has_raw_data && tp->raw_data.len != bytes)
+        return diag_fail(d, CRUN_ERR_INVALID_MODEL, "%s has %zu bytes of raw data, its dims %s need %zu", what,
+                         tp->raw_data.len, shape_str(out->dims, out->rank, sh, sizeof sh), bytes);
+    if (!*external && !tp->has_raw_data && typed_count(tp, dt) != n)
+        return diag_fail(d, CRUN_ERR_INVALID_MODEL, "%s has %zu values, its dims need %zu", what, typed_count(tp, dt),
+                         n);
+    return CRUN_OK;
+}
+
+crun_status onnx_tensor_load(const Onnx__TensorProto *tp, const char *dir, const char *what, Tensor *out, Diag *d)
+{
+    bool external = false;
+    crun_status st = check_header(tp, what, out, &external, d);
+    if (st != CRUN_OK)
+        return st;
+    size_t n = (size_t)tensor_numel(out), bytes = tensor_bytes(out);
+    if (out->dtype == CRUN_DTYPE_STRING)
         return load_strings(tp, n, out, what, d);
-    }
-    /* Check the stored size against the dims before allocating anything. */
-    if (!external && tp->has_raw_data) {
-        char sh[128];
-        if (tp->raw_data.len != bytes)
-            return diag_fail(d, CRUN_ERR_INVALID_MODEL, "%s has %zu bytes of raw data, its dims %s need %zu", what,
-                             tp->raw_data.len, shape_str(out->dims, out->rank, sh, sizeof sh), bytes);
-    } else if (!external && typed_count(tp, dt) != n) {
-        return diag_fail(d, CRUN_ERR_INVALID_MODEL, "%s has %zu values, its dims need %zu", what,
-                         typed_count(tp, dt), n);
-    }
-    void *data = mem_calloc_aligned(bytes);
+    /* Every byte is written below, so the buffer needs no clearing. */
+    void *data = mem_alloc_aligned(bytes);
     if (!data)
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu bytes", what, bytes);
-    crun_status st = CRUN_OK;
     if (external)
         st = read_external(tp, dir, what, data, bytes, d);
     else if (tp->has_raw_data && bytes)
         memcpy(data, tp->raw_data.data, bytes);
     else
-        copy_typed(tp, dt, data, n);
+        copy_typed(tp, out->dtype, data, n);
     if (st != CRUN_OK) {
         mem_free(data);
         return st;
     }
     /* Booleans stored as raw bytes may hold any byte; kernels expect 0 or 1. */
-    if (dt == CRUN_DTYPE_BOOL)
+    if (out->dtype == CRUN_DTYPE_BOOL)
         for (size_t i = 0; i < n; i++)
             ((uint8_t *)data)[i] = ((uint8_t *)data)[i] != 0;
     out->data = data;
+    return CRUN_OK;
+}
+
+crun_status onnx_tensor_borrow(Onnx__TensorProto *tp, const char *dir, const char *what, Tensor *out,
+                               bool *borrowed, Diag *d)
+{
+    bool external = false;
+    *borrowed = false;
+    crun_status st = check_header(tp, what, out, &external, d);
+    if (st != CRUN_OK)
+        return st;
+    /* Raw bytes protobuf-c already unpacked are used where they are (bools excepted: they
+     * must be normalised to 0/1, so they get a copy). */
+    if (external || !tp->has_raw_data || !tp->raw_data.len || out->dtype == CRUN_DTYPE_BOOL)
+        return onnx_tensor_load(tp, dir, what, out, d);
+    out->data = tp->raw_data.data;
+    *borrowed = true;
     return CRUN_OK;
 }

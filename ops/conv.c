@@ -370,10 +370,20 @@ static crun_status depthwise_run(KernelCtx *k)
     return CRUN_OK;
 }
 
+static bool pointwise_applies(const PrepCtx *c, const void *kdata)
+{
+    ConvGeom g;
+    char buf[160];
+    return weights_const_f32(c) && !conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf) && is_pointwise(&g);
+}
+
 static bool gemm_applies(const PrepCtx *c, const void *kdata) { return weights_const_f32(c); }
 
+/* The 1x1 and im2col variants share code (the GEMM reads the input directly when the
+ * kernel is pointwise); they are listed apart so plans say which one runs. */
 static const KernelVariant conv_kernels[] = {
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
+    {"conv_1x1_gemm", ISA_SCALAR, pointwise_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_im2col_gemm", ISA_SCALAR, gemm_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_naive", ISA_SCALAR, NULL, NULL, conv_run_naive, NULL},
     {0}};

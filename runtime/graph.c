@@ -78,7 +78,7 @@ void graph_free(Graph *g)
     free(g->nodes);
     for (int i = 0; i < g->n_values; i++) {
         Value *v = &g->values[i];
-        if (v->flags & VALUE_IS_CONST)
+        if ((v->flags & VALUE_IS_CONST) && !(v->flags & VALUE_BORROWED))
             tensor_data_free(v->dtype, v->data, shape_numel(v->dims, v->rank));
         free(v->name);
     }

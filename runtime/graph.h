@@ -56,7 +56,8 @@ enum {
     VALUE_IS_INPUT = 1u << 0,  /* a graph input */
     VALUE_IS_OUTPUT = 1u << 1, /* a graph output */
     VALUE_IS_OUTER = 1u << 2,  /* defined in an enclosing graph (subgraph capture) */
-    VALUE_IS_CONST = 1u << 3   /* data holds its value (initializer, Constant, folded) */
+    VALUE_IS_CONST = 1u << 3,  /* data holds its value (initializer, Constant, folded) */
+    VALUE_BORROWED = 1u << 4   /* data points into the loader's buffers: not freed with the graph */
 };
 
 typedef struct Value {
@@ -66,7 +67,7 @@ typedef struct Value {
     int rank;                   /* -1 until known */
     int64_t dims[CRUN_MAX_RANK];/* -1 where unknown or symbolic */
     int sym[CRUN_MAX_RANK];     /* symbol id (see Graph.syms) of a symbolic dim, else -1 */
-    void *data;                 /* constant data, owned, when VALUE_IS_CONST */
+    void *data;                 /* constant data when VALUE_IS_CONST (owned unless VALUE_BORROWED) */
     int producer;               /* node index, -1 for inputs, constants and outer values */
     int outer;                  /* VALUE_IS_OUTER: value id in the parent graph */
     uint32_t flags;

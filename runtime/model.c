@@ -2,11 +2,14 @@
 #include "runtime/model.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "runtime/passes/passes.h"
 
@@ -57,38 +60,30 @@ crun_status crun_model_load_file(const char *path, crun_model **out)
     *out = NULL;
     if (!path)
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_load_file: path is NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
         return error_set(CRUN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
         return error_set(CRUN_ERR_IO, "%s: not a regular file", path);
     }
     if ((uint64_t)sb.st_size > MAX_MODEL_BYTES) {
-        fclose(f);
+        close(fd);
         return error_set(CRUN_ERR_INVALID_MODEL, "%s: file is larger than 2 GB", path);
     }
+    /* Mapped rather than read: the bytes are parsed once and never copied whole. */
     size_t size = (size_t)sb.st_size;
-    void *buf = malloc(size ? size : 1);
-    if (!buf) {
-        fclose(f);
-        return error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory reading %zu bytes", path, size);
-    }
-    size_t got = fread(buf, 1, size, f);
-    fclose(f);
-    if (got != size) {
-        free(buf);
-        return error_set(CRUN_ERR_IO, "%s: read error", path);
-    }
+    void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (size && map == MAP_FAILED)
+        return error_set(CRUN_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     char *tmp = str_dup(path);
-    if (!tmp) {
-        free(buf);
-        return error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-    }
-    crun_status st = load(buf, size, dirname(tmp), path, out);
+    crun_status st = tmp ? load(size ? map : "", size, dirname(tmp), path, out)
+                         : error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
     free(tmp);
-    free(buf);
+    if (size)
+        munmap(map, size);
     return st;
 }
 
@@ -107,6 +102,7 @@ void crun_model_free(crun_model *m)
     if (!m)
         return;
     graph_free(m->graph);
+    onnx_free_proto(m->proto);
     for (int i = 0; i < m->n_ops; i++)
         free(m->ops[i].op_type);
     free(m->ops);

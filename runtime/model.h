@@ -25,10 +25,13 @@ struct crun_model {
     OpCount *ops;
     int n_ops;
     int64_t node_count, param_count, param_bytes;
+    void *proto; /* the unpacked ModelProto: initializers point into it */
 };
 
 /* Fills m->graph and the model fields from ONNX bytes. dir is the folder for external
  * data (NULL: external data is refused). */
 crun_status onnx_load_model(const void *data, size_t size, const char *dir, struct crun_model *m, Diag *d);
+/* Frees what onnx_load_model kept in m->proto. */
+void onnx_free_proto(void *proto);
 
 #endif

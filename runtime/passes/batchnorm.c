@@ -43,37 +43,46 @@ static bool can_fold(const Graph *g, const Node *conv, const Node *bn, int64_t *
     return true;
 }
 
-static crun_status fold(Graph *g, Node *conv, Node *bn, int64_t M, Diag *d)
+static bool only_user(const Graph *g, const Uses *u, int v) { return uses_count(u, v) == 1 && !value_escapes(g, v); }
+
+/* A constant to write the folded values into: v's own buffer when this conv is its only
+ * user, else a new constant (NULL data on allocation failure). */
+static int writable_const(Graph *g, const Uses *u, int v, const char *name, const Tensor *shape)
 {
-    const Value *w = &g->values[conv->in[1]];
-    Tensor wt = value_tensor(w), bt = {.dtype = CRUN_DTYPE_FLOAT, .rank = 1, .dims = {M}};
+    if (v >= 0 && only_user(g, u, v))
+        return v;
+    Tensor t = *shape;
+    t.data = mem_alloc_aligned(tensor_bytes(shape));
+    if (!t.data)
+        return -1;
+    int nv = graph_add_const(g, name, &t);
+    if (nv < 0)
+        mem_free(t.data);
+    return nv;
+}
+
+static crun_status fold(Graph *g, const Uses *u, Node *conv, Node *bn, int64_t M, Diag *d)
+{
+    Tensor wt = value_tensor(&g->values[conv->in[1]]), bt = {.dtype = CRUN_DTYPE_FLOAT, .rank = 1, .dims = {M}};
     int64_t per = tensor_numel(&wt) / M;
-    wt.data = mem_alloc_aligned(tensor_bytes(&wt));
-    bt.data = mem_alloc_aligned((size_t)M * sizeof(float));
-    if (!wt.data || !bt.data) {
-        mem_free(wt.data);
-        mem_free(bt.data);
+    int b_in = conv->n_in > 2 ? conv->in[2] : -1;
+    int wv = writable_const(g, u, conv->in[1], "bn_folded_weight", &wt);
+    int bv = wv < 0 ? -1 : writable_const(g, u, b_in, "bn_folded_bias", &bt);
+    if (wv < 0 || bv < 0)
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-    }
-    const float *w0 = w->data, *b0 = conv->n_in > 2 && conv->in[2] >= 0 ? g->values[conv->in[2]].data : NULL;
+    /* Pointers are taken after the additions above, which may move g->values. */
+    const float *w0 = g->values[conv->in[1]].data, *b0 = b_in >= 0 ? g->values[b_in].data : NULL;
+    float *w1 = g->values[wv].data, *b1 = g->values[bv].data;
     const float *scale = g->values[bn->in[1]].data, *beta = g->values[bn->in[2]].data;
     const float *mean = g->values[bn->in[3]].data, *var = g->values[bn->in[4]].data;
     double eps = bn_epsilon(bn);
-    float *w1 = wt.data, *b1 = bt.data;
     for (int64_t m = 0; m < M; m++) {
         double a = scale[m] / sqrt((double)var[m] + eps);
         for (int64_t i = 0; i < per; i++)
             w1[m * per + i] = (float)(w0[m * per + i] * a);
         b1[m] = (float)(((b0 ? b0[m] : 0.0) - mean[m]) * a + beta[m]);
     }
-    int wv = graph_add_const(g, "bn_folded_weight", &wt);
-    int bv = wv < 0 ? -1 : graph_add_const(g, "bn_folded_bias", &bt);
-    if (wv < 0 || bv < 0) {
-        mem_free(wt.data);
-        mem_free(bt.data);
-        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-    }
-    /* conv points into g->nodes, which graph_add_const (it grows values) leaves in place. */
+    /* conv points into g->nodes, which adding values leaves in place. */
     if (!node_set_input(conv, 1, wv) || !node_set_input(conv, 2, bv))
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     graph_replace_uses(g, bn->out[0], conv->out[0]);
@@ -97,7 +106,7 @@ crun_status pass_fold_batchnorm(Graph *g, Diag *d)
         int64_t M;
         if (ci < 0 || g->nodes[ci].in[0] != conv->out[0] || !can_fold(g, conv, &g->nodes[ci], &M))
             continue;
-        st = fold(g, conv, &g->nodes[ci], M, d);
+        st = fold(g, &u, conv, &g->nodes[ci], M, d);
         changed = true;
     }
     uses_free(&u);

@@ -1,0 +1,234 @@
+"""The `crun` command line contract: arguments, outputs, files, exit codes (0 success,
+1 failure while running, 2 usage error or bad input) and one-line error messages."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+CRUN = None
+TMP = None
+failures = []
+
+
+def crun(*args):
+    res = subprocess.run([CRUN] + [str(a) for a in args], capture_output=True, text=True)
+    return res.returncode, res.stdout, res.stderr
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL", what)
+
+
+def one_line_error(rc, out, err, code, needle, what):
+    lines = err.strip().splitlines()
+    check(rc == code, "%s: exit %d, expected %d (%s)" % (what, rc, code, err.strip()))
+    check(len(lines) == 1 and lines[0].startswith("crun: error: ") and needle in lines[0],
+          "%s: stderr %r should be one line mentioning %r" % (what, err, needle))
+
+
+def save(model, name):
+    path = os.path.join(TMP, name)
+    onnx.save(model, path)
+    return path
+
+
+def model_identity():
+    """y = Identity(x) for a float input with a symbolic batch, plus a Gather on an int64
+    input whose out-of-range index is a failure while running."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
+    idx = helper.make_tensor_value_info("idx", TensorProto.INT64, [2])
+    y = helper.make_tensor_value_info("out/put:0", TensorProto.FLOAT, None)
+    g = helper.make_tensor_value_info("g", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Relu", ["x"], ["out/put:0"]),
+             helper.make_node("Gather", ["x", "idx"], ["g"], axis=1)]
+    graph = helper.make_graph(nodes, "t", [x, idx], [y, g])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_usage():
+    rc, out, err = crun()
+    check(rc == 2 and "usage" in out, "no arguments: usage and exit 2")
+    rc, out, _ = crun("--help")
+    check(rc == 0 and "crun info" in out, "--help exits 0")
+    rc, out, _ = crun("--version")
+    check(rc == 0 and out.startswith("crun "), "--version")
+    path = save(model_identity(), "m.onnx")
+    one_line_error(*crun(path, "--bogus"), 2, "--bogus", "unknown option")
+    one_line_error(*crun(path, "--threads", "many"), 2, "--threads", "bad --threads")
+    one_line_error(*crun(path, "--input", "nope"), 2, "NAME=FILE", "--input without '='")
+    one_line_error(*crun(path, "--input", "zzz=/dev/null"), 2, "no input named 'zzz'", "unknown input name")
+
+
+def test_bad_files():
+    one_line_error(*crun(os.path.join(TMP, "missing.onnx")), 2, "missing.onnx", "missing model file")
+    garbage = os.path.join(TMP, "garbage.onnx")
+    with open(garbage, "wb") as f:
+        f.write(os.urandom(3000))
+    one_line_error(*crun(garbage), 2, "garbage.onnx", "random bytes")
+    good = save(model_identity(), "m.onnx")
+    data = open(good, "rb").read()
+    trunc = os.path.join(TMP, "trunc.onnx")
+    with open(trunc, "wb") as f:
+        f.write(data[: len(data) // 2])
+    one_line_error(*crun(trunc), 2, "trunc.onnx", "truncated model")
+    bad_npy = os.path.join(TMP, "bad.npy")
+    with open(bad_npy, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00garbage")
+    one_line_error(*crun(good, "--input", "x=" + bad_npy), 2, "bad.npy", "malformed .npy")
+    wrong = os.path.join(TMP, "wrong.npy")
+    np.save(wrong, np.zeros((2, 4), np.float32))
+    one_line_error(*crun(good, "--input", "x=" + wrong), 2, "'x'", "wrong input shape")
+    np.save(wrong, np.zeros((2, 3), np.int32))
+    one_line_error(*crun(good, "--input", "x=" + wrong), 2, "int32", "wrong input dtype")
+    # An op crun does not know: named in one line, exit 2.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"]),
+                               helper.make_node("AlsoMissing", ["y"], ["z"])], "t", [x],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    one_line_error(*crun(save(m, "unknown.onnx")), 2, "NoSuchOp, AlsoMissing", "unsupported ops")
+
+
+def test_runtime_failure_exits_1():
+    path = save(model_identity(), "m.onnx")
+    idx = os.path.join(TMP, "idx.npy")
+    np.save(idx, np.array([0, 7], np.int64))
+    one_line_error(*crun(path, "--input", "idx=" + idx), 1, "index 7 is out of range", "runtime failure")
+
+
+def test_run_prints_and_writes_outputs():
+    path = save(model_identity(), "m.onnx")
+    xin = os.path.join(TMP, "x.npy")
+    x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
+    np.save(xin, x)
+    outdir = os.path.join(TMP, "out")
+    os.makedirs(outdir, exist_ok=True)
+    rc, out, err = crun(path, "--input", "x=" + xin, "--output-dir", outdir)
+    check(rc == 0, "run with inputs: " + err)
+    lines = out.strip().splitlines()
+    check(lines[0] == "out/put:0: float32 [2,3] [0, 2, 0, 4, 0, 6]", "first output line: %r" % lines[0])
+    check(lines[1].startswith("g: float32 [2,2] [-1, -1, 4, 4]"), "second output line: %r" % lines[1])
+    saved = np.load(os.path.join(outdir, "out_put_0.npy"))
+    check(np.array_equal(saved, np.maximum(x, 0)), "output .npy content and sanitised name")
+    # A TensorProto .pb input works the same.
+    pb = os.path.join(TMP, "x.pb")
+    with open(pb, "wb") as f:
+        f.write(numpy_helper.from_array(x, "x").SerializeToString())
+    rc, out2, _ = crun(path, "--input", "x=" + pb)
+    check(rc == 0 and out2 == out, ".pb input gives the same result")
+
+
+def test_generated_inputs_and_dims():
+    path = save(model_identity(), "m.onnx")
+    outdir = os.path.join(TMP, "gen")
+    os.makedirs(outdir, exist_ok=True)
+    rc, out, err = crun(path, "--dim", "batch=4", "--output-dir", outdir)
+    check(rc == 0, "generated inputs: " + err)
+    y = np.load(os.path.join(outdir, "out_put_0.npy"))
+    check(y.shape == (4, 3) and (y >= 0).all() and (y < 1).all() and len(np.unique(y)) == 12,
+          "generated floats are uniform in [0,1) with --dim batch=4: %s" % y)
+    g = np.load(os.path.join(outdir, "g.npy"))
+    check(np.array_equal(g, np.repeat(y[:, :1], 2, axis=1)), "generated int64 indices are 0")
+    rc2, out2, _ = crun(path, "--dim", "batch=4")
+    check(out2 == out, "generated inputs are the same on every run (fixed seed)")
+    rc, out, _ = crun(path)
+    check(rc == 0 and "[1,3]" in out, "symbolic dims default to 1")
+
+
+def test_threads_identical():
+    path = save(model_identity(), "m.onnx")
+    outs = set()
+    for t in (1, 2, 3):
+        rc, out, _ = crun(path, "--dim", "batch=64", "--threads", t)
+        outs.add(out)
+    check(len(outs) == 1, "outputs identical for --threads 1, 2, 3")
+
+
+def test_info():
+    path = save(model_identity(), "m.onnx")
+    rc, out, err = crun("info", path, "--dim", "batch=2")
+    check(rc == 0, "info: " + err)
+    for needle in ["inputs:", "x: float32 [batch,3]", "outputs:", "ops (2 nodes): Relu 1, Gather 1",
+                   "parameters:", "flops:", "memory: arena", "lower bound", "naive"]:
+        check(needle in out, "info mentions %r" % needle)
+    rc, out, _ = crun("info", "--nodes", path)
+    check(rc == 0 and "steps:" in out and "kernel" in out and "offset" in out, "info --nodes lists steps")
+    step_lines = [l for l in out.splitlines() if l.strip().startswith(("0 ", "1 "))]
+    check(len(step_lines) == 2 and "Relu" in step_lines[0] and "scalar" in step_lines[0],
+          "one line per step with op and isa: %s" % step_lines)
+
+
+def test_bench_json():
+    path = save(model_identity(), "m.onnx")
+    rc, out, err = crun("bench", path, "--runs", 5, "--warmup", 1, "--json")
+    check(rc == 0, "bench: " + err)
+    try:
+        obj = json.loads(out)
+    except ValueError:
+        obj = {}
+        check(False, "bench --json prints one JSON object: %r" % out)
+    for key in ["load_ms", "first_run_ms", "median_ms", "p90_ms", "min_ms", "peak_rss_kb", "arena_bytes"]:
+        check(isinstance(obj.get(key), (int, float)), "bench JSON has numeric %s" % key)
+    if obj:
+        check(obj["min_ms"] <= obj["median_ms"] <= obj["p90_ms"], "min <= median <= p90")
+    rc, out, _ = crun("bench", path, "--runs", 3)
+    check(rc == 0 and "median" in out, "bench human output")
+
+
+def make_case(root, name, x, y_expected):
+    d = os.path.join(root, name)
+    os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
+    xi = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))
+    yi = helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))
+    m = helper.make_model(helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], name, [xi], [yi]),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    for fname, arr, n in [("input_0.pb", x, "x"), ("output_0.pb", y_expected, "y")]:
+        with open(os.path.join(d, "test_data_set_0", fname), "wb") as f:
+            f.write(numpy_helper.from_array(arr, n).SerializeToString())
+
+
+def test_conformance_runner():
+    root = os.path.join(TMP, "cases")
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    good = (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+    make_case(root, "test_good", x, good)
+    make_case(root, "test_bad", x, good + 0.01)
+    os.makedirs(os.path.join(root, "test_nodata"), exist_ok=True)
+    onnx.save(onnx.load(os.path.join(root, "test_good", "model.onnx")), os.path.join(root, "test_nodata", "model.onnx"))
+    rc, out, err = crun("test", root)
+    lines = out.strip().splitlines()
+    check(rc == 1, "crun test exits 1 when a case fails")
+    check("PASS test_good" in lines, "PASS line: %s" % lines)
+    check(any(l.startswith("FAIL test_bad output 'y'") for l in lines), "FAIL line names the output")
+    check(any(l.startswith("SKIP test_nodata ") for l in lines), "SKIP line with a reason")
+    check(lines[-1] == "1 passed, 1 failed, 1 skipped", "summary line: %r" % lines[-1])
+    rc, out, _ = crun("test", os.path.join(root, "test_good"))
+    check(rc == 0 and out.strip().splitlines()[-1] == "1 passed, 0 failed, 0 skipped", "single case folder")
+    one_line_error(*crun("test", os.path.join(TMP, "nowhere")), 2, "nowhere", "test on a missing folder")
+
+
+def main():
+    global CRUN, TMP
+    CRUN = sys.argv[sys.argv.index("--crun") + 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        TMP = tmp
+        for name, fn in sorted(globals().items()):
+            if name.startswith("test_") and callable(fn):
+                fn()
+                print("ok" if not failures else "..", name)
+    if failures:
+        print("%d CLI checks failed" % len(failures))
+        sys.exit(1)
+    print("all CLI checks passed")
+
+
+if __name__ == "__main__":
+    main()
