@@ -230,6 +230,13 @@ CRUN_API crun_status crun_model_arena_bytes(const crun_model *model, const crun_
 CRUN_API crun_status crun_session_set_input(crun_session *session, int32_t index, crun_dtype dtype,
                                             int32_t rank, const int64_t *dims, const void *data);
 
+/* Plans now for the bound input shapes (defaults for inputs not bound) unless the current
+ * plan already fits them; lets a caller inspect the plan (step and memory info) or see a
+ * shape error before the first run. crun_session_create plans too, but when the default
+ * dims do not suit the model (a 1x1 image for a CNN) it leaves planning to this call or
+ * to the first run. */
+CRUN_API crun_status crun_session_plan(crun_session *session);
+
 /* Runs the model on the bound inputs. Inputs never bound are zero. If input shapes
  * changed since the last run, the plan is rebuilt first (this allocates); otherwise the
  * run allocates nothing. */

@@ -444,11 +444,10 @@ static crun_status run_steps(crun_session *s)
     return CRUN_OK;
 }
 
-crun_status crun_session_run(crun_session *s)
+crun_status crun_session_plan(crun_session *s)
 {
     if (!s)
-        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_run: session is NULL");
-    s->has_output = false;
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_plan: session is NULL");
     for (int i = 0; i < s->g->n_inputs; i++)
         if (s->bound[i].bound) {
             s->want[i].dtype = s->bound[i].dtype;
@@ -458,6 +457,15 @@ crun_status crun_session_run(crun_session *s)
     crun_status st = check_symbols(s);
     if (st == CRUN_OK && shapes_changed(s))
         st = replan(s);
+    return st;
+}
+
+crun_status crun_session_run(crun_session *s)
+{
+    if (!s)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_run: session is NULL");
+    s->has_output = false;
+    crun_status st = crun_session_plan(s);
     if (st != CRUN_OK)
         return st;
     copy_inputs(s);

@@ -109,9 +109,14 @@ int cmd_info(int argc, char **argv)
     so.n_dims = (size_t)o.n_dims;
     crun_session *s = NULL;
     st = crun_session_create(m, &so, &s);
+    if (st == CRUN_OK)
+        st = crun_session_plan(s);
     if (st != CRUN_OK) {
+        int rc = cli_fail(cli_exit_code(st, false), "%s%s", crun_last_error(),
+                          o.n_dims ? "" : " (symbolic dims default to 1; set them with --dim)");
+        crun_session_free(s);
         crun_model_free(m);
-        return cli_fail(cli_exit_code(st, false), "%s", crun_last_error());
+        return rc;
     }
     int64_t flops = 0;
     for (int i = 0; i < crun_session_step_count(s); i++) {

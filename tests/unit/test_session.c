@@ -254,3 +254,30 @@ TEST(model_introspection)
     crun_session_free(s);
     crun_model_free(m);
 }
+
+TEST(planning_waits_for_real_shapes_when_defaults_do_not_fit)
+{
+    crun_model *m = small_cnn();
+    CHECK(m);
+    crun_session *s = NULL;
+    /* Default dims (1x1 image) cannot go through the 2x2 max pool: creating still works. */
+    CHECK_OK(crun_session_create(m, NULL, &s));
+    CHECK(crun_session_step_count(s) == 0);
+    CHECK_STATUS(crun_session_plan(s), CRUN_ERR_INVALID_MODEL);
+    CHECK(strstr(crun_last_error(), "MaxPool"));
+    float x[3 * 10 * 10] = {0};
+    int64_t d[4] = {1, 3, 10, 10};
+    CHECK_OK(crun_session_set_input(s, 0, CRUN_DTYPE_FLOAT, 4, d, x));
+    CHECK_OK(crun_session_plan(s));
+    CHECK(crun_session_step_count(s) > 0);
+    CHECK_OK(crun_session_run(s));
+    crun_session_free(s);
+    /* With a caller-owned arena the plan is needed to know the size: create fails. */
+    static _Alignas(64) unsigned char arena[1 << 16];
+    crun_session_options o;
+    crun_session_options_init(&o);
+    o.arena = arena;
+    o.arena_bytes = sizeof arena;
+    CHECK_STATUS(crun_session_create(m, &o, &s), CRUN_ERR_INVALID_MODEL);
+    crun_model_free(m);
+}
