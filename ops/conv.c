@@ -14,17 +14,13 @@
 #include "runtime/threadpool.h"
 
 typedef struct ConvParams {
-    int auto_pad;
+    WindowAttrs w;
     int64_t group;
-    int n_kernel, n_strides, n_dilations, n_pads;
-    int64_t kernel[3], strides[3], dilations[3], pads[6];
 } ConvParams;
 
 typedef struct ConvGeom {
-    int nsp;
+    WindowGeom w;
     int64_t N, C, M, G, Cg, Mg;
-    int64_t in[3], k[3], s[3], d[3], pb[3], pe[3], out[3];
-    int64_t in_vol, out_vol, k_vol;
 } ConvGeom;
 
 static crun_status parse_conv(Node *n, Diag *d)
@@ -32,51 +28,23 @@ static crun_status parse_conv(Node *n, Diag *d)
     ConvParams *p = params_alloc(n, sizeof *p, d);
     if (!p)
         return d->status;
-    const char *ap = "NOTSET";
-    crun_status st = attr_get_string(n, "auto_pad", "NOTSET", &ap, d);
+    crun_status st = window_attrs_parse(n, &p->w, d);
     if (st == CRUN_OK)
         st = attr_get_int(n, "group", 1, &p->group, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "kernel_shape", p->kernel, 3, &p->n_kernel, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "strides", p->strides, 3, &p->n_strides, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "dilations", p->dilations, 3, &p->n_dilations, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "pads", p->pads, 6, &p->n_pads, d);
-    if (st != CRUN_OK)
-        return st;
-    p->auto_pad = auto_pad_parse(ap);
-    if (p->auto_pad < 0)
-        return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "auto_pad '%s' is not valid", ap);
-    if (p->group < 1)
+    if (st == CRUN_OK && p->group < 1)
         return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "group must be >= 1 (got %lld)", (long long)p->group);
-    for (int i = 0; i < p->n_strides; i++)
-        if (p->strides[i] < 1)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "strides must be >= 1");
-    for (int i = 0; i < p->n_dilations; i++)
-        if (p->dilations[i] < 1)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "dilations must be >= 1");
-    for (int i = 0; i < p->n_pads; i++)
-        if (p->pads[i] < 0)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "pads must be >= 0");
-    return CRUN_OK;
+    return st;
 }
 
 /* Fills g from X and W shapes; returns a message on failure (NULL when fine). */
 static const char *conv_geom(const ConvParams *p, const Tensor *x, const Tensor *w, ConvGeom *g, char *buf,
                              size_t bufsz)
 {
-    int nsp = x->rank - 2;
     memset(g, 0, sizeof *g);
-    if (nsp < 1 || nsp > 3)
-        return "input must have 1 to 3 spatial dims";
     if (w->rank != x->rank)
         return "weight rank differs from input rank";
-    if ((p->n_kernel && p->n_kernel != nsp) || (p->n_strides && p->n_strides != nsp) ||
-        (p->n_dilations && p->n_dilations != nsp) || (p->n_pads && p->n_pads != 2 * nsp))
-        return "kernel_shape, strides, dilations or pads do not match the spatial rank";
-    g->nsp = nsp;
+    if (x->rank < 3)
+        return "input must have 1 to 3 spatial dims";
     g->N = x->dims[0];
     g->C = x->dims[1];
     g->M = w->dims[0];
@@ -92,30 +60,7 @@ static const char *conv_geom(const ConvParams *p, const Tensor *x, const Tensor 
         snprintf(buf, bufsz, "weight has %lld input channels, expected %lld", (long long)w->dims[1], (long long)g->Cg);
         return buf;
     }
-    g->in_vol = g->out_vol = g->k_vol = 1;
-    for (int i = 0; i < 3; i++) {
-        int j = i - (3 - nsp); /* index into the model's spatial dims, < 0 for padding dims */
-        g->in[i] = j < 0 ? 1 : x->dims[2 + j];
-        g->k[i] = j < 0 ? 1 : w->dims[2 + j];
-        if (j >= 0 && p->n_kernel && p->kernel[j] != g->k[i])
-            return "kernel_shape differs from the weight's dims";
-        g->s[i] = j < 0 || !p->n_strides ? 1 : p->strides[j];
-        g->d[i] = j < 0 || !p->n_dilations ? 1 : p->dilations[j];
-        if (j < 0)
-            g->out[i] = 1;
-        else
-            g->out[i] = spatial_out(g->in[i], g->k[i], g->s[i], g->d[i], p->auto_pad, p->n_pads ? p->pads[j] : 0,
-                                    p->n_pads ? p->pads[j + nsp] : 0, false, &g->pb[i], &g->pe[i]);
-        if (g->out[i] < 1) {
-            snprintf(buf, bufsz, "kernel (%lld with dilation %lld) is larger than the padded input (%lld)",
-                     (long long)g->k[i], (long long)g->d[i], (long long)(g->in[i] + g->pb[i] + g->pe[i]));
-            return buf;
-        }
-        g->in_vol *= g->in[i];
-        g->out_vol *= g->out[i];
-        g->k_vol *= g->k[i];
-    }
-    return NULL;
+    return window_geom(&p->w, x->rank - 2, x->dims + 2, w->dims + 2, false, &g->w, buf, bufsz);
 }
 
 static crun_status conv_infer(InferCtx *c)
@@ -131,8 +76,8 @@ static crun_status conv_infer(InferCtx *c)
         NODE_CHECK(c, tensor_numel(c->in[2]) == g.M && c->in[2]->dtype == x->dtype, "bias must have %lld values",
                    (long long)g.M);
     int64_t dims[CRUN_MAX_RANK] = {g.N, g.M};
-    for (int i = 0; i < g.nsp; i++)
-        dims[2 + i] = g.out[3 - g.nsp + i];
+    for (int i = 0; i < g.w.nsp; i++)
+        dims[2 + i] = g.w.out[3 - g.w.nsp + i];
     out_set(c->out[0], x->dtype, x->rank, dims);
     return CRUN_OK;
 }
@@ -143,7 +88,7 @@ static int64_t conv_flops(const Node *n, const Tensor *const *in, const Tensor *
     char buf[160];
     if (conv_geom(n->params, in[0], in[1], &g, buf, sizeof buf))
         return 0;
-    return 2 * g.N * g.M * g.out_vol * g.Cg * g.k_vol;
+    return 2 * g.N * g.M * g.w.out_vol * g.Cg * g.w.k_vol;
 }
 
 static void geom_of(const KernelCtx *k, ConvGeom *g)
@@ -166,31 +111,31 @@ static crun_status conv_run_naive(KernelCtx *k)
     for (int64_t n = 0; n < g.N; n++)
         for (int64_t m = 0; m < g.M; m++) {
             int64_t grp = m / g.Mg;
-            for (int64_t oz = 0; oz < g.out[0]; oz++)
-                for (int64_t oy = 0; oy < g.out[1]; oy++)
-                    for (int64_t ox = 0; ox < g.out[2]; ox++) {
+            for (int64_t oz = 0; oz < g.w.out[0]; oz++)
+                for (int64_t oy = 0; oy < g.w.out[1]; oy++)
+                    for (int64_t ox = 0; ox < g.w.out[2]; ox++) {
                         double s = b ? tensor_get_double(b, m) : 0.0;
                         for (int64_t c = 0; c < g.Cg; c++)
-                            for (int64_t kz = 0; kz < g.k[0]; kz++) {
-                                int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
-                                if (iz < 0 || iz >= g.in[0])
+                            for (int64_t kz = 0; kz < g.w.k[0]; kz++) {
+                                int64_t iz = oz * g.w.s[0] - g.w.pb[0] + kz * g.w.d[0];
+                                if (iz < 0 || iz >= g.w.in[0])
                                     continue;
-                                for (int64_t ky = 0; ky < g.k[1]; ky++) {
-                                    int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
-                                    if (iy < 0 || iy >= g.in[1])
+                                for (int64_t ky = 0; ky < g.w.k[1]; ky++) {
+                                    int64_t iy = oy * g.w.s[1] - g.w.pb[1] + ky * g.w.d[1];
+                                    if (iy < 0 || iy >= g.w.in[1])
                                         continue;
-                                    for (int64_t kx = 0; kx < g.k[2]; kx++) {
-                                        int64_t ix = ox * g.s[2] - g.pb[2] + kx * g.d[2];
-                                        if (ix < 0 || ix >= g.in[2])
+                                    for (int64_t kx = 0; kx < g.w.k[2]; kx++) {
+                                        int64_t ix = ox * g.w.s[2] - g.w.pb[2] + kx * g.w.d[2];
+                                        if (ix < 0 || ix >= g.w.in[2])
                                             continue;
-                                        int64_t xi = (((n * g.C + grp * g.Cg + c) * g.in[0] + iz) * g.in[1] + iy) *
-                                                         g.in[2] + ix;
-                                        int64_t wi = (((m * g.Cg + c) * g.k[0] + kz) * g.k[1] + ky) * g.k[2] + kx;
+                                        int64_t xi = (((n * g.C + grp * g.Cg + c) * g.w.in[0] + iz) * g.w.in[1] + iy) *
+                                                         g.w.in[2] + ix;
+                                        int64_t wi = (((m * g.Cg + c) * g.w.k[0] + kz) * g.w.k[1] + ky) * g.w.k[2] + kx;
                                         s += tensor_get_double(x, xi) * tensor_get_double(w, wi);
                                     }
                                 }
                             }
-                        int64_t yi = ((n * g.M + m) * g.out[0] + oz) * g.out[1] * g.out[2] + oy * g.out[2] + ox;
+                        int64_t yi = ((n * g.M + m) * g.w.out[0] + oz) * g.w.out[1] * g.w.out[2] + oy * g.w.out[2] + ox;
                         tensor_set_double(y, yi, f32 ? act_apply1(&k->node->act, (float)s) : s);
                     }
         }
@@ -208,7 +153,7 @@ typedef struct ConvState {
 static bool is_pointwise(const ConvGeom *g)
 {
     for (int i = 0; i < 3; i++)
-        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] || g->pe[i])
+        if (g->w.k[i] != 1 || g->w.s[i] != 1 || g->w.pb[i] || g->w.pe[i])
             return false;
     return true;
 }
@@ -224,7 +169,7 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
     const GemmUkernel *uk = gemm_ukernel_best();
-    int64_t K = g.Cg * g.k_vol;
+    int64_t K = g.Cg * g.w.k_vol;
     size_t per_group = gemm_packed_a_bytes(uk, g.Mg, K);
     size_t bytes = sizeof(ConvState) + per_group * (size_t)g.G;
     ConvState *s = mem_alloc_aligned(bytes);
@@ -239,7 +184,7 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     }
     c->state = s;
     c->state_bytes = bytes;
-    GemmArgs ga = {.M = g.Mg, .N = g.out_vol, .K = K, .uk = uk, .a_packed = s->packed};
+    GemmArgs ga = {.M = g.Mg, .N = g.w.out_vol, .K = K, .uk = uk, .a_packed = s->packed};
     c->ws_bytes = gemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
 }
@@ -260,24 +205,24 @@ static void pack_b_im2col(const void *src, int64_t k0, int64_t kc, int64_t n0, i
         int w = (int)CRUN_MIN((int64_t)nr, nc - s);
         for (int j = 0; j < w; j++) {
             int64_t col = n0 + s + j;
-            int64_t ox = col % g->out[2], oy = (col / g->out[2]) % g->out[1], oz = col / (g->out[2] * g->out[1]);
-            bz[j] = oz * g->s[0] - g->pb[0];
-            by[j] = oy * g->s[1] - g->pb[1];
-            bx[j] = ox * g->s[2] - g->pb[2];
+            int64_t ox = col % g->w.out[2], oy = (col / g->w.out[2]) % g->w.out[1], oz = col / (g->w.out[2] * g->w.out[1]);
+            bz[j] = oz * g->w.s[0] - g->w.pb[0];
+            by[j] = oy * g->w.s[1] - g->w.pb[1];
+            bx[j] = ox * g->w.s[2] - g->w.pb[2];
         }
         float *d = dst + (s / nr) * kc * nr;
         for (int64_t kk = 0; kk < kc; kk++, d += nr) {
             int64_t k = k0 + kk;
-            int64_t kx = k % g->k[2], ky = (k / g->k[2]) % g->k[1], kz = (k / (g->k[2] * g->k[1])) % g->k[0];
-            int64_t c = k / g->k_vol;
-            const float *plane = ic->x + c * g->in_vol;
-            int64_t dz = kz * g->d[0], dy = ky * g->d[1], dx = kx * g->d[2];
+            int64_t kx = k % g->w.k[2], ky = (k / g->w.k[2]) % g->w.k[1], kz = (k / (g->w.k[2] * g->w.k[1])) % g->w.k[0];
+            int64_t c = k / g->w.k_vol;
+            const float *plane = ic->x + c * g->w.in_vol;
+            int64_t dz = kz * g->w.d[0], dy = ky * g->w.d[1], dx = kx * g->w.d[2];
             for (int j = 0; j < nr; j++) {
                 float v = 0.0f;
                 if (j < w) {
                     int64_t iz = bz[j] + dz, iy = by[j] + dy, ix = bx[j] + dx;
-                    if (iz >= 0 && iz < g->in[0] && iy >= 0 && iy < g->in[1] && ix >= 0 && ix < g->in[2])
-                        v = plane[(iz * g->in[1] + iy) * g->in[2] + ix];
+                    if (iz >= 0 && iz < g->w.in[0] && iy >= 0 && iy < g->w.in[1] && ix >= 0 && ix < g->w.in[2])
+                        v = plane[(iz * g->w.in[1] + iy) * g->w.in[2] + ix];
                 }
                 d[j] = v;
             }
@@ -291,18 +236,18 @@ static crun_status conv_gemm_run(KernelCtx *k)
     const ConvState *s = k->state;
     ConvGeom g;
     geom_of(k, &g);
-    int64_t K = g.Cg * g.k_vol;
+    int64_t K = g.Cg * g.w.k_vol;
     bool pointwise = is_pointwise(&g);
     for (int64_t n = 0; n < g.N; n++)
         for (int64_t grp = 0; grp < g.G; grp++) {
-            const float *xg = (const float *)x->data + (n * g.C + grp * g.Cg) * g.in_vol;
-            float *yg = (float *)k->out[0]->data + (n * g.M + grp * g.Mg) * g.out_vol;
+            const float *xg = (const float *)x->data + (n * g.C + grp * g.Cg) * g.w.in_vol;
+            float *yg = (float *)k->out[0]->data + (n * g.M + grp * g.Mg) * g.w.out_vol;
             Im2col ic = {&g, xg};
-            GemmMatrix xm = {xg, g.in_vol, false};
-            GemmArgs ga = {.M = g.Mg, .N = g.out_vol, .K = K, .uk = s->uk,
+            GemmMatrix xm = {xg, g.w.in_vol, false};
+            GemmArgs ga = {.M = g.Mg, .N = g.w.out_vol, .K = K, .uk = s->uk,
                            .a_packed = s->packed + grp * s->group_stride,
                            .pack_b = pointwise ? gemm_pack_b_matrix : pack_b_im2col,
-                           .b_src = pointwise ? (const void *)&xm : (const void *)&ic, .c = yg, .ldc = g.out_vol,
+                           .b_src = pointwise ? (const void *)&xm : (const void *)&ic, .c = yg, .ldc = g.w.out_vol,
                            .alpha = 1.0f, .beta = 1.0f, .act = k->node->act};
             if (b) {
                 ga.bias_kind = GEMM_BIAS_ROW;
@@ -335,29 +280,29 @@ static void depthwise_plane(void *ctx, int64_t t, int thread)
     const DwJob *j = ctx;
     const ConvGeom *g = j->g;
     int64_t c = t % g->C;
-    const float *x = j->x + t * g->in_vol, *w = j->w + c * g->k_vol;
-    float *y = j->y + t * g->out_vol;
+    const float *x = j->x + t * g->w.in_vol, *w = j->w + c * g->w.k_vol;
+    float *y = j->y + t * g->w.out_vol;
     float bias = j->b ? j->b[c] : 0.0f;
-    int64_t H = g->in[1], W = g->in[2], KH = g->k[1], KW = g->k[2];
-    for (int64_t oy = 0; oy < g->out[1]; oy++) {
-        int64_t iy0 = oy * g->s[1] - g->pb[1];
-        for (int64_t ox = 0; ox < g->out[2]; ox++) {
-            int64_t ix0 = ox * g->s[2] - g->pb[2];
+    int64_t H = g->w.in[1], W = g->w.in[2], KH = g->w.k[1], KW = g->w.k[2];
+    for (int64_t oy = 0; oy < g->w.out[1]; oy++) {
+        int64_t iy0 = oy * g->w.s[1] - g->w.pb[1];
+        for (int64_t ox = 0; ox < g->w.out[2]; ox++) {
+            int64_t ix0 = ox * g->w.s[2] - g->w.pb[2];
             float s = 0.0f;
             for (int64_t ky = 0; ky < KH; ky++) {
-                int64_t iy = iy0 + ky * g->d[1];
+                int64_t iy = iy0 + ky * g->w.d[1];
                 if (iy < 0 || iy >= H)
                     continue;
                 for (int64_t kx = 0; kx < KW; kx++) {
-                    int64_t ix = ix0 + kx * g->d[2];
+                    int64_t ix = ix0 + kx * g->w.d[2];
                     if (ix >= 0 && ix < W)
                         s += x[iy * W + ix] * w[ky * KW + kx];
                 }
             }
-            y[oy * g->out[2] + ox] = s + bias;
+            y[oy * g->w.out[2] + ox] = s + bias;
         }
     }
-    act_apply_f32(j->act, y, g->out_vol);
+    act_apply_f32(j->act, y, g->w.out_vol);
 }
 
 static crun_status depthwise_run(KernelCtx *k)

@@ -244,6 +244,19 @@ static bool matmul_shape(const Tensor *a, const Tensor *b, MatMulShape *s, int64
     return true;
 }
 
+/* Offsets of batch t's A and B matrices (batch dims broadcast). */
+static void batch_offsets(const MatMulShape *s, int64_t t, int64_t *ao, int64_t *bo)
+{
+    int64_t rem = t;
+    *ao = *bo = 0;
+    for (int i = s->batch_rank - 1; i >= 0; i--) {
+        int64_t idx = rem % s->batch[i];
+        rem /= s->batch[i];
+        *ao += idx * s->a_bs[i];
+        *bo += idx * s->b_bs[i];
+    }
+}
+
 static crun_status matmul_infer(InferCtx *c)
 {
     const Tensor *a = c->in[0], *b = c->in[1];
@@ -320,13 +333,8 @@ static crun_status matmul_run_f32(KernelCtx *k)
         return CRUN_OK;
     }
     for (int64_t t = 0; t < s.n_batch; t++) {
-        int64_t ao = 0, bo = 0, rem = t;
-        for (int i = s.batch_rank - 1; i >= 0; i--) {
-            int64_t idx = rem % s.batch[i];
-            rem /= s.batch[i];
-            ao += idx * s.a_bs[i];
-            bo += idx * s.b_bs[i];
-        }
+        int64_t ao, bo;
+        batch_offsets(&s, t, &ao, &bo);
         GemmMatrix bt = {B + bo, s.N, false};
         g.a.data = A + ao;
         g.b_src = &bt;
@@ -344,13 +352,8 @@ static crun_status matmul_run_generic(KernelCtx *k)
     int r;
     matmul_shape(a, b, &s, dims, &r);
     for (int64_t t = 0; t < s.n_batch; t++) {
-        int64_t ao = 0, bo = 0, rem = t;
-        for (int i = s.batch_rank - 1; i >= 0; i--) {
-            int64_t idx = rem % s.batch[i];
-            rem /= s.batch[i];
-            ao += idx * s.a_bs[i];
-            bo += idx * s.b_bs[i];
-        }
+        int64_t ao, bo;
+        batch_offsets(&s, t, &ao, &bo);
         matmul_generic(a, ao, s.K, 1, b, bo, s.N, 1, k->out[0], t * s.M * s.N, s.M, s.N, s.K);
     }
     return CRUN_OK;

@@ -9,17 +9,13 @@
 #include "runtime/threadpool.h"
 
 typedef struct PoolParams {
-    int auto_pad;
+    WindowAttrs w;
     int64_t ceil_mode, count_include_pad, storage_order;
-    int n_kernel, n_strides, n_dilations, n_pads;
-    int64_t kernel[3], strides[3], dilations[3], pads[6];
 } PoolParams;
 
 typedef struct PoolGeom {
-    int nsp;
+    WindowGeom w;
     int64_t planes; /* N * C */
-    int64_t in[3], k[3], s[3], d[3], pb[3], pe[3], out[3];
-    int64_t in_vol, out_vol;
 } PoolGeom;
 
 static crun_status parse_pool(Node *n, Diag *d)
@@ -27,73 +23,27 @@ static crun_status parse_pool(Node *n, Diag *d)
     PoolParams *p = params_alloc(n, sizeof *p, d);
     if (!p)
         return d->status;
-    const char *ap = "NOTSET";
-    crun_status st = attr_get_string(n, "auto_pad", "NOTSET", &ap, d);
+    crun_status st = window_attrs_parse(n, &p->w, d);
     if (st == CRUN_OK)
         st = attr_get_int(n, "ceil_mode", 0, &p->ceil_mode, d);
     if (st == CRUN_OK)
         st = attr_get_int(n, "count_include_pad", 0, &p->count_include_pad, d);
     if (st == CRUN_OK)
         st = attr_get_int(n, "storage_order", 0, &p->storage_order, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "kernel_shape", p->kernel, 3, &p->n_kernel, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "strides", p->strides, 3, &p->n_strides, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "dilations", p->dilations, 3, &p->n_dilations, d);
-    if (st == CRUN_OK)
-        st = attr_get_ints(n, "pads", p->pads, 6, &p->n_pads, d);
-    if (st != CRUN_OK)
-        return st;
-    if ((p->auto_pad = auto_pad_parse(ap)) < 0)
-        return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "auto_pad '%s' is not valid", ap);
-    if (p->n_kernel == 0)
+    if (st == CRUN_OK && p->w.n_kernel == 0)
         return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "attribute 'kernel_shape' is required");
-    for (int i = 0; i < p->n_kernel; i++)
-        if (p->kernel[i] < 1)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "kernel_shape must be >= 1");
-    for (int i = 0; i < p->n_strides; i++)
-        if (p->strides[i] < 1)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "strides must be >= 1");
-    for (int i = 0; i < p->n_dilations; i++)
-        if (p->dilations[i] < 1)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "dilations must be >= 1");
-    for (int i = 0; i < p->n_pads; i++)
-        if (p->pads[i] < 0)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "pads must be >= 0");
-    return CRUN_OK;
+    return st;
 }
 
 static const char *pool_geom(const PoolParams *p, const Tensor *x, PoolGeom *g, char *buf, size_t bufsz)
 {
-    int nsp = x->rank - 2;
     memset(g, 0, sizeof *g);
-    if (nsp < 1 || nsp > 3)
+    if (x->rank < 3)
         return "input must have 1 to 3 spatial dims";
-    if (p->n_kernel != nsp || (p->n_strides && p->n_strides != nsp) || (p->n_dilations && p->n_dilations != nsp) ||
-        (p->n_pads && p->n_pads != 2 * nsp))
-        return "kernel_shape, strides, dilations or pads do not match the spatial rank";
-    g->nsp = nsp;
+    if (p->w.n_kernel != x->rank - 2)
+        return "kernel_shape does not match the spatial rank";
     g->planes = x->dims[0] * x->dims[1];
-    g->in_vol = g->out_vol = 1;
-    for (int i = 0; i < 3; i++) {
-        int j = i - (3 - nsp);
-        g->in[i] = j < 0 ? 1 : x->dims[2 + j];
-        g->k[i] = j < 0 ? 1 : p->kernel[j];
-        g->s[i] = j < 0 || !p->n_strides ? 1 : p->strides[j];
-        g->d[i] = j < 0 || !p->n_dilations ? 1 : p->dilations[j];
-        g->out[i] = j < 0 ? 1
-                          : spatial_out(g->in[i], g->k[i], g->s[i], g->d[i], p->auto_pad, p->n_pads ? p->pads[j] : 0,
-                                        p->n_pads ? p->pads[j + nsp] : 0, p->ceil_mode != 0, &g->pb[i], &g->pe[i]);
-        if (g->out[i] < 1) {
-            snprintf(buf, bufsz, "window %lld does not fit the padded input %lld", (long long)g->k[i],
-                     (long long)(g->in[i] + g->pb[i] + g->pe[i]));
-            return buf;
-        }
-        g->in_vol *= g->in[i];
-        g->out_vol *= g->out[i];
-    }
-    return NULL;
+    return window_geom(&p->w, x->rank - 2, x->dims + 2, p->w.kernel, p->ceil_mode != 0, &g->w, buf, bufsz);
 }
 
 static crun_status pool_infer(InferCtx *c)
@@ -106,8 +56,8 @@ static crun_status pool_infer(InferCtx *c)
     const char *err = pool_geom(c->params, x, &g, buf, sizeof buf);
     NODE_CHECK(c, !err, "%s", err);
     int64_t dims[CRUN_MAX_RANK] = {x->dims[0], x->dims[1]};
-    for (int i = 0; i < g.nsp; i++)
-        dims[2 + i] = g.out[3 - g.nsp + i];
+    for (int i = 0; i < g.w.nsp; i++)
+        dims[2 + i] = g.w.out[3 - g.w.nsp + i];
     out_set(c->out[0], x->dtype, x->rank, dims);
     if (c->n_out > 1 && c->out[1])
         out_set(c->out[1], CRUN_DTYPE_INT64, x->rank, dims);
@@ -118,8 +68,8 @@ static int64_t pool_flops(const Node *n, const Tensor *const *in, const Tensor *
 {
     const PoolParams *p = n->params;
     int64_t kv = 1;
-    for (int i = 0; i < p->n_kernel; i++)
-        kv *= p->kernel[i];
+    for (int i = 0; i < p->w.n_kernel; i++)
+        kv *= p->w.kernel[i];
     return tensor_numel(out[0]) * kv;
 }
 
@@ -138,37 +88,37 @@ static void pool_plane(void *ctx, int64_t t, int thread)
     const PoolJob *j = ctx;
     const PoolGeom *g = j->g;
     bool f32 = j->x->dtype == CRUN_DTYPE_FLOAT;
-    const float *xf = (const float *)j->x->data + t * g->in_vol;
-    float *yf = (float *)j->y->data + t * g->out_vol;
-    int64_t xo = t * g->in_vol, yo = t * g->out_vol;
-    for (int64_t oz = 0; oz < g->out[0]; oz++)
-        for (int64_t oy = 0; oy < g->out[1]; oy++)
-            for (int64_t ox = 0; ox < g->out[2]; ox++) {
+    const float *xf = (const float *)j->x->data + t * g->w.in_vol;
+    float *yf = (float *)j->y->data + t * g->w.out_vol;
+    int64_t xo = t * g->w.in_vol, yo = t * g->w.out_vol;
+    for (int64_t oz = 0; oz < g->w.out[0]; oz++)
+        for (int64_t oy = 0; oy < g->w.out[1]; oy++)
+            for (int64_t ox = 0; ox < g->w.out[2]; ox++) {
                 int64_t o[3] = {oz, oy, ox}, lo[3], hi[3], cnt_pad = 1;
                 for (int a = 0; a < 3; a++) {
-                    lo[a] = o[a] * g->s[a] - g->pb[a];
+                    lo[a] = o[a] * g->w.s[a] - g->w.pb[a];
                     /* Window end counted for count_include_pad stops at the end padding. */
-                    int64_t end = CRUN_MIN(lo[a] + (g->k[a] - 1) * g->d[a] + 1, g->in[a] + g->pe[a]);
-                    cnt_pad *= (end - lo[a] + g->d[a] - 1) / g->d[a];
-                    hi[a] = lo[a] + (g->k[a] - 1) * g->d[a];
+                    int64_t end = CRUN_MIN(lo[a] + (g->w.k[a] - 1) * g->w.d[a] + 1, g->w.in[a] + g->w.pe[a]);
+                    cnt_pad *= (end - lo[a] + g->w.d[a] - 1) / g->w.d[a];
+                    hi[a] = lo[a] + (g->w.k[a] - 1) * g->w.d[a];
                 }
                 double acc = j->is_max ? -INFINITY : 0.0;
                 int64_t cnt = 0, best = -1;
-                for (int64_t iz = lo[0]; iz <= hi[0]; iz += g->d[0]) {
-                    if (iz < 0 || iz >= g->in[0])
+                for (int64_t iz = lo[0]; iz <= hi[0]; iz += g->w.d[0]) {
+                    if (iz < 0 || iz >= g->w.in[0])
                         continue;
-                    for (int64_t iy = lo[1]; iy <= hi[1]; iy += g->d[1]) {
-                        if (iy < 0 || iy >= g->in[1])
+                    for (int64_t iy = lo[1]; iy <= hi[1]; iy += g->w.d[1]) {
+                        if (iy < 0 || iy >= g->w.in[1])
                             continue;
-                        for (int64_t ix = lo[2]; ix <= hi[2]; ix += g->d[2]) {
-                            if (ix < 0 || ix >= g->in[2])
+                        for (int64_t ix = lo[2]; ix <= hi[2]; ix += g->w.d[2]) {
+                            if (ix < 0 || ix >= g->w.in[2])
                                 continue;
-                            int64_t xi = (iz * g->in[1] + iy) * g->in[2] + ix;
+                            int64_t xi = (iz * g->w.in[1] + iy) * g->w.in[2] + ix;
                             double v = f32 ? xf[xi] : tensor_get_double(j->x, xo + xi);
                             if (j->is_max) {
                                 if (v > acc || best < 0) {
                                     acc = v;
-                                    best = j->p->storage_order ? (ix * g->in[1] + iy) * g->in[0] + iz : xi;
+                                    best = j->p->storage_order ? (ix * g->w.in[1] + iy) * g->w.in[0] + iz : xi;
                                 }
                             } else {
                                 acc += v;
@@ -177,7 +127,7 @@ static void pool_plane(void *ctx, int64_t t, int thread)
                         }
                     }
                 }
-                int64_t yi = (oz * g->out[1] + oy) * g->out[2] + ox;
+                int64_t yi = (oz * g->w.out[1] + oy) * g->w.out[2] + ox;
                 double v = j->is_max ? acc : acc / (double)(j->p->count_include_pad ? cnt_pad : CRUN_MAX(cnt, 1));
                 if (f32)
                     yf[yi] = (float)v;

@@ -224,12 +224,11 @@ static crun_status parse_axes(Node *n, Diag *d)
     return CRUN_OK;
 }
 
-/* Gets the axes (attribute or input 1). *n = -1 when none were given. Returns false when
- * the axes input is not known yet. */
-static crun_status get_axes(InferCtx *c, int64_t *axes, int *n, bool *known)
+/* Gets the axes (attribute or input 1). *n = -1 when none were given; sets
+ * c->needs_data when the axes input is not known yet. */
+static crun_status get_axes(InferCtx *c, int64_t *axes, int *n)
 {
     const AxesParams *p = c->params;
-    *known = true;
     *n = p->n_axes;
     if (*n >= 0) {
         memcpy(axes, p->axes, sizeof p->axes);
@@ -241,7 +240,7 @@ static crun_status get_axes(InferCtx *c, int64_t *axes, int *n, bool *known)
     NODE_CHECK(c, a->dtype == CRUN_DTYPE_INT64 && a->rank <= 1, "'axes' must be a 1-D int64 tensor");
     NODE_CHECK(c, tensor_numel(a) <= CRUN_MAX_RANK, "too many axes");
     if (!a->data) {
-        *known = false;
+        c->needs_data = true;
         return CRUN_OK;
     }
     *n = (int)tensor_numel(a);
@@ -254,12 +253,9 @@ static crun_status squeeze_infer(InferCtx *c)
     const Tensor *x = c->in[0];
     int64_t axes[CRUN_MAX_RANK];
     int n;
-    bool known;
-    crun_status st = get_axes(c, axes, &n, &known);
-    if (st != CRUN_OK || !known) {
-        c->needs_data = !known;
+    crun_status st = get_axes(c, axes, &n);
+    if (st != CRUN_OK || c->needs_data)
         return st;
-    }
     bool drop[CRUN_MAX_RANK] = {false};
     if (n < 0) {
         for (int i = 0; i < x->rank; i++)
@@ -285,12 +281,9 @@ static crun_status unsqueeze_infer(InferCtx *c)
     const Tensor *x = c->in[0];
     int64_t axes[CRUN_MAX_RANK];
     int n;
-    bool known;
-    crun_status st = get_axes(c, axes, &n, &known);
-    if (st != CRUN_OK || !known) {
-        c->needs_data = !known;
+    crun_status st = get_axes(c, axes, &n);
+    if (st != CRUN_OK || c->needs_data)
         return st;
-    }
     NODE_CHECK(c, n >= 0, "'axes' is required");
     int r = x->rank + n;
     NODE_CHECK(c, r <= CRUN_MAX_RANK, "result rank %d exceeds %d", r, CRUN_MAX_RANK);

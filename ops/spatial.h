@@ -1,54 +1,38 @@
-/* spatial.h - output size and padding of a sliding window along one spatial axis, the
- * rule Conv and the pooling ops share (ONNX Conv / MaxPool / AveragePool specs). */
+/* spatial.h - the sliding window shared by Conv and the pooling ops: its attributes
+ * (kernel_shape, strides, dilations, pads, auto_pad) and the output size and padding per
+ * spatial axis (ONNX Conv / MaxPool / AveragePool specs). 1-D and 2-D windows are held as
+ * 3-D ones with leading unit axes. */
 #ifndef CRUN_OPS_SPATIAL_H
 #define CRUN_OPS_SPATIAL_H
 
-#include <stdbool.h>
-#include <stdint.h>
-#include <string.h>
+#include "ops/registry.h"
 
 enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
 
-/* Parses an auto_pad value; -1 when unknown. */
-static inline int auto_pad_parse(const char *s)
-{
-    if (!s[0] || strcmp(s, "NOTSET") == 0)
-        return PAD_NOTSET;
-    if (strcmp(s, "SAME_UPPER") == 0)
-        return PAD_SAME_UPPER;
-    if (strcmp(s, "SAME_LOWER") == 0)
-        return PAD_SAME_LOWER;
-    if (strcmp(s, "VALID") == 0)
-        return PAD_VALID;
-    return -1;
-}
+typedef struct WindowAttrs {
+    int auto_pad;
+    int n_kernel, n_strides, n_dilations, n_pads;
+    int64_t kernel[3], strides[3], dilations[3], pads[6];
+} WindowAttrs;
 
-/* in: input size, k: kernel size, s: stride, d: dilation, pads_b/pads_e: explicit pads
- * (used with PAD_NOTSET). Sets *pb, *pe and returns the output size (may be <= 0 when the
- * window does not fit). ceil_mode rounds the window count up, dropping a last window
- * that would start inside the end padding (as PyTorch and ONNX Runtime do). */
-static inline int64_t spatial_out(int64_t in, int64_t k, int64_t s, int64_t d, int auto_pad, int64_t pads_b,
-                                  int64_t pads_e, bool ceil_mode, int64_t *pb, int64_t *pe)
-{
-    int64_t ek = (k - 1) * d + 1;
-    if (auto_pad == PAD_SAME_UPPER || auto_pad == PAD_SAME_LOWER) {
-        int64_t out = (in + s - 1) / s;
-        int64_t total = (out - 1) * s + ek - in;
-        if (total < 0)
-            total = 0;
-        *pb = auto_pad == PAD_SAME_UPPER ? total / 2 : total - total / 2;
-        *pe = total - *pb;
-        return out;
-    }
-    *pb = auto_pad == PAD_VALID ? 0 : pads_b;
-    *pe = auto_pad == PAD_VALID ? 0 : pads_e;
-    int64_t span = in + *pb + *pe - ek;
-    if (span < 0)
-        return 0;
-    int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-    if (ceil_mode && (out - 1) * s >= in + *pb)
-        out--;
-    return out;
-}
+typedef struct WindowGeom {
+    int nsp; /* spatial axes of the model's tensors (1 to 3) */
+    int64_t in[3], k[3], s[3], d[3], pb[3], pe[3], out[3];
+    int64_t in_vol, out_vol, k_vol;
+} WindowGeom;
+
+/* Parses and checks the window attributes (strides and dilations >= 1, pads >= 0). */
+crun_status window_attrs_parse(Node *n, WindowAttrs *w, Diag *d);
+
+/* Output size along one axis; sets the begin and end padding. ceil_mode rounds the window
+ * count up, dropping a last window that would start inside the end padding (as PyTorch and
+ * ONNX Runtime do). Returns <= 0 when the window does not fit. */
+int64_t spatial_out(int64_t in, int64_t k, int64_t s, int64_t d, int auto_pad, int64_t pads_b, int64_t pads_e,
+                    bool ceil_mode, int64_t *pb, int64_t *pe);
+
+/* Fills g for nsp spatial input sizes in[] and kernel sizes k[]; returns a message (in buf
+ * or static) when the attributes do not fit these shapes, NULL when all is well. */
+const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const int64_t *k, bool ceil_mode,
+                        WindowGeom *g, char *buf, size_t size);
 
 #endif

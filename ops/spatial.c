@@ -1,0 +1,106 @@
+/* spatial.c - window attributes and geometry shared by Conv and pooling (see spatial.h). */
+#include "ops/spatial.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int auto_pad_parse(const char *s)
+{
+    if (!s[0] || strcmp(s, "NOTSET") == 0)
+        return PAD_NOTSET;
+    if (strcmp(s, "SAME_UPPER") == 0)
+        return PAD_SAME_UPPER;
+    if (strcmp(s, "SAME_LOWER") == 0)
+        return PAD_SAME_LOWER;
+    if (strcmp(s, "VALID") == 0)
+        return PAD_VALID;
+    return -1;
+}
+
+static crun_status check_min(const Node *n, const char *name, const int64_t *v, int count, int64_t min, Diag *d)
+{
+    for (int i = 0; i < count; i++)
+        if (v[i] < min)
+            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "%s must be >= %lld (got %lld)", name, (long long)min,
+                             (long long)v[i]);
+    return CRUN_OK;
+}
+
+crun_status window_attrs_parse(Node *n, WindowAttrs *w, Diag *d)
+{
+    const char *ap = "NOTSET";
+    crun_status st = attr_get_string(n, "auto_pad", "NOTSET", &ap, d);
+    if (st == CRUN_OK)
+        st = attr_get_ints(n, "kernel_shape", w->kernel, 3, &w->n_kernel, d);
+    if (st == CRUN_OK)
+        st = attr_get_ints(n, "strides", w->strides, 3, &w->n_strides, d);
+    if (st == CRUN_OK)
+        st = attr_get_ints(n, "dilations", w->dilations, 3, &w->n_dilations, d);
+    if (st == CRUN_OK)
+        st = attr_get_ints(n, "pads", w->pads, 6, &w->n_pads, d);
+    if (st != CRUN_OK)
+        return st;
+    if ((w->auto_pad = auto_pad_parse(ap)) < 0)
+        return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "auto_pad '%s' is not valid", ap);
+    if ((st = check_min(n, "kernel_shape", w->kernel, w->n_kernel, 1, d)) != CRUN_OK ||
+        (st = check_min(n, "strides", w->strides, w->n_strides, 1, d)) != CRUN_OK ||
+        (st = check_min(n, "dilations", w->dilations, w->n_dilations, 1, d)) != CRUN_OK)
+        return st;
+    return check_min(n, "pads", w->pads, w->n_pads, 0, d);
+}
+
+int64_t spatial_out(int64_t in, int64_t k, int64_t s, int64_t d, int auto_pad, int64_t pads_b, int64_t pads_e,
+                    bool ceil_mode, int64_t *pb, int64_t *pe)
+{
+    int64_t ek = (k - 1) * d + 1;
+    if (auto_pad == PAD_SAME_UPPER || auto_pad == PAD_SAME_LOWER) {
+        int64_t out = (in + s - 1) / s;
+        int64_t total = CRUN_MAX((int64_t)0, (out - 1) * s + ek - in);
+        *pb = auto_pad == PAD_SAME_UPPER ? total / 2 : total - total / 2;
+        *pe = total - *pb;
+        return out;
+    }
+    *pb = auto_pad == PAD_VALID ? 0 : pads_b;
+    *pe = auto_pad == PAD_VALID ? 0 : pads_e;
+    int64_t span = in + *pb + *pe - ek;
+    if (span < 0)
+        return 0;
+    int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + *pb)
+        out--;
+    return out;
+}
+
+const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const int64_t *k, bool ceil_mode,
+                        WindowGeom *g, char *buf, size_t size)
+{
+    memset(g, 0, sizeof *g);
+    if (nsp < 1 || nsp > 3)
+        return "input must have 1 to 3 spatial dims";
+    if ((w->n_kernel && w->n_kernel != nsp) || (w->n_strides && w->n_strides != nsp) ||
+        (w->n_dilations && w->n_dilations != nsp) || (w->n_pads && w->n_pads != 2 * nsp))
+        return "kernel_shape, strides, dilations or pads do not match the spatial rank";
+    g->nsp = nsp;
+    g->in_vol = g->out_vol = g->k_vol = 1;
+    for (int i = 0; i < 3; i++) {
+        int j = i - (3 - nsp); /* the model's axis, < 0 for a padding axis */
+        g->in[i] = j < 0 ? 1 : in[j];
+        g->k[i] = j < 0 ? 1 : k[j];
+        if (j >= 0 && w->n_kernel && w->kernel[j] != g->k[i])
+            return "kernel_shape differs from the weight's dims";
+        g->s[i] = j < 0 || !w->n_strides ? 1 : w->strides[j];
+        g->d[i] = j < 0 || !w->n_dilations ? 1 : w->dilations[j];
+        g->out[i] = j < 0 ? 1
+                          : spatial_out(g->in[i], g->k[i], g->s[i], g->d[i], w->auto_pad, w->n_pads ? w->pads[j] : 0,
+                                        w->n_pads ? w->pads[j + nsp] : 0, ceil_mode, &g->pb[i], &g->pe[i]);
+        if (g->out[i] < 1) {
+            snprintf(buf, size, "window %lld (dilation %lld) does not fit the padded input %lld", (long long)g->k[i],
+                     (long long)g->d[i], (long long)(g->in[i] + g->pb[i] + g->pe[i]));
+            return buf;
+        }
+        g->in_vol *= g->in[i];
+        g->out_vol *= g->out[i];
+        g->k_vol *= g->k[i];
+    }
+    return NULL;
+}
