@@ -85,14 +85,24 @@ typedef enum crun_dtype {
 typedef struct crun_model crun_model;
 typedef struct crun_session crun_session;
 
+/* What a value holds. ONNX models may take and return sequences of tensors, and
+ * optional values that may hold nothing. */
+typedef enum crun_value_kind {
+    CRUN_VALUE_TENSOR = 0,
+    CRUN_VALUE_SEQUENCE = 1, /* a list of tensors of one element type */
+    CRUN_VALUE_NONE = 2      /* an optional value without a value */
+} crun_value_kind;
+
 /* Description of a model input or output. All pointers are owned by the model and
  * stay valid until crun_model_free. */
 typedef struct crun_tensor_info {
     const char *name;
-    crun_dtype dtype;
+    crun_dtype dtype;                     /* the element type (of each item, for a sequence) */
     int32_t rank;                         /* -1 when the model does not say */
     int64_t dims[CRUN_MAX_RANK];          /* -1 where the dimension is symbolic or unknown */
     const char *dim_names[CRUN_MAX_RANK]; /* symbol of a symbolic dimension, else NULL */
+    crun_value_kind kind;                 /* CRUN_VALUE_TENSOR or CRUN_VALUE_SEQUENCE */
+    int32_t optional;                     /* 1 when the value may be absent (ONNX optional) */
 } crun_tensor_info;
 
 /* A view of a tensor held by a session. data is owned by the session and valid until the
@@ -230,6 +240,13 @@ CRUN_API crun_status crun_model_arena_bytes(const crun_model *model, const crun_
 CRUN_API crun_status crun_session_set_input(crun_session *session, int32_t index, crun_dtype dtype,
                                             int32_t rank, const int64_t *dims, const void *data);
 
+/* Binds a sequence input to n tensors (items[i].name is ignored; data borrowed like
+ * crun_session_set_input's, until the next run). */
+CRUN_API crun_status crun_session_set_input_sequence(crun_session *session, int32_t index, int32_t n,
+                                                     const crun_tensor *items);
+/* Binds an optional input to "no value". */
+CRUN_API crun_status crun_session_set_input_none(crun_session *session, int32_t index);
+
 /* Plans now for the bound input shapes (defaults for inputs not bound) unless the current
  * plan already fits them; lets a caller inspect the plan (step and memory info) or see a
  * shape error before the first run. crun_session_create plans too, but when the default
@@ -242,8 +259,17 @@ CRUN_API crun_status crun_session_plan(crun_session *session);
  * run allocates nothing. */
 CRUN_API crun_status crun_session_run(crun_session *session);
 
-/* View of output index after a successful run (see crun_tensor for how long it lives). */
+/* View of output index after a successful run (see crun_tensor for how long it lives).
+ * Fails for an output that is a sequence or holds nothing. For a STRING tensor, data is
+ * an array of const char*. */
 CRUN_API crun_status crun_session_get_output(const crun_session *session, int32_t index, crun_tensor *out);
+
+/* What output index holds after a run: a tensor (read it with crun_session_get_output),
+ * a sequence of *count tensors (crun_session_get_output_item), or nothing. */
+CRUN_API crun_status crun_session_get_output_kind(const crun_session *session, int32_t index, crun_value_kind *kind,
+                                                  int32_t *count);
+CRUN_API crun_status crun_session_get_output_item(const crun_session *session, int32_t index, int32_t item,
+                                                  crun_tensor *out);
 
 CRUN_API crun_status crun_session_memory_info(const crun_session *session, crun_memory_info *out);
 CRUN_API int32_t crun_session_step_count(const crun_session *session);

@@ -24,6 +24,7 @@ typedef struct LoadCtx {
 static const char *nz(const char *s) { return s ? s : ""; }
 
 static crun_status load_graph(Onnx__GraphProto *gp, Graph *g, LoadCtx *lc);
+static crun_status add_io(GraphIO **arr, int *n, const char *name, int value, int parent_input, LoadCtx *lc);
 
 /* ---- values ---- */
 
@@ -48,12 +49,17 @@ static crun_status load_type(const Onnx__TypeProto *tp, Graph *g, Value *v, Load
 {
     if (!tp)
         return CRUN_OK;
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE) {
+        v->optional = true;
+        return tp->optional_type ? load_type(tp->optional_type->elem_type, g, v, lc) : CRUN_OK;
+    }
     if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) {
         v->kind = VALUE_SEQUENCE;
-        return CRUN_OK;
-    }
-    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE) {
-        v->kind = VALUE_OPTIONAL;
+        /* The element type, when declared, is the sequence's dtype. */
+        const Onnx__TypeProto *et = tp->sequence_type ? tp->sequence_type->elem_type : NULL;
+        if (et && et->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && et->tensor_type &&
+            dtype_is_valid(et->tensor_type->elem_type))
+            v->dtype = (crun_dtype)et->tensor_type->elem_type;
         return CRUN_OK;
     }
     if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
@@ -133,6 +139,41 @@ static crun_status load_subgraph(Onnx__GraphProto *gp, Graph *parent, Graph **ou
     return st;
 }
 
+/* The values sub captures from g become inputs of sub (after its declared ones) and
+ * implicit inputs of node n, so ordering, liveness and binding treat them like any input.
+ * Captured constants (weights) are shared instead: the subgraph sees them as its own
+ * constants, with no copy at run time. */
+static crun_status add_implicit_inputs(const Graph *g, Node *n, Graph *sub, LoadCtx *lc)
+{
+    for (int v = 0; v < sub->n_values; v++) {
+        Value *sv = &sub->values[v];
+        if (!(sv->flags & VALUE_IS_OUTER) || (sv->flags & VALUE_IS_CONST))
+            continue;
+        const Value *pv = &g->values[sv->outer];
+        if (pv->flags & VALUE_IS_CONST) {
+            sv->flags |= VALUE_IS_CONST | VALUE_BORROWED;
+            sv->dtype = pv->dtype;
+            sv->rank = pv->rank;
+            memcpy(sv->dims, pv->dims, sizeof sv->dims);
+            sv->data = pv->data;
+            continue;
+        }
+        int k = n->n_in - n->n_implicit;
+        while (k < n->n_in && n->in[k] != sv->outer)
+            k++;
+        if (k == n->n_in) {
+            if (!node_set_input(n, k, sv->outer))
+                return diag_fail(lc->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+            n->n_implicit++;
+        }
+        sv->flags |= VALUE_IS_INPUT;
+        crun_status st = add_io(&sub->inputs, &sub->n_inputs, sv->name, v, k, lc);
+        if (st != CRUN_OK)
+            return st;
+    }
+    return CRUN_OK;
+}
+
 static int attr_list_len(const Onnx__AttributeProto *ap, AttrType t)
 {
     switch (t) {
@@ -170,6 +211,8 @@ static AttrType attr_type_of(const Onnx__AttributeProto *ap)
         return ATTR_TENSORS;
     if (ap->n_graphs)
         return ATTR_GRAPHS;
+    if (ap->tp)
+        return ATTR_TYPE_PROTO;
     return ATTR_UNDEFINED;
 }
 
@@ -235,6 +278,14 @@ static crun_status load_attr(const Onnx__AttributeProto *ap, Graph *g, Attr *a, 
                 return st;
         }
         return CRUN_OK;
+    }
+    case ATTR_TYPE_PROTO: {
+        /* Only what ops need of a type: tensor or sequence, and the element type. */
+        Value tmp = {.name = a->name, .rank = -1};
+        crun_status st = ap->tp ? load_type(ap->tp, g, &tmp, lc) : CRUN_OK;
+        a->tp_kind = tmp.kind;
+        a->tp_dtype = tmp.dtype;
+        return st;
     }
     case ATTR_UNDEFINED:
         return diag_fail(lc->d, CRUN_ERR_INVALID_MODEL, "%s has no value", what);
@@ -401,6 +452,11 @@ static crun_status add_node(const Onnx__NodeProto *np, int index, Graph *g, Load
             return diag_fail(lc->d, CRUN_ERR_INVALID_MODEL, "node '%s' has an empty attribute", name);
         crun_status st = load_attr(np->attribute[a], g, &n->attrs[a], name, lc);
         n->n_attrs = (int)a + 1;
+        /* g->nodes does not move while a subgraph loads (only its own nodes grow). */
+        const Attr *at = &n->attrs[a];
+        int n_sub = at->type == ATTR_GRAPH ? 1 : at->type == ATTR_GRAPHS ? at->n : 0;
+        for (int k = 0; st == CRUN_OK && k < n_sub && at->graphs[k]; k++)
+            st = add_implicit_inputs(g, n, at->graphs[k], lc);
         if (st != CRUN_OK)
             return st;
     }
@@ -469,13 +525,14 @@ static crun_status load_initializers(Onnx__GraphProto *gp, Graph *g, LoadCtx *lc
     return CRUN_OK;
 }
 
-static crun_status add_io(GraphIO **arr, int *n, const char *name, int value, LoadCtx *lc)
+static crun_status add_io(GraphIO **arr, int *n, const char *name, int value, int parent_input, LoadCtx *lc)
 {
     GraphIO *p = realloc(*arr, (size_t)(*n + 1) * sizeof *p);
     if (!p)
         return diag_fail(lc->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     *arr = p;
     p[*n].value = value;
+    p[*n].parent_input = parent_input;
     p[*n].name = str_dup(name);
     if (!p[*n].name)
         return diag_fail(lc->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
@@ -502,7 +559,7 @@ static crun_status load_inputs(const Onnx__GraphProto *gp, Graph *g, LoadCtx *lc
         g->values[v].flags |= VALUE_IS_INPUT;
         crun_status st = load_type(vi->type, g, &g->values[v], lc);
         if (st == CRUN_OK)
-            st = add_io(&g->inputs, &g->n_inputs, name, v, lc);
+            st = add_io(&g->inputs, &g->n_inputs, name, v, -1, lc);
         if (st != CRUN_OK)
             return st;
     }
@@ -525,7 +582,7 @@ static crun_status load_outputs(const Onnx__GraphProto *gp, Graph *g, LoadCtx *l
         if (!(val->flags & (VALUE_IS_INPUT | VALUE_IS_CONST | VALUE_IS_OUTER)))
             st = load_type(vi->type, g, val, lc);
         if (st == CRUN_OK)
-            st = add_io(&g->outputs, &g->n_outputs, name, v, lc);
+            st = add_io(&g->outputs, &g->n_outputs, name, v, -1, lc);
         if (st != CRUN_OK)
             return st;
     }

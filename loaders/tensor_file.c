@@ -244,3 +244,142 @@ void tensor_file_free(Tensor *t)
     tensor_data_free(t->dtype, t->data, tensor_numel(t));
     t->data = NULL;
 }
+
+/* ---- SequenceProto and OptionalProto (onnx-data.proto), read from the wire format:
+ * Debian ships only onnx.proto, and these two small messages need a few fields. ---- */
+
+typedef struct PbReader {
+    const uint8_t *p, *end;
+} PbReader;
+
+static bool pb_varint(PbReader *r, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
+        uint8_t b = *r->p++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Next field: number, and for length-delimited fields their bytes. Skips other wire types. */
+static bool pb_next(PbReader *r, uint32_t *field, const uint8_t **data, size_t *len, uint64_t *val)
+{
+    uint64_t key;
+    if (r->p >= r->end || !pb_varint(r, &key))
+        return false;
+    *field = (uint32_t)(key >> 3);
+    switch (key & 7) {
+    case 0: return pb_varint(r, val);
+    case 1:
+        if (r->end - r->p < 8)
+            return false;
+        r->p += 8;
+        return true;
+    case 2: {
+        uint64_t n;
+        if (!pb_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+            return false;
+        *data = r->p;
+        *len = (size_t)n;
+        r->p += n;
+        return true;
+    }
+    case 5:
+        if (r->end - r->p < 4)
+            return false;
+        r->p += 4;
+        return true;
+    default: return false;
+    }
+}
+
+enum { PB_ELEM_TENSOR = 1, PB_ELEM_SEQUENCE = 3 };
+
+static crun_status parse_sequence(const uint8_t *data, size_t size, ValueFile *out, Diag *d)
+{
+    PbReader r = {data, data + size};
+    uint32_t field;
+    const uint8_t *fd = NULL;
+    size_t len = 0;
+    uint64_t val = 0;
+    out->kind = VALUE_SEQUENCE;
+    while (r.p < r.end) {
+        if (!pb_next(&r, &field, &fd, &len, &val))
+            return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "not a SequenceProto (bad wire data)");
+        if (field == 2 && val != PB_ELEM_TENSOR && val != 0)
+            return diag_fail(d, CRUN_ERR_UNSUPPORTED, "sequences of non-tensors are not supported");
+        if (field != 3)
+            continue;
+        Tensor *items = realloc(out->items, (size_t)(out->n + 1) * sizeof *items);
+        if (!items)
+            return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+        out->items = items;
+        crun_status st = pb_tensor_parse(fd, len, &items[out->n], NULL, d);
+        if (st != CRUN_OK)
+            return st;
+        out->elem = items[out->n].dtype;
+        out->n++;
+    }
+    return CRUN_OK;
+}
+
+static crun_status parse_optional(const uint8_t *data, size_t size, ValueKind kind, ValueFile *out, Diag *d)
+{
+    PbReader r = {data, data + size};
+    uint32_t field;
+    const uint8_t *fd = NULL;
+    size_t len = 0;
+    uint64_t val = 0;
+    out->kind = kind;
+    out->none = true;
+    while (r.p < r.end) {
+        if (!pb_next(&r, &field, &fd, &len, &val))
+            return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "not an OptionalProto (bad wire data)");
+        crun_status st = CRUN_OK;
+        if (field == 3) {
+            out->kind = VALUE_TENSOR;
+            st = pb_tensor_parse(fd, len, &out->t, NULL, d);
+            out->none = false;
+        } else if (field == 5) {
+            st = parse_sequence(fd, len, out, d);
+            out->none = false;
+        }
+        if (st != CRUN_OK)
+            return st;
+    }
+    return CRUN_OK;
+}
+
+crun_status value_file_read(const char *path, ValueKind kind, bool optional, ValueFile *out, Diag *d)
+{
+    memset(out, 0, sizeof *out);
+    if (kind == VALUE_TENSOR && !optional) {
+        crun_status st = tensor_file_read(path, &out->t, &out->name, d);
+        return st;
+    }
+    void *buf = NULL;
+    size_t size = 0;
+    crun_status st = read_all(path, &buf, &size, d);
+    if (st != CRUN_OK)
+        return st;
+    st = optional ? parse_optional(buf, size, kind, out, d) : parse_sequence(buf, size, out, d);
+    free(buf);
+    if (st != CRUN_OK) {
+        value_file_free(out);
+        diag_prefix(d, "%s", path);
+    }
+    return st;
+}
+
+void value_file_free(ValueFile *v)
+{
+    tensor_file_free(&v->t);
+    for (int i = 0; i < v->n; i++)
+        tensor_file_free(&v->items[i]);
+    free(v->items);
+    free(v->name);
+    memset(v, 0, sizeof *v);
+}

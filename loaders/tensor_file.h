@@ -14,6 +14,22 @@ crun_status npy_parse(const void *data, size_t size, Tensor *out, Diag *d);
 /* Parses TensorProto bytes. */
 crun_status pb_tensor_parse(const void *data, size_t size, Tensor *out, char **name, Diag *d);
 void tensor_file_free(Tensor *t);
+/* A value read from a .pb file of the ONNX test layout: a TensorProto, or (kind
+ * VALUE_SEQUENCE) a SequenceProto of tensors, or an OptionalProto (possibly none). */
+typedef struct ValueFile {
+    ValueKind kind;
+    bool none;
+    Tensor t;        /* the tensor (kind VALUE_TENSOR) */
+    int n;           /* the items (kind VALUE_SEQUENCE) */
+    Tensor *items;
+    crun_dtype elem; /* element type of a sequence */
+    char *name;
+} ValueFile;
+
+/* Reads path as a tensor, sequence or optional .pb (as the model says the value is). */
+crun_status value_file_read(const char *path, ValueKind kind, bool optional, ValueFile *out, Diag *d);
+void value_file_free(ValueFile *v);
+
 /* Writes t as a version 1.0 .npy file. */
 crun_status npy_write(const char *path, const Tensor *t, Diag *d);
 

@@ -68,7 +68,7 @@ crun_status node_fail(const Node *n, Diag *d, crun_status st, const char *fmt, .
 crun_status op_parse_node(Node *n, Diag *d)
 {
     const OpDesc *op = n->op;
-    int n_in = n->n_in, n_out = n->n_out;
+    int n_in = n->n_in - n->n_implicit, n_out = n->n_out;
     /* Trailing omitted optional inputs and outputs do not count. */
     while (n_in > 0 && n->in[n_in - 1] < 0)
         n_in--;

@@ -36,6 +36,13 @@ typedef struct PrepCtx {
     Diag *d;
 } PrepCtx;
 
+/* Per-step state a kernel keeps across runs (sub-executors of control flow); owned by
+ * the executor, which calls release(ptr) when the plan or the executor goes away. */
+typedef struct StepSlot {
+    void *ptr;
+    void (*release)(void *ptr);
+} StepSlot;
+
 typedef struct KernelCtx {
     const Node *node;
     const void *params;
@@ -47,6 +54,8 @@ typedef struct KernelCtx {
     void *ws;
     struct ThreadPool *pool;
     Diag *d; /* for failures that depend on the data (an index out of range...) */
+    StepSlot *slot; /* this step's persistent state (NULL outside an executor) */
+    struct Executor *exec; /* the executor running this step (NULL outside one) */
 } KernelCtx;
 
 typedef struct KernelVariant {
@@ -68,7 +77,12 @@ enum {
     /* Never evaluate at plan time (random ops). */
     OPF_NO_FOLD = 1u << 3,
     /* The kernel applies node->act to its output (the fusion pass may set it). */
-    OPF_ACT_EPILOGUE = 1u << 4
+    OPF_ACT_EPILOGUE = 1u << 4,
+    /* Output shapes are known only once the kernel ran (control flow): the step is always
+     * dynamic and its kernel gives each output storage with exec_store_output. */
+    OPF_KERNEL_SHAPES = 1u << 5,
+    /* Inputs may be sequences or empty optionals (others are refused with a message). */
+    OPF_ANY_VALUE = 1u << 6
 };
 
 typedef struct OpDesc {

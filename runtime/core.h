@@ -23,12 +23,22 @@
  * well below SIZE_MAX so that count * element size never overflows. */
 #define CRUN_MAX_NUMEL ((int64_t)1 << 40)
 
-/* A tensor as kernels see it: a typed, dense, row-major view. data is never owned. */
+/* What a value holds: a tensor, or a sequence of tensors (ONNX sequence types). */
+typedef enum ValueKind { VALUE_TENSOR = 0, VALUE_SEQUENCE } ValueKind;
+
+struct Sequence;
+
+/* A value as kernels see it: a typed, dense, row-major tensor view, or (kind
+ * VALUE_SEQUENCE) a sequence of tensors whose element type is dtype. An ONNX optional
+ * value is either of these, or `none`. data and seq are never owned by the view. */
 typedef struct Tensor {
     crun_dtype dtype;
     int rank;
     int64_t dims[CRUN_MAX_RANK];
     void *data;
+    ValueKind kind;
+    bool none;
+    struct Sequence *seq;
 } Tensor;
 
 /* ---- dtypes ---- */

@@ -8,11 +8,19 @@ crun_status node_infer(const Node *n, const Tensor *const *in, int n_in, Tensor 
                        bool *needs_data, Diag *d)
 {
     InferCtx ic = {.node = n, .params = n->params, .n_in = n_in, .n_out = n_out, .in = in, .out = out, .d = d};
+    if (!(n->op->flags & OPF_ANY_VALUE))
+        for (int i = 0; i < n_in; i++)
+            if (in[i] && (in[i]->kind != VALUE_TENSOR || in[i]->none))
+                return node_fail(n, d, CRUN_ERR_UNSUPPORTED, "input %d is %s, which this op does not take", i,
+                                 in[i]->none ? "an optional without value" : "a sequence");
     for (int i = 0; i < n_out; i++)
         if (out[i]) {
             out[i]->dtype = CRUN_DTYPE_UNDEFINED;
             out[i]->rank = 0;
             out[i]->data = NULL;
+            out[i]->kind = VALUE_TENSOR;
+            out[i]->none = false;
+            out[i]->seq = NULL;
         }
     crun_status st = n->op->infer(&ic);
     *needs_data = ic.needs_data;

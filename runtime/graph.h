@@ -48,9 +48,9 @@ typedef struct Attr {
     char **strings;
     OwnedTensor *tensors; /* TENSOR (n = 1) and TENSORS */
     struct Graph **graphs; /* GRAPH (n = 1) and GRAPHS */
+    ValueKind tp_kind;     /* TYPE_PROTO: a tensor or a sequence type ... */
+    crun_dtype tp_dtype;   /* ... of this element type */
 } Attr;
-
-typedef enum ValueKind { VALUE_TENSOR = 0, VALUE_SEQUENCE, VALUE_OPTIONAL } ValueKind;
 
 enum {
     VALUE_IS_INPUT = 1u << 0,  /* a graph input */
@@ -62,7 +62,8 @@ enum {
 
 typedef struct Value {
     char *name;
-    ValueKind kind;
+    ValueKind kind;             /* declared kind (a tensor unless the model says sequence) */
+    bool optional;              /* declared as an ONNX optional: may hold no value */
     crun_dtype dtype;           /* UNDEFINED until known */
     int rank;                   /* -1 until known */
     int64_t dims[CRUN_MAX_RANK];/* -1 where unknown or symbolic */
@@ -98,6 +99,7 @@ typedef struct Node {
     int opset;          /* version of the node's domain imported by the model */
     int n_in, n_out;
     int *in, *out;      /* value ids; -1 marks an omitted optional input or output */
+    int n_implicit;     /* the last n_implicit inputs are values its subgraphs capture */
     int n_attrs;
     Attr *attrs;
     void *params;       /* typed attributes made by op->parse; freed with free() */
@@ -109,6 +111,8 @@ typedef struct Node {
 typedef struct GraphIO {
     char *name;         /* the name users see; stays even when passes redirect value */
     int value;
+    int parent_input;   /* a subgraph's captured value: index of the owning node's input
+                           that feeds it; -1 for a declared input */
 } GraphIO;
 
 typedef struct Opset {

@@ -127,6 +127,8 @@ static void fill_info(const crun_model *m, const GraphIO *io, crun_tensor_info *
     out->name = io->name;
     out->dtype = v->dtype;
     out->rank = v->rank;
+    out->kind = v->kind == VALUE_SEQUENCE ? CRUN_VALUE_SEQUENCE : CRUN_VALUE_TENSOR;
+    out->optional = v->optional;
     for (int i = 0; i < v->rank && i < CRUN_MAX_RANK; i++) {
         out->dims[i] = (v->flags & VALUE_IS_CONST) ? v->dims[i] : v->sym[i] >= 0 ? -1 : v->dims[i];
         out->dim_names[i] = v->sym[i] >= 0 ? g->syms[v->sym[i]] : NULL;

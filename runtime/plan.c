@@ -39,17 +39,17 @@ static crun_status init_values(Builder *b, const PlanInput *inputs)
             pv->t.rank = val->rank;
             memcpy(pv->t.dims, val->dims, sizeof pv->t.dims);
             pv->t.data = val->data;
-        } else if (val->flags & VALUE_IS_OUTER) {
-            return diag_fail(b->d, CRUN_ERR_UNSUPPORTED, "value '%s' comes from an enclosing graph, not supported here",
-                             val->name);
         }
     }
+    /* A subgraph's captured values are among its inputs (the loader made them so). */
     for (int i = 0; i < g->n_inputs; i++) {
         PlanValue *pv = &p->vals[g->inputs[i].value];
-        pv->store = STORE_ARENA;
         pv->t.dtype = inputs[i].dtype;
         pv->t.rank = inputs[i].rank;
         memcpy(pv->t.dims, inputs[i].dims, sizeof pv->t.dims);
+        pv->t.kind = inputs[i].kind;
+        pv->t.none = inputs[i].none;
+        pv->store = value_is_dynamic(&pv->t) ? STORE_DYNAMIC : STORE_ARENA;
         pv->first = 0;
     }
     return CRUN_OK;
@@ -143,20 +143,20 @@ static crun_status add_step(Builder *b, int node_index, bool dynamic)
 static crun_status plan_node(Builder *b, int node_index)
 {
     const Node *n = &b->g->nodes[node_index];
-    if (has_subgraph(n))
-        return node_fail(n, b->d, CRUN_ERR_UNSUPPORTED, "subgraphs are not supported yet");
     if (!grow_scratch(b, CRUN_MAX(n->n_in, n->n_out) + 1))
         return diag_fail(b->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     bool all_const, shapes_known;
     if (!gather(b, n, &all_const, &shapes_known))
         return add_step(b, node_index, true);
-    bool fold = (all_const || (n->op->flags & OPF_SHAPE_ONLY)) && !(n->op->flags & OPF_NO_FOLD);
+    bool fold = (all_const || (n->op->flags & OPF_SHAPE_ONLY)) && !(n->op->flags & OPF_NO_FOLD) && !has_subgraph(n);
     if (fold)
         return fold_node(b, n);
     bool needs_data = false;
     crun_status st = node_infer(n, b->in, n->n_in, b->out, n->n_out, &needs_data, b->d);
     if (st != CRUN_OK)
         return st;
+    for (int k = 0; k < n->n_out && !needs_data; k++)
+        needs_data = b->out[k] && value_is_dynamic(b->out[k]);
     return add_step(b, node_index, needs_data);
 }
 

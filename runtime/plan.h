@@ -40,7 +40,15 @@ typedef struct PlanInput {
     crun_dtype dtype;
     int rank;
     int64_t dims[CRUN_MAX_RANK];
+    ValueKind kind; /* a sequence input is planned as dynamic */
+    bool none;      /* an optional input bound to no value */
 } PlanInput;
+
+/* Values kept outside the arena: sequences, strings and empty optionals. */
+static inline bool value_is_dynamic(const Tensor *t)
+{
+    return t->kind != VALUE_TENSOR || t->none || t->dtype == CRUN_DTYPE_STRING;
+}
 
 typedef struct Plan {
     const Graph *g;

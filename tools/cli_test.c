@@ -130,21 +130,40 @@ static bool compare(const crun_tensor *got, const Tensor *want, char *why, size_
 
 typedef enum Verdict { V_PASS, V_FAIL, V_ERROR, V_SKIP } Verdict;
 
-static Verdict load_tensors(const char *dir, const char *prefix, Tensor **out, char ***names, int *n, char *why,
-                            size_t size)
+static crun_tensor public_view(const Tensor *t)
 {
-    NameList l = list_dir(dir, prefix, true);
-    *out = calloc((size_t)l.n + 1, sizeof **out);
-    *names = calloc((size_t)l.n + 1, sizeof **names);
+    crun_tensor v = {.dtype = t->dtype, .rank = t->rank, .data = t->data, .size_bytes = tensor_bytes(t)};
+    memcpy(v.dims, t->dims, sizeof v.dims);
+    return v;
+}
+
+/* Reads the files of one kind (input_ or output_) as the model's values of that side. */
+static Verdict read_values(const crun_model *m, const char *dir, bool inputs, ValueFile **out, int *n, char *why,
+                           size_t size)
+{
+    NameList l = list_dir(dir, inputs ? "input_" : "output_", true);
+    int want = inputs ? crun_model_input_count(m) : crun_model_output_count(m);
     *n = 0;
-    Verdict v = *out && *names ? V_PASS : V_ERROR;
+    *out = calloc((size_t)l.n + 1, sizeof **out);
+    Verdict v = *out ? V_PASS : V_ERROR;
+    if (v == V_PASS && l.n > want) {
+        snprintf(why, size, "%d %s files for %d model %ss", l.n, inputs ? "input" : "output", want,
+                 inputs ? "input" : "output");
+        v = V_ERROR;
+    }
     for (int i = 0; i < l.n && v == V_PASS; i++) {
+        crun_tensor_info info;
+        if (inputs)
+            crun_model_input_info(m, i, &info);
+        else
+            crun_model_output_info(m, i, &info);
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, l.v[i]);
         Diag d = {0};
-        if (tensor_file_read(path, &(*out)[i], &(*names)[i], &d) != CRUN_OK) {
-            snprintf(why, size, "cannot read %s (sequence or optional data is not supported yet): %s", l.v[i], d.msg);
-            v = V_SKIP;
+        ValueKind kind = info.kind == CRUN_VALUE_SEQUENCE ? VALUE_SEQUENCE : VALUE_TENSOR;
+        if (value_file_read(path, kind, info.optional != 0, &(*out)[i], &d) != CRUN_OK) {
+            snprintf(why, size, "cannot read %s: %s", l.v[i], d.msg);
+            v = V_ERROR;
             break;
         }
         (*n)++;
@@ -153,32 +172,70 @@ static Verdict load_tensors(const char *dir, const char *prefix, Tensor **out, c
     return v;
 }
 
-static void tensors_free(Tensor *t, char **names, int n)
+static void values_free(ValueFile *v, int n)
 {
-    for (int i = 0; i < n; i++) {
-        tensor_file_free(&t[i]);
-        free(names[i]);
+    for (int i = 0; i < n; i++)
+        value_file_free(&v[i]);
+    free(v);
+}
+
+static crun_status bind_value(crun_session *s, int idx, const ValueFile *vf)
+{
+    if (vf->none)
+        return crun_session_set_input_none(s, idx);
+    if (vf->kind == VALUE_TENSOR)
+        return crun_session_set_input(s, idx, vf->t.dtype, vf->t.rank, vf->t.dims, vf->t.data);
+    crun_tensor *items = calloc((size_t)vf->n + 1, sizeof *items);
+    if (!items)
+        return CRUN_ERR_OUT_OF_MEMORY;
+    for (int i = 0; i < vf->n; i++)
+        items[i] = public_view(&vf->items[i]);
+    crun_status st = crun_session_set_input_sequence(s, idx, vf->n, items);
+    free(items);
+    return st;
+}
+
+static bool compare_value(const crun_session *s, int idx, const char *name, const ValueFile *want, char *why,
+                          size_t size)
+{
+    crun_value_kind kind;
+    int32_t count;
+    if (crun_session_get_output_kind(s, idx, &kind, &count) != CRUN_OK) {
+        snprintf(why, size, "no output %d", idx);
+        return false;
     }
-    free(t);
-    free(names);
+    crun_value_kind expect = want->none ? CRUN_VALUE_NONE : want->kind == VALUE_SEQUENCE ? CRUN_VALUE_SEQUENCE
+                                                                                        : CRUN_VALUE_TENSOR;
+    if (kind != expect) {
+        snprintf(why, size, "output '%s' holds a %s, expected a %s", name,
+                 kind == CRUN_VALUE_NONE ? "no value" : kind == CRUN_VALUE_SEQUENCE ? "sequence" : "tensor",
+                 expect == CRUN_VALUE_NONE ? "no value" : expect == CRUN_VALUE_SEQUENCE ? "sequence" : "tensor");
+        return false;
+    }
+    crun_tensor got;
+    if (kind == CRUN_VALUE_TENSOR)
+        return crun_session_get_output(s, idx, &got) == CRUN_OK && compare(&got, &want->t, why, size);
+    if (kind == CRUN_VALUE_SEQUENCE && count != want->n) {
+        snprintf(why, size, "output '%s' has %d items, expected %d", name, (int)count, want->n);
+        return false;
+    }
+    for (int i = 0; i < count; i++)
+        if (crun_session_get_output_item(s, idx, i, &got) != CRUN_OK || !compare(&got, &want->items[i], why, size))
+            return false;
+    return true;
 }
 
 static Verdict run_data_set(crun_session *s, const crun_model *m, const char *dir, char *why, size_t size)
 {
-    Tensor *in = NULL, *want = NULL;
-    char **in_names = NULL, **want_names = NULL;
+    ValueFile *in = NULL, *want = NULL;
     int n_in = 0, n_want = 0;
-    Verdict v = load_tensors(dir, "input_", &in, &in_names, &n_in, why, size);
+    Verdict v = read_values(m, dir, true, &in, &n_in, why, size);
     if (v == V_PASS)
-        v = load_tensors(dir, "output_", &want, &want_names, &n_want, why, size);
-    if (v == V_PASS && n_in != crun_model_input_count(m)) {
-        snprintf(why, size, "%d input files for %d model inputs", n_in, crun_model_input_count(m));
-        v = V_ERROR;
-    }
+        v = read_values(m, dir, false, &want, &n_want, why, size);
     for (int i = 0; i < n_in && v == V_PASS; i++) {
-        int idx = in_names[i][0] ? crun_model_find_input(m, in_names[i]) : -1;
-        idx = idx < 0 ? i : idx;
-        if (crun_session_set_input(s, idx, in[i].dtype, in[i].rank, in[i].dims, in[i].data) != CRUN_OK) {
+        /* Inputs go by name when the file names one, else by position. */
+        int idx = in[i].name && in[i].name[0] ? crun_model_find_input(m, in[i].name) : -1;
+        if (bind_value(s, idx < 0 ? i : idx, &in[i]) != CRUN_OK) {
             snprintf(why, size, "%s", crun_last_error());
             v = V_ERROR;
         }
@@ -188,17 +245,13 @@ static Verdict run_data_set(crun_session *s, const crun_model *m, const char *di
         v = V_ERROR;
     }
     for (int i = 0; i < n_want && v == V_PASS; i++) {
-        int idx = want_names[i][0] ? crun_model_find_output(m, want_names[i]) : -1;
-        crun_tensor got;
-        if (crun_session_get_output(s, idx < 0 ? i : idx, &got) != CRUN_OK) {
-            snprintf(why, size, "no output %d", i);
+        crun_tensor_info info;
+        crun_model_output_info(m, i, &info);
+        if (!compare_value(s, i, info.name, &want[i], why, size))
             v = V_FAIL;
-        } else if (!compare(&got, &want[i], why, size)) {
-            v = V_FAIL;
-        }
     }
-    tensors_free(in, in_names, n_in);
-    tensors_free(want, want_names, n_want);
+    values_free(in, n_in);
+    values_free(want, n_want);
     return v;
 }
 

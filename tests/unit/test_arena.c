@@ -189,7 +189,7 @@ TEST(random_graphs_plan_soundly_and_compute_right)
         Onnx__GraphProto *gp = ob_model(b)->graph;
         CHECK_MSG(m, "trial %d: %s", trial, crun_last_error());
         /* The plan itself, checked pairwise. */
-        PlanInput pin = {CRUN_DTYPE_FLOAT, 1, {n}};
+        PlanInput pin = {.dtype = CRUN_DTYPE_FLOAT, .rank = 1, .dims = {n}};
         Plan *p = NULL;
         Diag d = {0};
         CHECK_MSG(plan_build(m->graph, &pin, 2, &p, &d) == CRUN_OK, "trial %d: %s", trial, d.msg);
