@@ -3,10 +3,13 @@
  * Integers convert through int64/uint64 (wrapping like C casts), floats through double;
  * float to integer truncates toward zero and saturates (NaN gives 0), where C would
  * leave the out-of-range case undefined. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/broadcast.h"
 #include "ops/dtype_loops.h"
+#include "runtime/sequence.h"
 
 typedef struct CastParams {
     int64_t to;
@@ -108,13 +111,97 @@ static crun_status parse_cast(Node *n, Diag *d)
 static crun_status cast_infer(InferCtx *c)
 {
     const CastParams *p = c->params;
-    out_set(c->out[0], (crun_dtype)p->to, c->in[0]->rank, c->in[0]->dims);
+    /* CastLike takes the target type from its second input. */
+    crun_dtype to = c->n_in > 1 && c->in[1] ? c->in[1]->dtype : (crun_dtype)p->to;
+    out_set(c->out[0], to, c->in[0]->rank, c->in[0]->dims);
     return CRUN_OK;
 }
+
+static crun_status parse_castlike(Node *n, Diag *d) { return params_alloc(n, sizeof(CastParams), d) ? CRUN_OK : d->status; }
 
 static bool cast_applies(const PrepCtx *c, const void *kdata)
 {
     return cast_loops[c->in[0]->dtype][c->out[0]->dtype] != NULL;
+}
+
+/* ---- to and from strings, with NumPy's spelling (the conformance data comes from it) ---- */
+
+static bool is_string_cast(const PrepCtx *c, const void *kdata)
+{
+    crun_dtype a = c->in[0]->dtype, b = c->out[0]->dtype;
+    return (a == CRUN_DTYPE_STRING) != (b == CRUN_DTYPE_STRING) || (a == CRUN_DTYPE_STRING && b == a);
+}
+
+/* Shortest decimal that reads back as the same value (as numpy prints floats), with ".0"
+ * for whole numbers. */
+static int format_float(char *buf, size_t size, double v, bool is_float32)
+{
+    int n = 0;
+    for (int prec = 1; prec <= 17; prec++) {
+        n = snprintf(buf, size, "%.*g", prec, v);
+        double back = strtod(buf, NULL);
+        if (is_float32 ? (float)back == (float)v : back == v)
+            break;
+    }
+    if (v == v && !strpbrk(buf, ".ein"))
+        n += snprintf(buf + n, size - (size_t)n, ".0");
+    return n;
+}
+
+static crun_status to_string_run(KernelCtx *k)
+{
+    const Tensor *x = k->in[0];
+    Tensor *y = k->out[0];
+    int64_t n = tensor_numel(x);
+    for (int64_t i = 0; i < n; i++) {
+        char buf[64];
+        int len;
+        if (x->dtype == CRUN_DTYPE_STRING) {
+            const char *s = ((char *const *)x->data)[i];
+            if (tensor_set_string(y, i, s, strlen(s)) != CRUN_OK)
+                return node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+            continue;
+        }
+        if (x->dtype == CRUN_DTYPE_BOOL)
+            len = snprintf(buf, sizeof buf, "%s", ((const uint8_t *)x->data)[i] ? "True" : "False");
+        else if (dtype_is_float(x->dtype))
+            len = format_float(buf, sizeof buf, tensor_get_double(x, i), x->dtype != CRUN_DTYPE_DOUBLE);
+        else if (x->dtype == CRUN_DTYPE_UINT64)
+            len = snprintf(buf, sizeof buf, "%llu", (unsigned long long)((const uint64_t *)x->data)[i]);
+        else
+            len = snprintf(buf, sizeof buf, "%lld", (long long)tensor_get_int(x, i));
+        if (tensor_set_string(y, i, buf, (size_t)len) != CRUN_OK)
+            return node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    return CRUN_OK;
+}
+
+static crun_status from_string_run(KernelCtx *k)
+{
+    const Tensor *x = k->in[0];
+    Tensor *y = k->out[0];
+    int64_t n = tensor_numel(x);
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = ((char *const *)x->data)[i];
+        char *end;
+        if (dtype_is_float(y->dtype)) {
+            tensor_set_double(y, i, strtod(s, &end));
+        } else if (y->dtype == CRUN_DTYPE_BOOL) {
+            bool t = !strcmp(s, "True") || !strcmp(s, "true") || strtod(s, &end) != 0;
+            tensor_set_int(y, i, t);
+            end = (char *)s + strlen(s);
+        } else {
+            tensor_set_int(y, i, strtoll(s, &end, 10));
+        }
+        if (end == s && *s)
+            return node_fail(k->node, k->d, CRUN_ERR_RUNTIME, "'%s' is not a number", s);
+    }
+    return CRUN_OK;
+}
+
+static crun_status string_cast_run(KernelCtx *k)
+{
+    return k->out[0]->dtype == CRUN_DTYPE_STRING ? to_string_run(k) : from_string_run(k);
 }
 
 static crun_status cast_run(KernelCtx *k)
@@ -128,5 +215,8 @@ static crun_status cast_run(KernelCtx *k)
 
 static int64_t cast_flops(const Node *n, const Tensor *const *in, const Tensor *const *out) { return 0; }
 
-static const KernelVariant cast_kernels[] = {{"cast_ref", ISA_SCALAR, cast_applies, NULL, cast_run, NULL}, {0}};
+static const KernelVariant cast_kernels[] = {{"cast_ref", ISA_SCALAR, cast_applies, NULL, cast_run, NULL},
+                                             {"cast_string", ISA_SCALAR, is_string_cast, NULL, string_cast_run, NULL},
+                                             {0}};
 const OpDesc op_Cast = {"", "Cast", 1, 1, 1, 1, 0, parse_cast, cast_infer, cast_flops, cast_kernels};
+const OpDesc op_CastLike = {"", "CastLike", 2, 2, 1, 1, 0, parse_castlike, cast_infer, cast_flops, cast_kernels};

@@ -166,6 +166,10 @@ static Verdict read_values(const crun_model *m, const char *dir, bool inputs, Va
             v = V_ERROR;
             break;
         }
+        /* NumPy has no bfloat16, so the suite stores bfloat16 data as uint16 bits. */
+        Tensor *t = &(*out)[i].t;
+        if (info.dtype == CRUN_DTYPE_BFLOAT16 && t->dtype == CRUN_DTYPE_UINT16)
+            t->dtype = CRUN_DTYPE_BFLOAT16;
         (*n)++;
     }
     list_free(&l);
