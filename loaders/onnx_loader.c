@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loaders/onnx_functions.h"
 #include "loaders/onnx_tensor.h"
 #include "onnx.pb-c.h"
 #include "ops/registry.h"
@@ -14,6 +15,7 @@
 
 typedef struct LoadCtx {
     struct crun_model *model; /* gets the op histogram of the main graph */
+    const Onnx__ModelProto *mp; /* for its model-local functions */
     const char *dir;
     Diag *d;
     int depth;
@@ -474,10 +476,10 @@ static crun_status add_node(const Onnx__NodeProto *np, int index, Graph *g, Load
 }
 
 /* Registers every name a node defines, so inputs can be resolved in any node order. */
-static crun_status declare_outputs(const Onnx__GraphProto *gp, Graph *g, LoadCtx *lc)
+static crun_status declare_outputs(const NodeList *nodes, Graph *g, LoadCtx *lc)
 {
-    for (size_t i = 0; i < gp->n_node; i++) {
-        const Onnx__NodeProto *np = gp->node[i];
+    for (size_t i = 0; i < nodes->n; i++) {
+        const Onnx__NodeProto *np = nodes->v[i];
         if (!np)
             return diag_fail(lc->d, CRUN_ERR_INVALID_MODEL, "node %zu is empty", i);
         for (size_t k = 0; k < np->n_output; k++) {
@@ -599,10 +601,14 @@ static crun_status load_graph(Onnx__GraphProto *gp, Graph *g, LoadCtx *lc)
     crun_status st = load_initializers(gp, g, lc);
     if (st == CRUN_OK)
         st = load_inputs(gp, g, lc);
+    NodeList nodes = {0};
     if (st == CRUN_OK)
-        st = declare_outputs(gp, g, lc);
-    for (size_t i = 0; st == CRUN_OK && i < gp->n_node; i++)
-        st = add_node(gp->node[i], (int)i, g, lc);
+        st = onnx_expand_functions(lc->mp, gp->node, gp->n_node, &nodes, lc->d);
+    if (st == CRUN_OK)
+        st = declare_outputs(&nodes, g, lc);
+    for (size_t i = 0; st == CRUN_OK && i < nodes.n; i++)
+        st = add_node(nodes.v[i], (int)i, g, lc);
+    node_list_free(&nodes);
     if (st == CRUN_OK)
         st = load_outputs(gp, g, lc);
     if (st == CRUN_OK && !lc->n_unsupported)
@@ -671,14 +677,12 @@ crun_status onnx_load_model(const void *data, size_t size, const char *dir, stru
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     if (!mp)
         return diag_fail(d, CRUN_ERR_INVALID_MODEL, "not a valid ONNX model (the protobuf data does not parse)");
-    LoadCtx lc = {.model = m, .dir = dir, .d = d};
+    LoadCtx lc = {.model = m, .mp = mp, .dir = dir, .d = d};
     crun_status st = CRUN_OK;
     if (!mp->graph)
         st = diag_fail(d, CRUN_ERR_INVALID_MODEL, "the model has no graph");
     else if (!mp->has_ir_version || mp->ir_version < 1)
         st = diag_fail(d, CRUN_ERR_INVALID_MODEL, "the model has no IR version (is this an ONNX file?)");
-    else if (mp->n_functions)
-        st = diag_fail(d, CRUN_ERR_UNSUPPORTED, "model-local functions are not supported yet");
     if (st == CRUN_OK) {
         m->ir_version = mp->ir_version;
         m->graph = graph_new(NULL);

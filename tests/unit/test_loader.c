@@ -340,3 +340,62 @@ TEST(garbage_and_truncated_bytes_never_crash)
     }
     free(buf);
 }
+
+/* y = LeakyRelu(a + b, alpha) as a model-local function, called twice with different
+ * alphas: each call expands with its own names and attribute. */
+TEST(model_local_functions_expand)
+{
+    OnnxBuilder *b = ob_new(13);
+    int64_t d[1] = {3};
+    ob_input(b, "x", CRUN_DTYPE_FLOAT, 1, d, NULL);
+    ob_input(b, "z", CRUN_DTYPE_FLOAT, 1, d, NULL);
+    Onnx__NodeProto *c1 = ob_node(b, "AddLeaky", "x,z", "h");
+    Onnx__NodeProto *c2 = ob_node(b, "AddLeaky", "h,z", "y");
+    c1->domain = c2->domain = "my.funcs";
+    ob_attr_float(b, c1, "slope", 0.5f);
+    ob_attr_float(b, c2, "slope", 0.25f);
+    ob_output(b, "y");
+    /* The function body: t = Add(a, b); out = LeakyRelu(t, alpha = @slope). */
+    Onnx__NodeProto add = ONNX__NODE_PROTO__INIT, leaky = ONNX__NODE_PROTO__INIT;
+    char *add_in[2] = {"a", "b"}, *add_out[1] = {"t"}, *lk_in[1] = {"t"}, *lk_out[1] = {"out"};
+    add.op_type = "Add", add.domain = "", add.input = add_in, add.n_input = 2, add.output = add_out, add.n_output = 1;
+    leaky.op_type = "LeakyRelu", leaky.domain = "", leaky.input = lk_in, leaky.n_input = 1, leaky.output = lk_out;
+    leaky.n_output = 1;
+    Onnx__AttributeProto ref = ONNX__ATTRIBUTE_PROTO__INIT;
+    ref.name = "alpha";
+    ref.ref_attr_name = "slope";
+    ref.has_type = 1;
+    ref.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    Onnx__AttributeProto *refs[1] = {&ref};
+    leaky.attribute = refs;
+    leaky.n_attribute = 1;
+    Onnx__NodeProto *body[2] = {&add, &leaky};
+    char *f_in[2] = {"a", "b"}, *f_out[1] = {"out"}, *f_attr[1] = {"slope"};
+    Onnx__FunctionProto fn = ONNX__FUNCTION_PROTO__INIT;
+    fn.name = "AddLeaky", fn.domain = "my.funcs", fn.input = f_in, fn.n_input = 2, fn.output = f_out, fn.n_output = 1;
+    fn.attribute = f_attr, fn.n_attribute = 1, fn.node = body, fn.n_node = 2;
+    Onnx__FunctionProto *fns[1] = {&fn};
+    Onnx__OperatorSetIdProto custom = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    custom.domain = "my.funcs", custom.has_version = 1, custom.version = 1;
+    Onnx__OperatorSetIdProto *opsets[2] = {ob_model(b)->opset_import[0], &custom};
+    ob_model(b)->opset_import = opsets;
+    ob_model(b)->n_opset_import = 2;
+    ob_model(b)->functions = fns;
+    ob_model(b)->n_functions = 1;
+    crun_model *m = ob_load(b);
+    ob_free(b);
+    CHECK_MSG(m, "%s", crun_last_error());
+    float x[3] = {-4, 1, 2}, z[3] = {1, 1, -6};
+    TIn in[2] = {{CRUN_DTYPE_FLOAT, 1, {3}, x}, {CRUN_DTYPE_FLOAT, 1, {3}, z}};
+    crun_session *s = run_inputs(m, 1, 2, in);
+    CHECK(s);
+    crun_tensor t;
+    CHECK_OK(crun_session_get_output(s, 0, &t));
+    /* h = leaky(x+z, .5) = {-1.5, 2, -2}; y = leaky(h+z, .25) = {-0.125, 3, -2} */
+    float want[3] = {-0.125f, 3, -2};
+    float got[3];
+    memcpy(got, t.data, sizeof got);
+    crun_session_free(s);
+    crun_model_free(m);
+    CHECK_FLOATS(got, want, 3, 1e-6, 0);
+}
