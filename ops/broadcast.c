@@ -112,7 +112,7 @@ void bcast_run(const BcastPlan *bp, Tensor *out, const Tensor *const *in, BcastL
     int64_t chunk = CRUN_MAX((int64_t)16384, total / (threads * 4));
     int64_t n = bp->dims[bp->rank - 1];
     int64_t tasks;
-    if (n >= chunk) {
+    if (n > chunk) {
         j.chunk = chunk;
         j.tiles_per_row = (n + chunk - 1) / chunk;
         tasks = bp->rows * j.tiles_per_row;

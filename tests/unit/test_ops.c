@@ -802,3 +802,41 @@ TEST(identity_and_dropout_pass_through)
     CHECK_FLOATS(y, x, 3, 0, 0);
     CHECK(mask_ok);
 }
+
+/* Elementwise ops split their work into tiles of 16K elements: sizes at, just under and
+ * just over a tile (and several tiles, with broadcasting) must all be computed in full. */
+TEST(elementwise_tiles_at_every_boundary)
+{
+    long sizes[] = {1, 16383, 16384, 16385, 32768, 65536 + 7, 3 * 16384};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        long n = sizes[s];
+        for (int threads = 1; threads <= 3; threads += 2) {
+            int64_t d[1] = {n}, d2[2] = {2, n};
+            float *x = malloc((size_t)n * 2 * sizeof *x), *y = malloc((size_t)n * 2 * sizeof *y);
+            fill_random(x, n * 2, (unsigned)n, -1, 1);
+            OnnxBuilder *b = ob_new(13);
+            ob_input(b, "x", F32, 2, d2, NULL);
+            ob_input(b, "r", F32, 1, d, NULL);
+            ob_node(b, "Relu", "x", "a");
+            ob_node(b, "Add", "a,r", "y"); /* [2,n] + [n]: the row broadcast */
+            ob_output(b, "y");
+            crun_model *m = ob_load(b);
+            ob_free(b);
+            TIn in[2] = {{F32, 2, {2, n}, x}, {F32, 1, {n}, x}};
+            crun_session *sess = m ? run_inputs(m, threads, 2, in) : NULL;
+            crun_tensor t;
+            bool ok = sess && crun_session_get_output(sess, 0, &t) == CRUN_OK;
+            long bad = -1;
+            for (long i = 0; ok && i < 2 * n && bad < 0; i++) {
+                float want = (x[i] > 0 ? x[i] : 0) + x[i % n];
+                if (((const float *)t.data)[i] != want)
+                    bad = i;
+            }
+            crun_session_free(sess);
+            crun_model_free(m);
+            free(x);
+            free(y);
+            CHECK_MSG(ok && bad < 0, "size %ld, %d threads: element %ld wrong", n, threads, bad);
+        }
+    }
+}
