@@ -274,6 +274,9 @@ CRUN_API crun_status crun_session_get_output_item(const crun_session *session, i
 CRUN_API crun_status crun_session_memory_info(const crun_session *session, crun_memory_info *out);
 CRUN_API int32_t crun_session_step_count(const crun_session *session);
 CRUN_API crun_status crun_session_step_info(const crun_session *session, int32_t index, crun_step_info *out);
+/* How many plans the session has built: one at creation (or first run), one more each
+ * time bound input shapes change to shapes it has not planned for just before. */
+CRUN_API int64_t crun_session_plan_count(const crun_session *session);
 /* Worker threads the session uses (after resolving 0 = all cores). */
 CRUN_API int32_t crun_session_threads(const crun_session *session);
 

@@ -14,12 +14,50 @@ typedef struct GemmParams {
     int64_t trans_a, trans_b;
 } GemmParams;
 
-/* Prepared state of a float32 GEMM: the packed constant B, if any. */
+/* Prepared state of a float32 GEMM: the packed constant B, if any (shared by the model's
+ * plans, or held inline when there is no shared cache). */
 typedef struct GemmState {
     const GemmUkernel *uk;
-    bool b_is_packed;
-    float b_packed[]; /* gemm_packed_b_bytes */
+    const float *b_packed;
+    float inline_b[];
 } GemmState;
+
+/* Packs the constant B of a Gemm (transB-aware) or a 2-D MatMul for the best microkernel. */
+static void fill_packed_b(const void *ctx, void *dst)
+{
+    const PrepCtx *c = ctx;
+    const Tensor *b = c->in[1];
+    const GemmParams *p = strcmp(c->node->op_type, "Gemm") == 0 ? c->params : NULL;
+    bool trans = p && p->trans_b;
+    int64_t K = trans ? b->dims[1] : b->dims[0], N = trans ? b->dims[0] : b->dims[1];
+    GemmMatrix m = {b->data, b->dims[1], trans};
+    gemm_pack_b_full(gemm_ukernel_best(), gemm_pack_b_matrix, &m, K, N, dst);
+}
+
+/* A GemmState whose b_packed holds B packed (when B is constant) for a K x N product. */
+static GemmState *state_with_b(PrepCtx *c, bool pack, int64_t K, int64_t N)
+{
+    const GemmUkernel *uk = gemm_ukernel_best();
+    size_t packed = pack ? gemm_packed_b_bytes(uk, K, N) : 0, inline_bytes = c->packs ? 0 : packed;
+    GemmState *s = mem_alloc_aligned(sizeof(GemmState) + inline_bytes);
+    if (!s)
+        return NULL;
+    s->uk = uk;
+    s->b_packed = NULL;
+    if (pack && c->packs)
+        s->b_packed = prep_shared(c, "gemm_b", packed, fill_packed_b);
+    else if (pack) {
+        fill_packed_b(c, s->inline_b);
+        s->b_packed = s->inline_b;
+    }
+    if (pack && !s->b_packed) {
+        mem_free(s);
+        return NULL;
+    }
+    c->state = s;
+    c->state_bytes = sizeof(GemmState) + inline_bytes;
+    return s;
+}
 
 /* Generic path for non-float32 types: out[M,N] = A . B with element strides. */
 static void matmul_generic(const Tensor *a, int64_t a_off, int64_t a_rs, int64_t a_cs, const Tensor *b, int64_t b_off,
@@ -121,21 +159,10 @@ static crun_status gemm_prepare(PrepCtx *c)
     const GemmParams *p = c->params;
     int64_t M, N, K, Kb;
     gemm_dims(p, c->in[0], c->in[1], &M, &N, &K, &Kb);
-    const GemmUkernel *uk = gemm_ukernel_best();
-    bool pack = c->in[1]->data != NULL;
-    size_t bytes = sizeof(GemmState) + (pack ? gemm_packed_b_bytes(uk, K, N) : 0);
-    GemmState *s = mem_alloc_aligned(bytes);
+    GemmState *s = state_with_b(c, c->in[1]->data != NULL, K, N);
     if (!s)
         return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
-    s->uk = uk;
-    s->b_is_packed = pack;
-    if (pack) {
-        GemmMatrix b = {c->in[1]->data, c->in[1]->dims[1], p->trans_b != 0};
-        gemm_pack_b_full(uk, gemm_pack_b_matrix, &b, K, N, s->b_packed);
-    }
-    c->state = s;
-    c->state_bytes = bytes;
-    GemmArgs g = {.M = M, .N = N, .K = K, .uk = uk, .b_packed = pack ? s->b_packed : NULL};
+    GemmArgs g = {.M = M, .N = N, .K = K, .uk = s->uk, .b_packed = s->b_packed};
     c->ws_bytes = gemm_ws_bytes(&g, c->n_threads);
     return CRUN_OK;
 }
@@ -149,8 +176,8 @@ static crun_status gemm_run_f32(KernelCtx *k)
     gemm_dims(p, a, b, &M, &N, &K, &Kb);
     GemmMatrix bm = {b->data, b->dims[1], p->trans_b != 0};
     GemmArgs g = {.M = M, .N = N, .K = K, .uk = s->uk, .a = {a->data, a->dims[1], p->trans_a != 0},
-                  .b_packed = s->b_is_packed ? s->b_packed : NULL, .pack_b = gemm_pack_b_matrix, .b_src = &bm,
-                  .c = k->out[0]->data, .ldc = N, .alpha = p->alpha, .beta = p->beta, .act = k->node->act};
+                  .b_packed = s->b_packed, .pack_b = gemm_pack_b_matrix, .b_src = &bm, .c = k->out[0]->data,
+                  .ldc = N, .alpha = p->alpha, .beta = p->beta, .act = k->node->act};
     g.bias_kind = bias_kind_of(cc, M, N, &g.bias_ld);
     g.bias = cc ? cc->data : NULL;
     if (p->beta == 0.0f)
@@ -261,7 +288,7 @@ static crun_status matmul_infer(InferCtx *c)
 {
     const Tensor *a = c->in[0], *b = c->in[1];
     NODE_CHECK(c, a->dtype == b->dtype, "A is %s but B is %s", dtype_name(a->dtype), dtype_name(b->dtype));
-    MatMulShape s;
+    MatMulShape s = {0};
     int64_t dims[CRUN_MAX_RANK + 2];
     int r;
     char sa[96], sb[96];
@@ -276,7 +303,7 @@ static crun_status matmul_infer(InferCtx *c)
 
 static int64_t matmul_flops(const Node *n, const Tensor *const *in, const Tensor *const *out)
 {
-    MatMulShape s;
+    MatMulShape s = {0};
     int64_t dims[CRUN_MAX_RANK + 2];
     int r;
     return matmul_shape(in[0], in[1], &s, dims, &r) ? 2 * s.n_batch * s.M * s.N * s.K : 0;
@@ -287,26 +314,16 @@ static bool b_is_2d(const Tensor *b) { return b->rank <= 2; }
 
 static crun_status matmul_prepare(PrepCtx *c)
 {
-    MatMulShape s;
+    MatMulShape s = {0};
     int64_t dims[CRUN_MAX_RANK + 2];
     int r;
     matmul_shape(c->in[0], c->in[1], &s, dims, &r);
-    const GemmUkernel *uk = gemm_ukernel_best();
-    bool pack = c->in[1]->data != NULL && b_is_2d(c->in[1]);
-    size_t bytes = sizeof(GemmState) + (pack ? gemm_packed_b_bytes(uk, s.K, s.N) : 0);
-    GemmState *st = mem_alloc_aligned(bytes);
+    /* A 1-D B is a [K, 1] matrix: fill_packed_b reads dims[1], so pack only 2-D ones. */
+    GemmState *st = state_with_b(c, c->in[1]->data != NULL && c->in[1]->rank == 2, s.K, s.N);
     if (!st)
         return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
-    st->uk = uk;
-    st->b_is_packed = pack;
-    if (pack) {
-        GemmMatrix b = {c->in[1]->data, s.N, false};
-        gemm_pack_b_full(uk, gemm_pack_b_matrix, &b, s.K, s.N, st->b_packed);
-    }
-    c->state = st;
-    c->state_bytes = bytes;
     int64_t m_all = b_is_2d(c->in[1]) ? s.M * s.n_batch : s.M;
-    GemmArgs g = {.M = m_all, .N = s.N, .K = s.K, .uk = uk, .b_packed = pack ? st->b_packed : NULL};
+    GemmArgs g = {.M = m_all, .N = s.N, .K = s.K, .uk = st->uk, .b_packed = st->b_packed};
     c->ws_bytes = gemm_ws_bytes(&g, c->n_threads);
     return CRUN_OK;
 }
@@ -315,7 +332,7 @@ static crun_status matmul_run_f32(KernelCtx *k)
 {
     const Tensor *a = k->in[0], *b = k->in[1], *bias = k->n_in > 2 ? k->in[2] : NULL;
     const GemmState *st = k->state;
-    MatMulShape s;
+    MatMulShape s = {0};
     int64_t dims[CRUN_MAX_RANK + 2];
     int r;
     matmul_shape(a, b, &s, dims, &r);
@@ -323,7 +340,7 @@ static crun_status matmul_run_f32(KernelCtx *k)
     float *C = k->out[0]->data;
     GemmMatrix bm = {B, s.N, false};
     GemmArgs g = {.M = s.M, .N = s.N, .K = s.K, .uk = st->uk, .a = {A, s.K, false},
-                  .b_packed = st->b_is_packed ? st->b_packed : NULL, .pack_b = gemm_pack_b_matrix, .b_src = &bm,
+                  .b_packed = st->b_packed, .pack_b = gemm_pack_b_matrix, .b_src = &bm,
                   .c = C, .ldc = s.N, .alpha = 1.0f, .beta = 1.0f, .act = k->node->act,
                   .bias_kind = bias ? GEMM_BIAS_COL : GEMM_BIAS_NONE, .bias = bias ? bias->data : NULL};
     if (b_is_2d(b)) {
@@ -347,7 +364,7 @@ static crun_status matmul_run_f32(KernelCtx *k)
 static crun_status matmul_run_generic(KernelCtx *k)
 {
     const Tensor *a = k->in[0], *b = k->in[1];
-    MatMulShape s;
+    MatMulShape s = {0};
     int64_t dims[CRUN_MAX_RANK + 2];
     int r;
     matmul_shape(a, b, &s, dims, &r);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "quant/fp16.h"
+#include "runtime/packcache.h"
 
 #define OP(id, domain, name) extern const OpDesc op_##id;
 #include "ops/ops.def"
@@ -250,4 +251,9 @@ double tensor_get_double(const Tensor *t, int64_t i)
     case CRUN_DTYPE_BFLOAT16: return bf16_to_f32(((const uint16_t *)t->data)[i]);
     default: return (double)tensor_get_int(t, i);
     }
+}
+
+const void *prep_shared(PrepCtx *c, const char *tag, size_t bytes, void (*fill)(const void *c, void *dst))
+{
+    return c->packs ? packcache_get(c->packs, c->node, tag, bytes, fill, c) : NULL;
 }

@@ -30,11 +30,18 @@ typedef struct PrepCtx {
     const Tensor *const *out;
     const void *kdata;       /* the chosen variant's data */
     int n_threads;           /* threads the plan runs with (for per-thread scratch) */
-    void *state;             /* set by prepare: one malloc'd block (packed weights...) */
+    void *state;             /* set by prepare: one malloc'd block (small per-plan data) */
     size_t state_bytes;      /* its size, for memory reports */
     size_t ws_bytes;         /* set by prepare: scratch needed while the kernel runs */
     Diag *d;
+    struct PackCache *packs; /* the model's shared packed data (NULL: not shared) */
 } PrepCtx;
+
+/* Data derived from a node's constant inputs alone (packed weights): made once per model
+ * by fill(c, dst) and shared by every plan and session; tag names what it is (a kernel may
+ * keep several). Needs c->packs (folding at load has none: there, pack into the state
+ * block instead). NULL when out of memory. */
+const void *prep_shared(PrepCtx *c, const char *tag, size_t bytes, void (*fill)(const void *c, void *dst));
 
 /* Per-step state a kernel keeps across runs (sub-executors of control flow); owned by
  * the executor, which calls release(ptr) when the plan or the executor goes away. */

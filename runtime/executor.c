@@ -30,6 +30,7 @@ struct Executor {
     bool caller_arena;
     ValueStore *dyn;          /* per value living outside the arena */
     bool has_output;
+    int64_t plans_built;
     Diag diag;
 };
 
@@ -185,6 +186,8 @@ static crun_status replan(Executor *e)
     st = bind_plan(e, p);
     if (st != CRUN_OK)
         plan_free(p);
+    else
+        e->plans_built++;
     e->has_output = false;
     return st;
 }
@@ -452,4 +455,5 @@ const Tensor *exec_output(const Executor *e, int i)
 const Plan *exec_current_plan(const Executor *e) { return e->plan; }
 const Tensor *exec_values(const Executor *e) { return e->vals; }
 int exec_threads(const Executor *e) { return e->n_threads; }
+int64_t exec_plan_count(const Executor *e) { return e->plans_built; }
 bool exec_defaulted(const Executor *e) { return e->defaulted; }

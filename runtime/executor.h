@@ -42,6 +42,7 @@ crun_status exec_store_output(Executor *e, int value, Tensor *t);
 const Plan *exec_current_plan(const Executor *e);
 const Tensor *exec_values(const Executor *e);
 int exec_threads(const Executor *e);
+int64_t exec_plan_count(const Executor *e);
 /* Whether planning with default dims failed and was left for later. */
 bool exec_defaulted(const Executor *e);
 

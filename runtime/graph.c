@@ -1,6 +1,8 @@
 /* graph.c - building, ordering and rewriting the IR. */
 #include "runtime/graph.h"
 
+#include "runtime/packcache.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +98,7 @@ void graph_free(Graph *g)
         free(g->opsets[i].domain);
     free(g->opsets);
     strmap_free(&g->names);
+    packcache_free(g->packs);
     free(g->name);
     free(g);
 }

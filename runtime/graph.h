@@ -136,6 +136,8 @@ typedef struct Graph {
     /* Opsets imported by the model; only the main graph holds them. */
     Opset *opsets;
     int n_opsets;
+    /* Packed weights shared by all plans (main graph only; see runtime/packcache.h). */
+    struct PackCache *packs;
 } Graph;
 
 Graph *graph_new(Graph *parent);

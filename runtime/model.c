@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/packcache.h"
 #include "runtime/passes/passes.h"
 
 /* Largest model file crun reads (protobuf's own limit is 2 GB). */
@@ -43,6 +44,8 @@ static crun_status load(const void *data, size_t size, const char *dir, const ch
         count_params(m);
         st = passes_run(m->graph, &d);
     }
+    if (st == CRUN_OK && !(m->graph->packs = packcache_new()))
+        st = diag_fail(&d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     if (st != CRUN_OK) {
         diag_prefix(&d, "%s", source);
         diag_publish(&d);

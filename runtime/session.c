@@ -294,6 +294,7 @@ int32_t crun_session_step_count(const crun_session *s)
 }
 
 int32_t crun_session_threads(const crun_session *s) { return s ? exec_threads(s->exec) : 0; }
+int64_t crun_session_plan_count(const crun_session *s) { return s ? exec_plan_count(s->exec) : 0; }
 
 crun_status crun_session_step_info(const crun_session *s, int32_t index, crun_step_info *out)
 {
