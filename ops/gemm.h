@@ -37,6 +37,9 @@ typedef struct GemmUkernel {
 const GemmUkernel *gemm_ukernel_best(void);
 /* The portable one (the oracle for the others). */
 const GemmUkernel *gemm_ukernel_ref(void);
+/* Every microkernel built in (some may not run on this CPU: check isa_allowed). */
+int gemm_ukernel_count(void);
+const GemmUkernel *gemm_ukernel_at(int i);
 
 /* Source of the B operand for a block: writes rows [k0, k0+kc) x cols [n0, n0+nc) as NR-wide
  * strips (k-major, zero padded past nc) into dst. */

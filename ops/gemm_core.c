@@ -27,8 +27,36 @@ static void ukernel_ref_4x8(int64_t kc, const float *a, const float *b, float *c
 
 static const GemmUkernel ukernel_ref = {"gemm_f32_4x8_ref", ISA_SCALAR, REF_MR, REF_NR, ukernel_ref_4x8};
 
+#ifdef CRUN_HAVE_AVX2
+extern const GemmUkernel gemm_ukernel_avx2;
+#endif
+#ifdef CRUN_HAVE_AVX512
+extern const GemmUkernel gemm_ukernel_avx512;
+#endif
+
+/* Every microkernel built in, best first; the tests run each one. */
+static const GemmUkernel *const ukernels[] = {
+#ifdef CRUN_HAVE_AVX512
+    &gemm_ukernel_avx512,
+#endif
+#ifdef CRUN_HAVE_AVX2
+    &gemm_ukernel_avx2,
+#endif
+    &ukernel_ref,
+};
+
 const GemmUkernel *gemm_ukernel_ref(void) { return &ukernel_ref; }
-const GemmUkernel *gemm_ukernel_best(void) { return &ukernel_ref; }
+
+const GemmUkernel *gemm_ukernel_best(void)
+{
+    for (size_t i = 0; i < CRUN_ARRAY_LEN(ukernels); i++)
+        if (isa_allowed(ukernels[i]->isa))
+            return ukernels[i];
+    return &ukernel_ref;
+}
+
+int gemm_ukernel_count(void) { return (int)CRUN_ARRAY_LEN(ukernels); }
+const GemmUkernel *gemm_ukernel_at(int i) { return ukernels[i]; }
 
 /* ---- packing ---- */
 

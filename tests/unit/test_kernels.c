@@ -49,24 +49,31 @@ static bool check_gemm(const GemmUkernel *uk, GemmCase c, ThreadPool *pool, char
 
 TEST(gemm_every_remainder_path)
 {
-    const GemmUkernel *kernels[] = {gemm_ukernel_ref(), gemm_ukernel_best()};
-    int64_t sizes[][3] = {{1, 1, 1},    {3, 5, 7},     {4, 8, 256},   {5, 9, 257},    {17, 33, 65},
-                          {64, 256, 1}, {7, 300, 513}, {100, 17, 31}, {33, 513, 40},  {2, 1000, 3}};
+    /* Edges of every tile size in use (4x8, 6x16, 14x32) and of the 256 cache blocks. */
+    int64_t sizes[][3] = {{1, 1, 1},    {3, 5, 7},     {4, 8, 256},   {5, 9, 257},   {17, 33, 65},  {64, 256, 1},
+                          {7, 300, 513}, {100, 17, 31}, {33, 513, 40}, {2, 1000, 3},  {6, 16, 8},    {14, 32, 9},
+                          {13, 31, 255}, {15, 33, 2},   {28, 64, 300}, {29, 47, 17}};
     ThreadPool *pools[2] = {NULL, pool_create(3)};
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < gemm_ukernel_count(); k++) {
+        const GemmUkernel *uk = gemm_ukernel_at(k);
+        if (!isa_allowed(uk->isa)) {
+            printf("  (%s: this CPU lacks %s, not run)\n", uk->name, isa_name(uk->isa));
+            continue;
+        }
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
             for (int flags = 0; flags < 16; flags++) {
                 GemmCase c = {sizes[s][0], sizes[s][1], sizes[s][2], flags & 1, flags & 2, flags & 4, flags & 8};
                 for (int p = 0; p < 2; p++) {
                     char why[200];
-                    bool ok = check_gemm(kernels[k], c, pools[p], why, sizeof why);
+                    bool ok = check_gemm(uk, c, pools[p], why, sizeof why);
                     if (!ok) {
                         pool_free(pools[1]);
-                        CHECK_MSG(ok, "%s M=%lld N=%lld K=%lld flags=%d threads=%d: %s", kernels[k]->name,
-                                  (long long)c.M, (long long)c.N, (long long)c.K, flags, pool_threads(pools[p]), why);
+                        CHECK_MSG(ok, "%s M=%lld N=%lld K=%lld flags=%d threads=%d: %s", uk->name, (long long)c.M,
+                                  (long long)c.N, (long long)c.K, flags, pool_threads(pools[p]), why);
                     }
                 }
             }
+    }
     pool_free(pools[1]);
 }
 
