@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "platforms/peak.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -11,7 +12,8 @@ static const char usage[] =
     "Measures load time, first-run time (planning + first run), median / p90 / min latency of\n"
     "--runs timed runs after --warmup untimed ones, peak RSS and arena bytes. --json prints one\n"
     "JSON object with keys load_ms, first_run_ms, median_ms, p90_ms, min_ms, peak_rss_kb,\n"
-    "arena_bytes (and threads, runs, gflop, gflops).\n";
+    "arena_bytes (and threads, runs, gflop, gflops, peak_gflops, peak_pct, isa: the measured FMA peak of\n"
+    "the cores used and the share of it the model achieved).\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -68,17 +70,22 @@ int cmd_bench(int argc, char **argv)
     }
     double gflops = median > 0 ? (double)flops / (median * 1e6) : 0;
     int threads = crun_session_threads(cs.session);
+    Isa peak_isa;
+    double peak = fma_peak_gflops(&peak_isa); /* per core */
+    double peak_pct = peak > 0 ? 100.0 * gflops / (peak * threads) : 0;
     if (o.json) {
         printf("{\"model\": \"%s\", \"threads\": %d, \"runs\": %d, \"load_ms\": %.3f, \"first_run_ms\": %.3f, "
                "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"peak_rss_kb\": %ld, \"arena_bytes\": %zu, "
-               "\"gflop\": %.4f, \"gflops\": %.2f}\n",
+               "\"gflop\": %.4f, \"gflops\": %.2f, \"peak_gflops\": %.1f, \"peak_pct\": %.1f, \"isa\": \"%s\"}\n",
                o.model, threads, o.runs, cs.load_ms, first_ms, median, p90, mn, ru.ru_maxrss, mi.arena_bytes,
-               (double)flops * 1e-9, gflops);
+               (double)flops * 1e-9, gflops, peak * threads, peak_pct, isa_name(peak_isa));
     } else {
         printf("model: %s (%d threads, %d runs after %d warm-up)\n", o.model, threads, o.runs, o.warmup);
         printf("load: %.2f ms, first run: %.2f ms\n", cs.load_ms, first_ms);
         printf("latency: median %.3f ms, p90 %.3f ms, min %.3f ms\n", median, p90, mn);
-        printf("compute: %.3f GFLOP per run, %.2f GFLOP/s at the median\n", (double)flops * 1e-9, gflops);
+        printf("compute: %.3f GFLOP per run, %.2f GFLOP/s at the median, %.0f%% of the %s FMA peak (%.1f GFLOP/s "
+               "per core, measured)\n",
+               (double)flops * 1e-9, gflops, peak_pct, isa_name(peak_isa), peak);
         printf("memory: peak RSS %ld kB, arena %zu bytes\n", ru.ru_maxrss, mi.arena_bytes);
     }
     free(times);
