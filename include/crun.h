@@ -174,6 +174,14 @@ CRUN_API const char *crun_dtype_name(crun_dtype dtype);
 /* Bytes per element (0 for UNDEFINED; sizeof(char*) for STRING). */
 CRUN_API size_t crun_dtype_size(crun_dtype dtype);
 
+/* Caps the memory crun takes for tensors, arenas, weights and model parsing, process-wide
+ * (0 restores the default: three quarters of physical memory). A load or plan that would
+ * go past it fails with CRUN_ERR_OUT_OF_MEMORY before allocating. */
+CRUN_API void crun_set_memory_limit(size_t bytes);
+CRUN_API size_t crun_memory_limit(void);
+/* Bytes currently counted against the cap. */
+CRUN_API size_t crun_memory_in_use(void);
+
 /* ---- models -------------------------------------------------------------------- */
 
 /* Loads, validates and optimises an ONNX model. path is borrowed. Tensors stored as

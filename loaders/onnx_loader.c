@@ -674,7 +674,9 @@ static crun_status load_metadata(const Onnx__ModelProto *mp, struct crun_model *
 
 crun_status onnx_load_model(const void *data, size_t size, const char *dir, struct crun_model *m, Diag *d)
 {
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(&onnx_allocator, size, data);
+    if (!mp && mem_cap_hit())
+        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory parsing the model");
     if (!mp)
         return diag_fail(d, CRUN_ERR_INVALID_MODEL, "not a valid ONNX model (the protobuf data does not parse)");
     LoadCtx lc = {.model = m, .mp = mp, .dir = dir, .d = d};
@@ -708,5 +710,5 @@ crun_status onnx_load_model(const void *data, size_t size, const char *dir, stru
 void onnx_free_proto(void *proto)
 {
     if (proto)
-        onnx__model_proto__free_unpacked(proto, NULL);
+        onnx__model_proto__free_unpacked(proto, &onnx_allocator);
 }

@@ -3,6 +3,7 @@
 #include "loaders/onnx_tensor.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,3 +255,28 @@ crun_status onnx_tensor_borrow(Onnx__TensorProto *tp, const char *dir, const cha
     *borrowed = true;
     return CRUN_OK;
 }
+
+/* ---- protobuf-c's memory, counted against crun's cap ---- */
+
+static void *pb_alloc(void *data, size_t size)
+{
+    if (!mem_reserve(size))
+        return NULL;
+    void *p = malloc(size);
+    mem_release(size);
+    if (p && !mem_reserve(malloc_usable_size(p))) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void pb_free(void *data, void *p)
+{
+    if (p) {
+        mem_release(malloc_usable_size(p));
+        free(p);
+    }
+}
+
+ProtobufCAllocator onnx_allocator = {pb_alloc, pb_free, NULL};

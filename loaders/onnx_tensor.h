@@ -5,6 +5,10 @@
 #include "onnx.pb-c.h"
 #include "runtime/graph.h"
 
+/* protobuf-c allocator that counts against crun's memory cap: every unpack and
+ * free_unpacked in crun passes it. */
+extern ProtobufCAllocator onnx_allocator;
+
 /* Converts tp into *out with newly allocated data (free with tensor_data_free). dir is
  * the folder external data may be read from (NULL: refused). what names the tensor in
  * messages, e.g. "initializer 'conv1.weight'". */

@@ -196,7 +196,7 @@ crun_status npy_write(const char *path, const Tensor *t, Diag *d)
 crun_status pb_tensor_parse(const void *data, size_t size, Tensor *out, char **name, Diag *d)
 {
     memset(out, 0, sizeof *out);
-    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, size, data);
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&onnx_allocator, size, data);
     if (!tp)
         return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "not a TensorProto (the protobuf data does not parse)");
     crun_status st = onnx_tensor_load(tp, NULL, "tensor", out, d);
@@ -204,7 +204,7 @@ crun_status pb_tensor_parse(const void *data, size_t size, Tensor *out, char **n
         tensor_file_free(out);
         st = diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    onnx__tensor_proto__free_unpacked(tp, NULL);
+    onnx__tensor_proto__free_unpacked(tp, &onnx_allocator);
     return st;
 }
 

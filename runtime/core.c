@@ -1,10 +1,13 @@
 /* core.c - dtype traits, shape helpers, diagnostics and aligned memory. */
 #include "runtime/core.h"
 
+#include <malloc.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct DTypeTraits {
     const char *name;
@@ -99,6 +102,19 @@ int axis_normalize(int64_t axis, int rank)
 
 /* ---- diagnostics ---- */
 
+static _Thread_local bool cap_hit; /* the last allocation failed on the memory cap */
+size_t mem_limit(void);
+
+/* Says so when an out-of-memory failure came from the memory cap. */
+static void note_cap(char *msg, size_t size, crun_status status)
+{
+    if (status != CRUN_ERR_OUT_OF_MEMORY || !cap_hit)
+        return;
+    cap_hit = false;
+    size_t n = strlen(msg);
+    snprintf(msg + n, size - n, " (crun's memory limit of %zu MiB was reached; see --max-memory)", mem_limit() >> 20);
+}
+
 crun_status diag_fail(Diag *d, crun_status status, const char *fmt, ...)
 {
     if (d->status != CRUN_OK)
@@ -108,6 +124,7 @@ crun_status diag_fail(Diag *d, crun_status status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(d->msg, sizeof d->msg, fmt, ap);
     va_end(ap);
+    note_cap(d->msg, sizeof d->msg, status);
     return status;
 }
 
@@ -142,6 +159,7 @@ crun_status error_set(crun_status status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    note_cap(last_error, sizeof last_error, status);
     return status;
 }
 
@@ -167,10 +185,59 @@ const char *crun_version(void) { return CRUN_VERSION_STRING; }
 
 /* ---- memory ---- */
 
+/* Large buffers (tensor data, arenas, packed weights, unpacked model bytes) are counted
+ * against one process-wide cap, checked before allocating, so a hostile model cannot make
+ * crun take all the memory. Blocks must be freed with mem_free to be uncounted. */
+static _Atomic size_t mem_in_use;
+static _Atomic size_t mem_cap; /* 0: not decided yet */
+
+static size_t default_cap(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t phys = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : (size_t)8 << 30;
+    return phys / 4 * 3; /* three quarters of the machine */
+}
+
+size_t mem_limit(void)
+{
+    size_t c = mem_cap;
+    if (!c)
+        mem_cap = c = default_cap();
+    return c;
+}
+
+void crun_set_memory_limit(size_t bytes) { mem_cap = bytes ? bytes : default_cap(); }
+size_t crun_memory_limit(void) { return mem_limit(); }
+size_t crun_memory_in_use(void) { return mem_in_use; }
+
+bool mem_reserve(size_t bytes)
+{
+    size_t cap = mem_limit(), cur = mem_in_use;
+    do {
+        if (bytes > cap || cur > cap - bytes) {
+            cap_hit = true;
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&mem_in_use, &cur, cur + bytes));
+    return true;
+}
+
+void mem_release(size_t bytes) { mem_in_use -= bytes; }
+
+bool mem_cap_hit(void) { return cap_hit; }
+
 void *mem_alloc_aligned(size_t size)
 {
     size = align_up(size ? size : 1, CRUN_ALIGN);
-    return aligned_alloc(CRUN_ALIGN, size);
+    if (!mem_reserve(size))
+        return NULL;
+    void *p = aligned_alloc(CRUN_ALIGN, size);
+    mem_release(size);
+    if (p && !mem_reserve(malloc_usable_size(p))) {
+        free(p);
+        return NULL;
+    }
+    return p;
 }
 
 void *mem_calloc_aligned(size_t size)
@@ -181,7 +248,13 @@ void *mem_calloc_aligned(size_t size)
     return p;
 }
 
-void mem_free(void *p) { free(p); }
+void mem_free(void *p)
+{
+    if (p) {
+        mem_release(malloc_usable_size(p));
+        free(p);
+    }
+}
 
 char *str_dup(const char *s) { return str_ndup(s, strlen(s)); }
 

@@ -77,11 +77,19 @@ void diag_publish(const Diag *d);
 crun_status error_set(crun_status status, const char *fmt, ...) CRUN_PRINTF(2, 3);
 
 /* ---- memory ---- */
-/* 64-byte aligned allocation (NULL on failure or on size 0 -> returns a valid minimal
- * block). Free with mem_free. */
+/* 64-byte aligned allocation counted against the memory cap (crun_set_memory_limit): NULL
+ * when out of memory or over the cap; size 0 gives a valid minimal block. Free ONLY with
+ * mem_free (free() would leave it counted). */
 void *mem_alloc_aligned(size_t size);
 void *mem_calloc_aligned(size_t size);
 void mem_free(void *p);
+/* Counts bytes against the cap without allocating (for memory crun gets elsewhere, such as
+ * protobuf-c's); false when that would exceed the cap. */
+bool mem_reserve(size_t bytes);
+void mem_release(size_t bytes);
+size_t mem_limit(void);
+/* Whether the last failed allocation on this thread failed on the cap. */
+bool mem_cap_hit(void);
 char *str_dup(const char *s);
 char *str_ndup(const char *s, size_t n);
 

@@ -38,6 +38,9 @@ typedef struct CliOptions {
  * a missing model give a message and EXIT_BAD_INPUT; returns -1 when all is well. */
 int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage);
 
+/* Parses a byte count with an optional K/M/G suffix. */
+bool cli_parse_size(const char *s, size_t *out);
+
 /* Prints "crun: error: msg" to stderr and returns code. */
 int cli_fail(int code, const char *fmt, ...) CRUN_PRINTF(2, 3);
 /* Exit code for a failed API status while setting up (2) or running (1). */

@@ -7,7 +7,7 @@
 #include "tools/cli.h"
 
 static const char usage[] =
-    "usage: crun bench MODEL [--threads N] [--warmup N] [--runs N] [--input NAME=FILE]...\n"
+    "usage: crun bench MODEL [--threads N] [--max-memory SIZE] [--warmup N] [--runs N] [--input NAME=FILE]...\n"
     "                        [--dim SYM=VALUE]... [--json]\n"
     "Measures load time, first-run time (planning + first run), median / p90 / min latency of\n"
     "--runs timed runs after --warmup untimed ones, peak RSS and arena bytes. --json prints one\n"

@@ -46,6 +46,26 @@ static bool parse_int(const char *s, long long lo, long long hi, long long *out)
     return true;
 }
 
+bool cli_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1048576.0; end++; break;
+    case 'g': case 'G': mult = 1073741824.0; end++; break;
+    default: break;
+    }
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (errno || end == s || *end || !(v > 0) || v * mult > 1e18)
+        return false;
+    *out = (size_t)(v * mult);
+    return true;
+}
+
 /* Splits "NAME=VALUE" at the last '=' (names may contain '='; file paths rarely do). */
 static bool split_eq(char *arg, char **name, char **value)
 {
@@ -74,7 +94,8 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
         }
         bool takes_value = !strcmp(a, "--input") || !strcmp(a, "--dim") || !strcmp(a, "--threads") ||
                            !strcmp(a, "--output-dir") || !strcmp(a, "--labels") || !strcmp(a, "--top") ||
-                           !strcmp(a, "--warmup") || !strcmp(a, "--runs") || !strcmp(a, "--isa");
+                           !strcmp(a, "--warmup") || !strcmp(a, "--runs") || !strcmp(a, "--isa") ||
+                           !strcmp(a, "--max-memory");
         if (takes_value && !val)
             return cli_fail(EXIT_BAD_INPUT, "%s needs a value", a);
         if (!strcmp(a, "--input") || !strcmp(a, "--dim")) {
@@ -110,6 +131,11 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
             o->labels = argv[++i];
         } else if (!strcmp(a, "--isa")) {
             o->isa = argv[++i];
+        } else if (!strcmp(a, "--max-memory")) {
+            size_t cap;
+            if (!cli_parse_size(argv[++i], &cap))
+                return cli_fail(EXIT_BAD_INPUT, "--max-memory: '%s' is not a size (e.g. 512M, 2G)", argv[i]);
+            crun_set_memory_limit(cap);
         } else if (!strcmp(a, "--nodes")) {
             o->nodes = true;
         } else if (!strcmp(a, "--json")) {

@@ -4,7 +4,7 @@
 #include "tools/cli.h"
 
 static const char usage[] =
-    "usage: crun info MODEL [--nodes] [--dim SYM=VALUE]... [--threads N]\n"
+    "usage: crun info MODEL [--nodes] [--dim SYM=VALUE]... [--threads N] [--max-memory SIZE]\n"
     "Prints inputs and outputs, the op histogram, parameters, estimated FLOPs and the memory\n"
     "plan (arena, lower bound, naive sum) for the shapes given by --dim (default 1).\n"
     "--nodes lists every planned step: node, op, kernel, ISA, precision, output shape, arena\n"

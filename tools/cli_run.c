@@ -6,7 +6,7 @@
 #include "tools/cli.h"
 
 static const char usage[] =
-    "usage: crun MODEL [--input NAME=FILE]... [--output-dir DIR] [--threads N] [--dim SYM=VALUE]...\n"
+    "usage: crun MODEL [--input NAME=FILE]... [--output-dir DIR] [--threads N] [--max-memory SIZE] [--dim SYM=VALUE]...\n"
     "                  [--top K] [--labels FILE] [--isa scalar|avx2|avx512|neon]\n"
     "Runs MODEL (.onnx) once. FILE is .npy or an ONNX TensorProto .pb; inputs not given are\n"
     "generated (floats uniform in [0,1), integers 0), symbolic dims from --dim (default 1).\n"

@@ -12,7 +12,7 @@
 #include "tools/cli.h"
 
 static const char usage[] =
-    "usage: crun test DIR... [--threads N]\n"
+    "usage: crun test DIR... [--threads N] [--max-memory SIZE]\n"
     "Each DIR is a test case (model.onnx + test_data_set_*/) or a folder of them. Prints\n"
     "PASS|FAIL|ERROR|SKIP <case> <reason> per case and a summary line; exits 1 if any case\n"
     "failed or errored.\n";
@@ -338,6 +338,13 @@ int cmd_test(int argc, char **argv)
             threads = atoi(argv[++i]);
             continue;
         }
+        if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
+            size_t cap;
+            if (!cli_parse_size(argv[++i], &cap))
+                return cli_fail(EXIT_BAD_INPUT, "--max-memory: '%s' is not a size (e.g. 512M, 2G)", argv[i]);
+            crun_set_memory_limit(cap);
+            continue;
+        }
         if (argv[i][0] == '-')
             return cli_fail(EXIT_BAD_INPUT, "unknown option '%s'", argv[i]);
         if (!is_dir(argv[i]))
@@ -348,7 +355,7 @@ int cmd_test(int argc, char **argv)
         return cli_fail(EXIT_BAD_INPUT, "no test folder given\n%s", usage);
     Counts c = {0};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads")) {
+        if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--max-memory")) {
             i++;
             continue;
         }

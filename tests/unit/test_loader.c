@@ -399,3 +399,29 @@ TEST(model_local_functions_expand)
     crun_model_free(m);
     CHECK_FLOATS(got, want, 3, 1e-6, 0);
 }
+
+TEST(memory_cap_is_enforced_before_allocating)
+{
+    int64_t d[1] = {1 << 20}; /* a 4 MiB initializer */
+    float *w = calloc((size_t)1 << 20, sizeof *w);
+    OnnxBuilder *b = ob_new(13);
+    ob_input(b, "x", CRUN_DTYPE_FLOAT, 1, d, NULL);
+    ob_init_f32(b, "w", 1, d, w);
+    ob_node(b, "Add", "x,w", "y");
+    ob_output(b, "y");
+    size_t before = crun_memory_in_use();
+    crun_set_memory_limit(2 << 20);
+    crun_model *m = ob_load(b);
+    const char *msg = crun_last_error();
+    bool refused = !m && strstr(msg, "memory limit of 2 MiB");
+    crun_set_memory_limit(0);
+    crun_model_free(m);
+    m = ob_load(b); /* the default cap has room */
+    bool loaded = m != NULL;
+    crun_model_free(m);
+    ob_free(b);
+    free(w);
+    CHECK_MSG(refused, "a 4 MiB model under a 2 MiB cap: %s", msg);
+    CHECK(loaded);
+    CHECK_MSG(crun_memory_in_use() == before, "%zu bytes still counted after freeing", crun_memory_in_use() - before);
+}
