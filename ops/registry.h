@@ -75,7 +75,9 @@ typedef struct KernelVariant {
 } KernelVariant;
 
 enum {
-    /* Output 0 may be written over input 0 (same size) when input 0 dies at this node. */
+    /* Output 0 may be written over any input of the same size and type that dies at this
+     * node: the kernel reads each element of it before writing that same element (true of
+     * elementwise kernels; not of ops that scatter or gather). */
     OPF_INPLACE = 1u << 0,
     /* Output 0 is input 0's bytes with another shape (Reshape, Squeeze...): no copy. */
     OPF_VIEW = 1u << 1,

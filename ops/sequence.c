@@ -300,6 +300,7 @@ static crun_status concat_infer(InferCtx *c)
     NODE_CHECK(c, out_rank <= CRUN_MAX_RANK, "result rank too large");
     for (int i = 0, j = 0; i < out_rank; i++)
         dims[i] = p->new_axis && i == axis ? 0 : t0->dims[j++];
+    dims[axis] = 0; /* summed over the items below */
     for (int i = 0; i < s->n; i++) {
         const Tensor *t = &s->items[i];
         NODE_CHECK(c, t->rank == t0->rank, "item %d has rank %d, item 0 has %d", i, t->rank, t0->rank);

@@ -87,5 +87,8 @@ crun_status node_eval(const Node *n, const Tensor *const *in, int n_in, Tensor *
     mem_free(pc.state);
     if (st != CRUN_OK)
         free_outputs(out, n_out);
+    /* Folding runs on constants: a failure there is a defect of the model itself. */
+    if (st == CRUN_ERR_RUNTIME)
+        st = d->status = CRUN_ERR_INVALID_MODEL;
     return st;
 }

@@ -147,8 +147,8 @@ static crun_status bind_plan(Executor *e, Plan *p)
     for (int v = 0; v < g->n_values; v++) {
         const PlanValue *pv = &p->vals[v];
         e->vals[v] = pv->t;
-        if (pv->store == STORE_ARENA)
-            e->vals[v].data = e->arena + pv->offset;
+        if (pv->store == STORE_ARENA) /* no arena at all when every such value is empty */
+            e->vals[v].data = e->arena ? e->arena + pv->offset : NULL;
         else if (pv->store == STORE_DYNAMIC)
             e->vals[v].data = NULL;
     }
@@ -418,7 +418,8 @@ static crun_status run_steps(Executor *e)
             r = run_dynamic(e, n, in, out, &e->slots[i]);
         } else {
             KernelCtx kc = {.node = n, .params = n->params, .n_in = n->n_in, .n_out = n->n_out, .in = in, .out = out,
-                            .kdata = st->kv->data, .state = st->state, .ws = e->arena + st->ws_offset,
+                            .kdata = st->kv->data, .state = st->state,
+                            .ws = st->ws_bytes ? e->arena + st->ws_offset : NULL,
                             .pool = e->pool, .d = &e->diag, .slot = &e->slots[i], .exec = e};
             r = st->kv->run(&kc);
         }
