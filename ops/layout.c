@@ -1,9 +1,9 @@
 /* layout.c - ops that move elements around: Concat, Transpose, Slice, Gather. All work
- * on raw element bytes, so every dtype is supported. */
+ * on raw element bytes, so every dtype is supported (strings are deep-copied through
+ * tensor_common.h: a STRING tensor owns its strings). */
 #include <string.h>
 
-#include "ops/registry.h"
-#include "runtime/threadpool.h"
+#include "ops/tensor_common.h"
 
 typedef struct LayoutParams {
     int64_t axis;
@@ -26,7 +26,8 @@ static crun_status parse_axis(Node *n, Diag *d, int64_t def, bool required)
 
 /* ---- Concat ---- */
 
-static crun_status parse_concat(Node *n, Diag *d) { return parse_axis(n, d, 0, n->opset >= 4); }
+/* Concat-1 defaults axis to 1; from opset 4 it is required. */
+static crun_status parse_concat(Node *n, Diag *d) { return parse_axis(n, d, n->opset < 4 ? 1 : 0, n->opset >= 4); }
 
 static crun_status concat_infer(InferCtx *c)
 {
@@ -63,11 +64,13 @@ static crun_status concat_run(KernelCtx *k)
     size_t col = 0;
     for (int i = 0; i < k->n_in; i++) {
         const Tensor *x = k->in[i];
-        size_t row = (size_t)shape_numel(x->dims + axis, x->rank - axis) * es;
+        int64_t n = shape_numel(x->dims + axis, x->rank - axis);
+        size_t row = (size_t)n * es;
         const char *src = x->data;
         char *dst = (char *)o->data + col;
         for (int64_t r = 0; r < outer; r++)
-            memcpy(dst + (size_t)r * out_row, src + (size_t)r * row, row);
+            if (elems_copy(dst + (size_t)r * out_row, src + (size_t)r * row, n, o->dtype) != CRUN_OK)
+                return node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
         col += row;
     }
     return CRUN_OK;
@@ -113,50 +116,6 @@ static crun_status transpose_infer(InferCtx *c)
     return CRUN_OK;
 }
 
-typedef struct TransposeJob {
-    int rank;
-    int64_t dims[CRUN_MAX_RANK];   /* output dims (merged) */
-    int64_t istride[CRUN_MAX_RANK];/* input stride of each output dim, in elements */
-    const char *in;
-    char *out;
-    size_t es;
-    int64_t rows, rows_per_task;
-} TransposeJob;
-
-#define COPY_ROW(T) \
-    do { \
-        const T *s = (const T *)src; \
-        T *d = (T *)dst; \
-        for (int64_t i = 0; i < n; i++) \
-            d[i] = s[i * st]; \
-    } while (0)
-
-static void transpose_task(void *ctx, int64_t t, int thread)
-{
-    const TransposeJob *j = ctx;
-    int last = j->rank - 1;
-    int64_t n = j->dims[last], st = j->istride[last];
-    int64_t r0 = t * j->rows_per_task, r1 = CRUN_MIN(j->rows, r0 + j->rows_per_task);
-    for (int64_t r = r0; r < r1; r++) {
-        int64_t off = 0, rem = r;
-        for (int d = last - 1; d >= 0; d--) {
-            off += (rem % j->dims[d]) * j->istride[d];
-            rem /= j->dims[d];
-        }
-        const char *src = j->in + (size_t)off * j->es;
-        char *dst = j->out + (size_t)(r * n) * j->es;
-        switch (j->es) {
-        case 1: COPY_ROW(uint8_t); break;
-        case 2: COPY_ROW(uint16_t); break;
-        case 4: COPY_ROW(uint32_t); break;
-        case 8: COPY_ROW(uint64_t); break;
-        default:
-            for (int64_t i = 0; i < n; i++)
-                memcpy(dst + (size_t)i * j->es, src + (size_t)(i * st) * j->es, j->es);
-        }
-    }
-}
-
 static crun_status transpose_run(KernelCtx *k)
 {
     const Tensor *x = k->in[0];
@@ -166,32 +125,16 @@ static crun_status transpose_run(KernelCtx *k)
     int64_t perm[CRUN_MAX_RANK], xs[CRUN_MAX_RANK];
     get_perm(k->params, x->rank, perm);
     shape_strides(x->dims, x->rank, xs);
-    TransposeJob j = {.in = x->data, .out = o->data, .es = dtype_size(x->dtype)};
-    /* Drop unit dims and merge output dims that are also adjacent in the input. */
+    /* The output is the input read with permuted strides; view_simplify drops unit dims
+     * and merges output dims that are also adjacent in the input. */
+    StridedView v = {.rank = o->rank};
     for (int i = 0; i < o->rank; i++) {
-        if (o->dims[i] == 1)
-            continue;
-        int64_t s = xs[perm[i]];
-        if (j.rank > 0 && j.istride[j.rank - 1] == s * o->dims[i]) {
-            j.dims[j.rank - 1] *= o->dims[i];
-            j.istride[j.rank - 1] = s;
-        } else {
-            j.dims[j.rank] = o->dims[i];
-            j.istride[j.rank++] = s;
-        }
+        v.dims[i] = o->dims[i];
+        v.stride[i] = xs[perm[i]];
     }
-    if (j.rank == 0) {
-        j.dims[0] = 1;
-        j.istride[0] = 1;
-        j.rank = 1;
-    }
-    j.rows = 1;
-    for (int i = 0; i < j.rank - 1; i++)
-        j.rows *= j.dims[i];
-    int64_t n = j.dims[j.rank - 1];
-    j.rows_per_task = CRUN_MAX((int64_t)1, 16384 / CRUN_MAX(n, (int64_t)1));
-    pool_for(k->pool, (j.rows + j.rows_per_task - 1) / j.rows_per_task, transpose_task, &j);
-    return CRUN_OK;
+    view_simplify(&v);
+    crun_status st = view_copy(&v, x->data, o->data, x->dtype, k->pool);
+    return st == CRUN_OK ? st : node_fail(k->node, k->d, st, "out of memory");
 }
 
 static const KernelVariant transpose_kernels[] = {{"transpose_ref", ISA_SCALAR, NULL, NULL, transpose_run, NULL},
@@ -338,10 +281,10 @@ static crun_status slice_run(KernelCtx *k)
     size_t es = dtype_size(x->dtype);
     int64_t xs[CRUN_MAX_RANK], idx[CRUN_MAX_RANK] = {0};
     shape_strides(x->dims, r, xs);
-    if (r == 0) {
-        memcpy(o->data, x->data, es);
-        return CRUN_OK;
-    }
+    if (r == 0)
+        return elems_copy(o->data, x->data, 1, x->dtype) == CRUN_OK
+                   ? CRUN_OK
+                   : node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     /* Walk output rows; the innermost axis is a strided copy. */
     int64_t inner = sp.dims[r - 1], rows = n / inner;
     char *dst = o->data;
@@ -352,11 +295,17 @@ static crun_status slice_run(KernelCtx *k)
         off += sp.start[r - 1] * xs[r - 1];
         const char *src = (const char *)x->data + (size_t)off * es;
         if (sp.step[r - 1] == 1) {
-            memcpy(dst, src, (size_t)inner * es);
+            st = elems_copy(dst, src, inner, x->dtype);
+        } else if (x->dtype == CRUN_DTYPE_STRING) {
+            for (int64_t i = 0; i < inner && st == CRUN_OK; i++)
+                st = elems_copy(dst + (size_t)i * es, src + (ptrdiff_t)(i * sp.step[r - 1]) * (ptrdiff_t)es, 1,
+                                x->dtype);
         } else {
             for (int64_t i = 0; i < inner; i++)
                 memcpy(dst + (size_t)i * es, src + (ptrdiff_t)(i * sp.step[r - 1]) * (ptrdiff_t)es, es);
         }
+        if (st != CRUN_OK)
+            return node_fail(k->node, k->d, st, "out of memory");
         dst += (size_t)inner * es;
         for (int a = r - 2; a >= 0; a--) {
             if (++idx[a] < sp.dims[a])
@@ -402,7 +351,8 @@ static crun_status gather_run(KernelCtx *k)
     int axis = axis_normalize(p->axis, x->rank);
     size_t es = dtype_size(x->dtype);
     int64_t outer = shape_numel(x->dims, axis), dim = x->dims[axis];
-    size_t inner = (size_t)shape_numel(x->dims + axis + 1, x->rank - axis - 1) * es;
+    int64_t n_inner = shape_numel(x->dims + axis + 1, x->rank - axis - 1);
+    size_t inner = (size_t)n_inner * es;
     int64_t ni = tensor_numel(ind);
     char *dst = k->out[0]->data;
     for (int64_t j = 0; j < ni; j++) {
@@ -417,7 +367,8 @@ static crun_status gather_run(KernelCtx *k)
             int64_t i = tensor_get_int(ind, j);
             if (i < 0)
                 i += dim;
-            memcpy(dst, src + (size_t)i * inner, inner);
+            if (elems_copy(dst, src + (size_t)i * inner, n_inner, x->dtype) != CRUN_OK)
+                return node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
             dst += inner;
         }
     }

@@ -6,7 +6,8 @@
  * input that is also reshaped into a graph output). */
 #include <string.h>
 
-#include "ops/registry.h"
+#include "ops/tensor_common.h"
+#include "runtime/sequence.h"
 
 typedef struct AxesParams {
     int n_axes;
@@ -21,9 +22,15 @@ typedef struct AxesParams {
 
 static crun_status view_run(KernelCtx *k)
 {
-    size_t bytes = tensor_bytes(k->in[0]);
-    if (bytes && k->out[0]->data != k->in[0]->data)
-        memmove(k->out[0]->data, k->in[0]->data, bytes);
+    const Tensor *x = k->in[0];
+    Tensor *y = k->out[0];
+    if (x->dtype == CRUN_DTYPE_STRING) /* held outside the arena, never aliased: deep copy */
+        return elems_copy(y->data, x->data, tensor_numel(x), x->dtype) == CRUN_OK
+                   ? CRUN_OK
+                   : node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    size_t bytes = tensor_bytes(x);
+    if (bytes && y->data != x->data)
+        memmove(y->data, x->data, bytes);
     return CRUN_OK;
 }
 
@@ -34,10 +41,23 @@ static const KernelVariant view_kernels[] = {{"view", ISA_SCALAR, NULL, NULL, vi
 static crun_status identity_infer(InferCtx *c)
 {
     out_set(c->out[0], c->in[0]->dtype, c->in[0]->rank, c->in[0]->dims);
+    /* Sequences and optionals pass through too (kept outside the arena, so copied). */
+    c->out[0]->kind = c->in[0]->kind;
+    c->out[0]->none = c->in[0]->none;
     return CRUN_OK;
 }
 
-const OpDesc op_Identity = {"", "Identity", 1, 1, 1, 1, OPF_VIEW, NULL, identity_infer, NULL, view_kernels};
+static crun_status identity_run(KernelCtx *k)
+{
+    if (k->in[0]->kind == VALUE_TENSOR && !k->in[0]->none)
+        return view_run(k);
+    return value_copy(k->out[0], k->in[0]) == CRUN_OK ? CRUN_OK
+                                                       : node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+}
+
+static const KernelVariant identity_kernels[] = {{"view", ISA_SCALAR, NULL, NULL, identity_run, NULL}, {0}};
+const OpDesc op_Identity = {"", "Identity", 1, 1, 1, 1, OPF_VIEW | OPF_ANY_VALUE, NULL, identity_infer, NULL,
+                            identity_kernels};
 
 /* ---- Dropout: identity at inference; the optional mask is all true ---- */
 
@@ -59,7 +79,9 @@ static crun_status dropout_infer(InferCtx *c)
 
 static crun_status dropout_run(KernelCtx *k)
 {
-    view_run(k);
+    crun_status st = view_run(k);
+    if (st != CRUN_OK)
+        return st;
     if (k->n_out > 1 && k->out[1]) {
         Tensor *m = k->out[1];
         int64_t n = tensor_numel(m);

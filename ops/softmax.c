@@ -1,4 +1,4 @@
-/* softmax.c - Softmax and LogSoftmax.
+/* softmax.c - Softmax, LogSoftmax and Hardmax.
  *
  * Before opset 13 the input is flattened at axis into [outer, rest] and normalised over
  * rest; from opset 13 the op normalises along the single axis. */
@@ -39,11 +39,42 @@ typedef struct SoftmaxJob {
     Tensor *y;
     int64_t len, inner; /* normalised length and the stride between its elements */
     bool log;
+    int64_t rows, per_task; /* rows, and rows per task (short rows are grouped) */
+    void (*row)(const struct SoftmaxJob *j, int64_t t);
 } SoftmaxJob;
 
-static void softmax_row(void *ctx, int64_t t, int thread)
+static void rows_task(void *ctx, int64_t t, int thread)
 {
     const SoftmaxJob *j = ctx;
+    int64_t end = CRUN_MIN(j->rows, (t + 1) * j->per_task);
+    for (int64_t r = t * j->per_task; r < end; r++)
+        j->row(j, r);
+}
+
+/* Runs j->row over every row, about 4096 elements per task. */
+static void rows_run(struct ThreadPool *pool, SoftmaxJob *j, int64_t n)
+{
+    j->rows = n / j->len;
+    j->per_task = j->len >= 4096 ? 1 : 4096 / j->len;
+    pool_for(pool, (j->rows + j->per_task - 1) / j->per_task, rows_task, j);
+}
+
+/* The normalised length and stride of x for this node's opset and axis. */
+static void softmax_split(const Node *n, const SoftmaxParams *p, const Tensor *x, int64_t *len, int64_t *inner)
+{
+    /* Clamped: a rank-0 input accepts axis -1 and 0 (and 1 before opset 13). */
+    int axis = (int)CRUN_MAX(0, CRUN_MIN(p->axis < 0 ? p->axis + x->rank : p->axis, x->rank));
+    *len = *inner = 1;
+    if (n->opset < 13) {
+        *len = shape_numel(x->dims + axis, x->rank - axis);
+    } else if (x->rank > 0) {
+        *len = x->dims[axis];
+        *inner = shape_numel(x->dims + axis + 1, x->rank - axis - 1);
+    }
+}
+
+static void softmax_row(const SoftmaxJob *j, int64_t t)
+{
     int64_t base = (t / j->inner) * j->len * j->inner + t % j->inner;
     if (j->x->dtype == CRUN_DTYPE_FLOAT) {
         const float *x = (const float *)j->x->data + base;
@@ -82,15 +113,9 @@ static crun_status softmax_run_any(KernelCtx *k, bool log)
     int64_t n = tensor_numel(x);
     if (n == 0)
         return CRUN_OK;
-    int axis = (int)(p->axis < 0 ? p->axis + x->rank : p->axis);
-    SoftmaxJob j = {x, k->out[0], 1, 1, log};
-    if (k->node->opset < 13) {
-        j.len = shape_numel(x->dims + axis, x->rank - axis);
-    } else if (x->rank > 0) {
-        j.len = x->dims[axis];
-        j.inner = shape_numel(x->dims + axis + 1, x->rank - axis - 1);
-    }
-    pool_for(k->pool, n / j.len, softmax_row, &j);
+    SoftmaxJob j = {.x = x, .y = k->out[0], .log = log, .row = softmax_row};
+    softmax_split(k->node, p, x, &j.len, &j.inner);
+    rows_run(k->pool, &j, n);
     return CRUN_OK;
 }
 
@@ -104,3 +129,46 @@ const OpDesc op_Softmax = {"", "Softmax", 1, 1, 1, 1, 0, parse_softmax, softmax_
                            softmax_kernels};
 const OpDesc op_LogSoftmax = {"", "LogSoftmax", 1, 1, 1, 1, 0, parse_softmax, softmax_infer, softmax_flops,
                               logsoftmax_kernels};
+
+/* ---- Hardmax: 1 at the first maximum of each row, 0 elsewhere (a NaN counts as the
+ * maximum, as numpy's argmax has it) ---- */
+
+static void hardmax_row(const SoftmaxJob *j, int64_t t)
+{
+    int64_t base = (t / j->inner) * j->len * j->inner + t % j->inner, best = 0;
+    if (j->x->dtype == CRUN_DTYPE_FLOAT) {
+        const float *x = (const float *)j->x->data + base;
+        float *y = (float *)j->y->data + base;
+        for (int64_t i = 1; i < j->len && !isnan(x[best * j->inner]); i++)
+            if (x[i * j->inner] > x[best * j->inner] || isnan(x[i * j->inner]))
+                best = i;
+        for (int64_t i = 0; i < j->len; i++)
+            y[i * j->inner] = i == best ? 1.0f : 0.0f;
+        return;
+    }
+    double bv = tensor_get_double(j->x, base);
+    for (int64_t i = 1; i < j->len && !isnan(bv); i++) {
+        double v = tensor_get_double(j->x, base + i * j->inner);
+        if (v > bv || isnan(v)) {
+            bv = v;
+            best = i;
+        }
+    }
+    for (int64_t i = 0; i < j->len; i++)
+        tensor_set_double(j->y, base + i * j->inner, i == best ? 1.0 : 0.0);
+}
+
+static crun_status hardmax_run(KernelCtx *k)
+{
+    const Tensor *x = k->in[0];
+    int64_t n = tensor_numel(x);
+    SoftmaxJob j = {.x = x, .y = k->out[0], .row = hardmax_row};
+    softmax_split(k->node, k->params, x, &j.len, &j.inner);
+    if (n == 0)
+        return CRUN_OK;
+    rows_run(k->pool, &j, n);
+    return CRUN_OK;
+}
+
+static const KernelVariant hardmax_kernels[] = {{"hardmax_ref", ISA_SCALAR, NULL, NULL, hardmax_run, NULL}, {0}};
+const OpDesc op_Hardmax = {"", "Hardmax", 1, 1, 1, 1, 0, parse_softmax, softmax_infer, softmax_flops, hardmax_kernels};

@@ -31,6 +31,10 @@ static bool can_fold(const Graph *g, const Node *conv, const Node *bn, int64_t *
             return false;
     if (node_attr(bn, "spatial") && node_attr(bn, "spatial")->i == 0)
         return false;
+    /* Training mode normalises with the batch's own statistics, not the given ones. */
+    const Attr *tm = node_attr(bn, "training_mode");
+    if (tm && tm->type == ATTR_INT && tm->i != 0)
+        return false;
     const Value *w = &g->values[conv->in[1]];
     if (!value_is_const(g, conv->in[1]) || w->dtype != CRUN_DTYPE_FLOAT || w->rank < 3)
         return false;
