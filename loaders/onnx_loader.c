@@ -241,13 +241,15 @@ static crun_status load_attr(const Onnx__AttributeProto *ap, Graph *g, Attr *a, 
         a->floats = malloc((size_t)(a->n ? a->n : 1) * sizeof(float));
         if (!a->floats)
             return diag_fail(lc->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-        memcpy(a->floats, ap->floats, (size_t)a->n * sizeof(float));
+        if (a->n)
+            memcpy(a->floats, ap->floats, (size_t)a->n * sizeof(float));
         return CRUN_OK;
     case ATTR_INTS:
         a->ints = malloc((size_t)(a->n ? a->n : 1) * sizeof(int64_t));
         if (!a->ints)
             return diag_fail(lc->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-        memcpy(a->ints, ap->ints, (size_t)a->n * sizeof(int64_t));
+        if (a->n)
+            memcpy(a->ints, ap->ints, (size_t)a->n * sizeof(int64_t));
         return CRUN_OK;
     case ATTR_STRINGS: return copy_strings(ap->strings, ap->n_strings, &a->strings, lc);
     case ATTR_TENSOR:

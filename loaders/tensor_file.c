@@ -73,16 +73,21 @@ static crun_status npy_header(const char *h, Tensor *out, Diag *d)
     const char *p = npy_key(h, "descr");
     if (!p || *p != '\'')
         return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "npy: header has no 'descr'");
-    char order = p[1];
-    char code[3] = {p[2], p[3] == '\'' ? 0 : p[3], 0};
+    /* The descr string: a byte-order character and a type code, e.g. '<f4'. */
+    const char *end = strchr(p + 1, '\'');
+    size_t len = end ? (size_t)(end - p - 1) : 0;
+    if (len != 3)
+        return diag_fail(d, CRUN_ERR_UNSUPPORTED, "npy: element type '%.*s' is not supported", (int)CRUN_MIN(len, 16),
+                         p + 1);
+    char order = p[1], code[3] = {p[2], p[3], 0};
     if (order == '>' && strcmp(code, "i1") && strcmp(code, "u1") && strcmp(code, "b1"))
         return diag_fail(d, CRUN_ERR_UNSUPPORTED, "npy: big-endian data is not supported");
     out->dtype = CRUN_DTYPE_UNDEFINED;
     for (size_t i = 0; i < CRUN_ARRAY_LEN(npy_types); i++)
-        if (strcmp(code, npy_types[i].descr) == 0 && p[4] == '\'')
+        if (strcmp(code, npy_types[i].descr) == 0)
             out->dtype = npy_types[i].dtype;
     if (!out->dtype)
-        return diag_fail(d, CRUN_ERR_UNSUPPORTED, "npy: element type '%.8s' is not supported", p + 1);
+        return diag_fail(d, CRUN_ERR_UNSUPPORTED, "npy: element type '%.3s' is not supported", p + 1);
     p = npy_key(h, "fortran_order");
     if (!p)
         return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "npy: header has no 'fortran_order'");

@@ -1,6 +1,7 @@
 /* fuzz_tensor.c - libFuzzer target for the tensor file readers: the first byte picks the
  * format (even: .npy, odd: ONNX TensorProto .pb), the rest is the file. */
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "loaders/tensor_file.h"
 
