@@ -330,6 +330,8 @@ static crun_status matmul_prepare(PrepCtx *c)
 
 static crun_status matmul_run_f32(KernelCtx *k)
 {
+    if (tensor_numel(k->out[0]) == 0) /* nothing to compute, however many empty batches */
+        return CRUN_OK;
     const Tensor *a = k->in[0], *b = k->in[1], *bias = k->n_in > 2 ? k->in[2] : NULL;
     const GemmState *st = k->state;
     MatMulShape s = {0};
@@ -364,6 +366,8 @@ static crun_status matmul_run_f32(KernelCtx *k)
 static crun_status matmul_run_generic(KernelCtx *k)
 {
     const Tensor *a = k->in[0], *b = k->in[1];
+    if (tensor_numel(k->out[0]) == 0)
+        return CRUN_OK;
     MatMulShape s = {0};
     int64_t dims[CRUN_MAX_RANK + 2];
     int r;

@@ -49,13 +49,17 @@ static void free_outputs(Tensor *const *out, int n_out)
         }
 }
 
-crun_status node_eval(const Node *n, const Tensor *const *in, int n_in, Tensor *const *out, int n_out, Diag *d)
+crun_status node_eval(const Node *n, const Tensor *const *in, int n_in, Tensor *const *out, int n_out, bool *done,
+                      Diag *d)
 {
+    *done = false;
     bool needs_data = false;
     crun_status st = node_infer(n, in, n_in, out, n_out, &needs_data, d);
     if (st != CRUN_OK)
         return st;
     assert(!needs_data); /* every input has data here */
+    if (!node_fold_is_cheap(n, in, out, n_out))
+        return CRUN_OK; /* too heavy to do while loading: *done stays false */
     for (int i = 0; i < n_out; i++)
         if (out[i] && !(out[i]->data = mem_calloc_aligned(tensor_bytes(out[i])))) {
             free_outputs(out, n_out);
@@ -90,5 +94,23 @@ crun_status node_eval(const Node *n, const Tensor *const *in, int n_in, Tensor *
     /* Folding runs on constants: a failure there is a defect of the model itself. */
     if (st == CRUN_ERR_RUNTIME)
         st = d->status = CRUN_ERR_INVALID_MODEL;
+    *done = st == CRUN_OK;
     return st;
+}
+
+/* Folding limits: about a tenth of a second of work and 64 MiB of results. */
+#define FOLD_MAX_FLOPS ((int64_t)1 << 28)
+#define FOLD_MAX_BYTES ((size_t)64 << 20)
+
+bool node_fold_is_cheap(const Node *n, const Tensor *const *in, Tensor *const *out, int n_out)
+{
+    size_t bytes = 0;
+    int64_t elems = 0;
+    for (int i = 0; i < n_out; i++)
+        if (out[i]) {
+            bytes += tensor_bytes(out[i]);
+            elems += tensor_numel(out[i]);
+        }
+    int64_t flops = n->op->flops ? n->op->flops(n, in, (const Tensor *const *)out) : elems;
+    return bytes <= FOLD_MAX_BYTES && flops <= FOLD_MAX_FLOPS;
 }

@@ -7,8 +7,16 @@
 
 /* Infers out[]'s shapes from in[] (NULL entries are omitted inputs/outputs), allocates
  * each out[i].data (free with tensor_data_free) and runs the node's kernel on one
- * thread. On failure no output data is left allocated. */
-crun_status node_eval(const Node *n, const Tensor *const *in, int n_in, Tensor *const *out, int n_out, Diag *d);
+ * thread; *done says it did. When the work is too heavy for load time (see
+ * node_fold_is_cheap) it returns CRUN_OK with only the shapes inferred and *done false.
+ * On failure no output data is left allocated. */
+crun_status node_eval(const Node *n, const Tensor *const *in, int n_in, Tensor *const *out, int n_out, bool *done,
+                      Diag *d);
+
+/* Whether folding n (whose outputs in[]/out[] shapes are known) at load or plan time is
+ * cheap enough: a model must not make loading take unbounded time or memory. Heavier
+ * constant work is left to the run. */
+bool node_fold_is_cheap(const Node *n, const Tensor *const *in, Tensor *const *out, int n_out);
 
 /* Runs op->infer for a node (the shared part of eval and planning). */
 crun_status node_infer(const Node *n, const Tensor *const *in, int n_in, Tensor *const *out, int n_out,

@@ -93,11 +93,17 @@ static bool gather(Builder *b, const Node *n, bool *all_const, bool *shapes_know
     return !dynamic;
 }
 
-static crun_status fold_node(Builder *b, const Node *n)
+static crun_status add_step(Builder *b, int node_index, bool dynamic);
+
+static crun_status fold_node(Builder *b, int node_index)
 {
-    crun_status st = node_eval(n, b->in, n->n_in, b->out, n->n_out, b->d);
+    const Node *n = &b->g->nodes[node_index];
+    bool done;
+    crun_status st = node_eval(n, b->in, n->n_in, b->out, n->n_out, &done, b->d);
     if (st != CRUN_OK)
         return st;
+    if (!done) /* too heavy for plan time: an ordinary step (shapes are inferred) */
+        return add_step(b, node_index, false);
     for (int k = 0; k < n->n_out; k++)
         if (n->out[k] >= 0) {
             PlanValue *pv = &b->p->vals[n->out[k]];
@@ -151,7 +157,7 @@ static crun_status plan_node(Builder *b, int node_index)
         return add_step(b, node_index, true);
     bool fold = (all_const || (n->op->flags & OPF_SHAPE_ONLY)) && !(n->op->flags & OPF_NO_FOLD) && !has_subgraph(n);
     if (fold)
-        return fold_node(b, n);
+        return fold_node(b, node_index);
     bool needs_data = false;
     crun_status st = node_infer(n, b->in, n->n_in, b->out, n->n_out, &needs_data, b->d);
     if (st != CRUN_OK)

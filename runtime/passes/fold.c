@@ -43,8 +43,9 @@ static crun_status fold_node(Graph *g, Node *n, Diag *d)
     for (int k = 0; k < n->n_out; k++)
         if (n->out[k] >= 0)
             out[k] = &vals[n->n_in + k];
-    st = node_eval(n, in, n->n_in, out, n->n_out, d);
-    if (st != CRUN_OK)
+    bool folded;
+    st = node_eval(n, in, n->n_in, out, n->n_out, &folded, d);
+    if (st != CRUN_OK || !folded)
         goto done;
     for (int k = 0; k < n->n_out; k++) {
         if (!out[k])
@@ -76,7 +77,7 @@ crun_status pass_fold_constants(Graph *g, Diag *d)
         crun_status st = fold_node(g, n, d);
         if (st != CRUN_OK)
             return st;
-        changed = true;
+        changed |= n->dead;
     }
     if (changed)
         graph_compact(g);
