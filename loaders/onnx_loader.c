@@ -49,7 +49,8 @@ static int resolve_value(Graph *g, const char *name)
 
 static crun_status load_type(const Onnx__TypeProto *tp, Graph *g, Value *v, LoadCtx *lc)
 {
-    if (!tp)
+    /* An empty TypeProto (exporters write these in value_info) says nothing: inference decides. */
+    if (!tp || tp->value_case == ONNX__TYPE_PROTO__VALUE__NOT_SET)
         return CRUN_OK;
     if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE) {
         v->optional = true;

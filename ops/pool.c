@@ -1,4 +1,5 @@
-/* pool.c - MaxPool, AveragePool (1-3 spatial dims), GlobalAveragePool, GlobalMaxPool. */
+/* pool.c - MaxPool, AveragePool, LpPool (1-3 spatial dims), their global forms
+ * (GlobalAveragePool, GlobalMaxPool, GlobalLpPool) and MaxUnpool. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,9 +9,14 @@
 #include "ops/spatial.h"
 #include "runtime/threadpool.h"
 
+enum { POOL_MAX, POOL_AVG, POOL_LP };
+
+extern const OpDesc op_MaxPool;
+
 typedef struct PoolParams {
     WindowAttrs w;
     int64_t ceil_mode, count_include_pad, storage_order;
+    float p; /* LpPool's exponent */
 } PoolParams;
 
 typedef struct PoolGeom {
@@ -30,8 +36,13 @@ static crun_status parse_pool(Node *n, Diag *d)
         st = attr_get_int(n, "count_include_pad", 0, &p->count_include_pad, d);
     if (st == CRUN_OK)
         st = attr_get_int(n, "storage_order", 0, &p->storage_order, d);
+    /* LpPool: p is a float before opset 2, an int since; attr_get_float takes both. */
+    if (st == CRUN_OK)
+        st = attr_get_float(n, "p", 2.0f, &p->p, d);
     if (st == CRUN_OK && p->w.n_kernel == 0)
         return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "attribute 'kernel_shape' is required");
+    if (st == CRUN_OK && !(p->p > 0.0f))
+        return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "p must be > 0 (got %g)", (double)p->p);
     return st;
 }
 
@@ -49,8 +60,9 @@ static const char *pool_geom(const PoolParams *p, const Tensor *x, PoolGeom *g, 
 static crun_status pool_infer(InferCtx *c)
 {
     const Tensor *x = c->in[0];
-    NODE_CHECK(c, dtype_is_float(x->dtype) || x->dtype == CRUN_DTYPE_INT8 || x->dtype == CRUN_DTYPE_UINT8,
-               "type %s is not supported", dtype_name(x->dtype));
+    bool int8 = x->dtype == CRUN_DTYPE_INT8 || x->dtype == CRUN_DTYPE_UINT8; /* MaxPool only (opset 12) */
+    NODE_CHECK(c, dtype_is_float(x->dtype) || (int8 && c->node->op == &op_MaxPool), "type %s is not supported",
+               dtype_name(x->dtype));
     PoolGeom g;
     char buf[160];
     const char *err = pool_geom(c->params, x, &g, buf, sizeof buf);
@@ -78,7 +90,7 @@ typedef struct PoolJob {
     const PoolParams *p;
     const Tensor *x;
     Tensor *y, *idx;
-    bool is_max;
+    int kind;
 } PoolJob;
 
 /* One output plane; elements are read and written in double through the tensor
@@ -94,15 +106,17 @@ static void pool_plane(void *ctx, int64_t t, int thread)
     for (int64_t oz = 0; oz < g->w.out[0]; oz++)
         for (int64_t oy = 0; oy < g->w.out[1]; oy++)
             for (int64_t ox = 0; ox < g->w.out[2]; ox++) {
-                int64_t o[3] = {oz, oy, ox}, lo[3], hi[3], cnt_pad = 1;
+                int64_t o[3] = {oz, oy, ox}, lo[3], hi[3];
+                double cnt_pad = 1; /* a double: three huge padded windows could overflow int64 */
                 for (int a = 0; a < 3; a++) {
                     lo[a] = o[a] * g->w.s[a] - g->w.pb[a];
                     /* Window end counted for count_include_pad stops at the end padding. */
                     int64_t end = CRUN_MIN(lo[a] + (g->w.k[a] - 1) * g->w.d[a] + 1, g->w.in[a] + g->w.pe[a]);
-                    cnt_pad *= (end - lo[a] + g->w.d[a] - 1) / g->w.d[a];
+                    cnt_pad *= (double)((end - lo[a] + g->w.d[a] - 1) / g->w.d[a]);
                     hi[a] = lo[a] + (g->w.k[a] - 1) * g->w.d[a];
                 }
-                double acc = j->is_max ? -INFINITY : 0.0;
+                bool is_max = j->kind == POOL_MAX;
+                double acc = is_max ? -INFINITY : 0.0;
                 int64_t cnt = 0, best = -1;
                 for (int64_t iz = lo[0]; iz <= hi[0]; iz += g->w.d[0]) {
                     if (iz < 0 || iz >= g->w.in[0])
@@ -115,11 +129,13 @@ static void pool_plane(void *ctx, int64_t t, int thread)
                                 continue;
                             int64_t xi = (iz * g->w.in[1] + iy) * g->w.in[2] + ix;
                             double v = f32 ? xf[xi] : tensor_get_double(j->x, xo + xi);
-                            if (j->is_max) {
+                            if (is_max) {
                                 if (v > acc || best < 0) {
                                     acc = v;
                                     best = j->p->storage_order ? (ix * g->w.in[1] + iy) * g->w.in[0] + iz : xi;
                                 }
+                            } else if (j->kind == POOL_LP) {
+                                acc += pow(fabs(v), j->p->p);
                             } else {
                                 acc += v;
                             }
@@ -128,36 +144,53 @@ static void pool_plane(void *ctx, int64_t t, int thread)
                     }
                 }
                 int64_t yi = (oz * g->w.out[1] + oy) * g->w.out[2] + ox;
-                double v = j->is_max ? acc : acc / (double)(j->p->count_include_pad ? cnt_pad : CRUN_MAX(cnt, 1));
+                double v = is_max ? acc
+                           : j->kind == POOL_LP
+                               ? pow(acc, 1.0 / j->p->p)
+                               : acc / (j->p->count_include_pad ? cnt_pad : (double)CRUN_MAX(cnt, 1));
                 if (f32)
                     yf[yi] = (float)v;
                 else
                     tensor_set_double(j->y, yo + yi, v);
-                if (j->idx)
-                    ((int64_t *)j->idx->data)[yo + yi] = xo + best;
+                if (j->idx) /* an all-padding window (ceil_mode) has no element: index 0 */
+                    ((int64_t *)j->idx->data)[yo + yi] = best < 0 ? 0 : xo + best;
             }
 }
 
-static crun_status pool_run(KernelCtx *k, bool is_max)
+static crun_status pool_run(KernelCtx *k, int kind)
 {
     PoolGeom g;
     char buf[160];
     pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
-    PoolJob j = {&g, k->params, k->in[0], k->out[0], k->n_out > 1 ? k->out[1] : NULL, is_max};
+    PoolJob j = {&g, k->params, k->in[0], k->out[0], k->n_out > 1 ? k->out[1] : NULL, kind};
     pool_for(k->pool, g.planes, pool_plane, &j);
     return CRUN_OK;
 }
 
-static crun_status maxpool_run(KernelCtx *k) { return pool_run(k, true); }
-static crun_status avgpool_run(KernelCtx *k) { return pool_run(k, false); }
+static crun_status maxpool_run(KernelCtx *k) { return pool_run(k, POOL_MAX); }
+static crun_status avgpool_run(KernelCtx *k) { return pool_run(k, POOL_AVG); }
+static crun_status lppool_run(KernelCtx *k) { return pool_run(k, POOL_LP); }
 
 static const KernelVariant maxpool_kernels[] = {{"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL}, {0}};
 static const KernelVariant avgpool_kernels[] = {{"avgpool_ref", ISA_SCALAR, NULL, NULL, avgpool_run, NULL}, {0}};
+static const KernelVariant lppool_kernels[] = {{"lppool_ref", ISA_SCALAR, NULL, NULL, lppool_run, NULL}, {0}};
 const OpDesc op_MaxPool = {"", "MaxPool", 1, 1, 1, 2, 0, parse_pool, pool_infer, pool_flops, maxpool_kernels};
 const OpDesc op_AveragePool = {"", "AveragePool", 1, 1, 1, 1, 0, parse_pool, pool_infer, pool_flops,
                                avgpool_kernels};
+const OpDesc op_LpPool = {"", "LpPool", 1, 1, 1, 1, 0, parse_pool, pool_infer, pool_flops, lppool_kernels};
 
 /* ---- global pooling over all spatial dims ---- */
+
+static crun_status parse_global_lp(Node *n, Diag *d)
+{
+    PoolParams *p = params_alloc(n, sizeof *p, d);
+    if (!p)
+        return d->status;
+    crun_status st = attr_get_float(n, "p", 2.0f, &p->p, d);
+    if (st == CRUN_OK && !(p->p > 0.0f))
+        return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "p must be > 0 (got %g)", (double)p->p);
+    return st;
+}
 
 static crun_status global_infer(InferCtx *c)
 {
@@ -180,41 +213,161 @@ typedef struct GlobalJob {
     const Tensor *x;
     Tensor *y;
     int64_t vol;
-    bool is_max;
+    int kind;
+    double p;
 } GlobalJob;
 
 static void global_plane(void *ctx, int64_t t, int thread)
 {
     const GlobalJob *j = ctx;
-    if (j->x->dtype == CRUN_DTYPE_FLOAT) {
+    if (j->x->dtype == CRUN_DTYPE_FLOAT && j->kind != POOL_LP) {
         const float *x = (const float *)j->x->data + t * j->vol;
-        float acc = j->is_max ? -INFINITY : 0.0f;
-        for (int64_t i = 0; i < j->vol; i++)
-            acc = j->is_max ? (x[i] > acc ? x[i] : acc) : acc + x[i];
-        ((float *)j->y->data)[t] = j->is_max ? acc : acc / (float)j->vol;
+        float acc = j->kind == POOL_MAX ? -INFINITY : 0.0f;
+        if (j->kind == POOL_MAX)
+            for (int64_t i = 0; i < j->vol; i++)
+                acc = x[i] > acc ? x[i] : acc;
+        else
+            for (int64_t i = 0; i < j->vol; i++)
+                acc += x[i];
+        ((float *)j->y->data)[t] = j->kind == POOL_MAX ? acc : acc / (float)j->vol;
         return;
     }
-    double acc = j->is_max ? -INFINITY : 0.0;
+    double acc = j->kind == POOL_MAX ? -INFINITY : 0.0;
     for (int64_t i = 0; i < j->vol; i++) {
         double v = tensor_get_double(j->x, t * j->vol + i);
-        acc = j->is_max ? (v > acc ? v : acc) : acc + v;
+        switch (j->kind) {
+        case POOL_MAX: acc = v > acc ? v : acc; break;
+        case POOL_AVG: acc += v; break;
+        default: acc += pow(fabs(v), j->p); break;
+        }
     }
-    tensor_set_double(j->y, t, j->is_max ? acc : acc / (double)j->vol);
+    double v = j->kind == POOL_MAX ? acc : j->kind == POOL_AVG ? acc / (double)j->vol : pow(acc, 1.0 / j->p);
+    tensor_set_double(j->y, t, v);
 }
 
-static crun_status global_run(KernelCtx *k, bool is_max)
+static crun_status global_run(KernelCtx *k, int kind)
 {
     const Tensor *x = k->in[0];
-    GlobalJob j = {x, k->out[0], shape_numel(x->dims + 2, x->rank - 2), is_max};
+    const PoolParams *p = k->params;
+    GlobalJob j = {x, k->out[0], shape_numel(x->dims + 2, x->rank - 2), kind, p ? p->p : 2.0};
     pool_for(k->pool, x->dims[0] * x->dims[1], global_plane, &j);
     return CRUN_OK;
 }
 
-static crun_status gap_run(KernelCtx *k) { return global_run(k, false); }
-static crun_status gmp_run(KernelCtx *k) { return global_run(k, true); }
+static crun_status gap_run(KernelCtx *k) { return global_run(k, POOL_AVG); }
+static crun_status gmp_run(KernelCtx *k) { return global_run(k, POOL_MAX); }
+static crun_status glp_run(KernelCtx *k) { return global_run(k, POOL_LP); }
 
 static const KernelVariant gap_kernels[] = {{"global_avgpool_ref", ISA_SCALAR, NULL, NULL, gap_run, NULL}, {0}};
 static const KernelVariant gmp_kernels[] = {{"global_maxpool_ref", ISA_SCALAR, NULL, NULL, gmp_run, NULL}, {0}};
+static const KernelVariant glp_kernels[] = {{"global_lppool_ref", ISA_SCALAR, NULL, NULL, glp_run, NULL}, {0}};
 const OpDesc op_GlobalAveragePool = {"", "GlobalAveragePool", 1, 1, 1, 1, 0, NULL, global_infer, global_flops,
                                      gap_kernels};
 const OpDesc op_GlobalMaxPool = {"", "GlobalMaxPool", 1, 1, 1, 1, 0, NULL, global_infer, global_flops, gmp_kernels};
+const OpDesc op_GlobalLpPool = {"", "GlobalLpPool", 1, 1, 1, 1, 0, parse_global_lp, global_infer, global_flops,
+                                glp_kernels};
+
+/* ---- MaxUnpool ----
+ * Scatters X into zeros at the flat indices I (as MaxPool's Indices output gives them:
+ * row-major over the whole tensor) of the default output shape
+ *   out[i] = (in[i] - 1) * strides[i] - pads_begin[i] - pads_end[i] + kernel_shape[i].
+ * An explicit output_shape may only grow that shape; the default-shaped result then sits
+ * at the start of each axis, the rest is zero (as ONNX's reference implementation does). */
+
+static crun_status parse_unpool(Node *n, Diag *d)
+{
+    PoolParams *p = params_alloc(n, sizeof *p, d);
+    if (!p)
+        return d->status;
+    crun_status st = window_attrs_parse(n, &p->w, d);
+    if (st == CRUN_OK && p->w.n_kernel == 0)
+        return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "attribute 'kernel_shape' is required");
+    return st;
+}
+
+/* The default output dims (all axes). */
+static const char *unpool_dims(const PoolParams *p, const Tensor *x, int64_t *dims)
+{
+    int nsp = x->rank - 2;
+    if (x->rank < 3 || p->w.n_kernel != nsp || (p->w.n_strides && p->w.n_strides != nsp) ||
+        (p->w.n_pads && p->w.n_pads != 2 * nsp))
+        return "kernel_shape, strides or pads do not match the input's spatial rank";
+    dims[0] = x->dims[0];
+    dims[1] = x->dims[1];
+    for (int i = 0; i < nsp; i++) {
+        int64_t s = p->w.n_strides ? p->w.strides[i] : 1;
+        int64_t pads = p->w.n_pads ? p->w.pads[i] + p->w.pads[i + nsp] : 0;
+        dims[2 + i] = (x->dims[2 + i] - 1) * s - pads + p->w.kernel[i];
+        if (x->dims[2 + i] == 0)
+            dims[2 + i] = 0;
+        if (dims[2 + i] < 0)
+            return "the padding is larger than the unpooled size";
+    }
+    return NULL;
+}
+
+static crun_status unpool_infer(InferCtx *c)
+{
+    const Tensor *x = c->in[0], *ind = c->in[1];
+    const Tensor *os = c->n_in > 2 ? c->in[2] : NULL;
+    NODE_CHECK(c, dtype_is_float(x->dtype), "type %s is not supported", dtype_name(x->dtype));
+    NODE_CHECK(c, ind->dtype == CRUN_DTYPE_INT64, "I must be int64");
+    NODE_CHECK(c, shape_equal(x->dims, x->rank, ind->dims, ind->rank), "I must have X's shape");
+    int64_t dims[CRUN_MAX_RANK];
+    const char *err = unpool_dims(c->params, x, dims);
+    NODE_CHECK(c, !err, "%s", err);
+    if (os) {
+        NODE_CHECK(c, os->dtype == CRUN_DTYPE_INT64 && os->rank == 1 && os->dims[0] == x->rank,
+                   "output_shape must be a 1-D int64 tensor of %d values", x->rank);
+        if (!os->data) {
+            c->needs_data = true;
+            return CRUN_OK;
+        }
+        for (int i = 0; i < x->rank; i++) {
+            int64_t v = tensor_get_int(os, i);
+            NODE_CHECK(c, i < 2 ? v == dims[i] : v >= dims[i],
+                       "output_shape[%d] = %lld does not fit the unpooled size %lld", i, (long long)v,
+                       (long long)dims[i]);
+            dims[i] = v;
+        }
+    }
+    out_set(c->out[0], x->dtype, x->rank, dims);
+    return CRUN_OK;
+}
+
+static crun_status unpool_run(KernelCtx *k)
+{
+    const Tensor *x = k->in[0], *ind = k->in[1];
+    Tensor *y = k->out[0];
+    int64_t dims[CRUN_MAX_RANK], strides[CRUN_MAX_RANK], ystrides[CRUN_MAX_RANK];
+    unpool_dims(k->params, x, dims);
+    shape_strides(dims, x->rank, strides);
+    shape_strides(y->dims, y->rank, ystrides);
+    int64_t total = shape_numel(dims, x->rank), n = tensor_numel(x);
+    memset(y->data, 0, tensor_bytes(y));
+    size_t es = dtype_size(x->dtype);
+    const int64_t *idx = ind->data;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = idx[i];
+        if (v < 0 || v >= total)
+            return node_fail(k->node, k->d, CRUN_ERR_RUNTIME, "index %lld is outside [0, %lld)", (long long)v,
+                             (long long)total);
+        /* Same coordinates in the (possibly larger) output. */
+        int64_t o = 0;
+        for (int a = 0; a < x->rank; a++) {
+            o += v / strides[a] * ystrides[a];
+            v %= strides[a];
+        }
+        memcpy((char *)y->data + (size_t)o * es, (const char *)x->data + (size_t)i * es, es);
+    }
+    return CRUN_OK;
+}
+
+static int64_t unpool_flops(const Node *n, const Tensor *const *in, const Tensor *const *out)
+{
+    return tensor_numel(in[0]);
+}
+
+static const KernelVariant unpool_kernels[] = {{"maxunpool_ref", ISA_SCALAR, NULL, NULL, unpool_run, NULL}, {0}};
+const OpDesc op_MaxUnpool = {"", "MaxUnpool", 2, 3, 1, 1, 0, parse_unpool, unpool_infer, unpool_flops,
+                             unpool_kernels};

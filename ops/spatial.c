@@ -17,12 +17,13 @@ static int auto_pad_parse(const char *s)
     return -1;
 }
 
+/* Values are also bounded above so that window arithmetic on int64 can never overflow. */
 static crun_status check_min(const Node *n, const char *name, const int64_t *v, int count, int64_t min, Diag *d)
 {
     for (int i = 0; i < count; i++)
-        if (v[i] < min)
-            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "%s must be >= %lld (got %lld)", name, (long long)min,
-                             (long long)v[i]);
+        if (v[i] < min || v[i] > SPATIAL_ATTR_MAX)
+            return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "%s must be in [%lld, %lld] (got %lld)", name,
+                             (long long)min, (long long)SPATIAL_ATTR_MAX, (long long)v[i]);
     return CRUN_OK;
 }
 
@@ -86,6 +87,8 @@ const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const 
         int j = i - (3 - nsp); /* the model's axis, < 0 for a padding axis */
         g->in[i] = j < 0 ? 1 : in[j];
         g->k[i] = j < 0 ? 1 : k[j];
+        if (g->in[i] > CRUN_MAX_NUMEL || g->k[i] > SPATIAL_ATTR_MAX)
+            return "a spatial or kernel dim is too large";
         if (j >= 0 && w->n_kernel && w->kernel[j] != g->k[i])
             return "kernel_shape differs from the weight's dims";
         g->s[i] = j < 0 || !w->n_strides ? 1 : w->strides[j];

@@ -9,6 +9,10 @@
 
 enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
 
+/* Largest kernel size, stride, dilation or pad accepted: with spatial dims <= CRUN_MAX_NUMEL
+ * (2^40), every window computation stays far from int64 overflow. */
+#define SPATIAL_ATTR_MAX ((int64_t)INT32_MAX)
+
 typedef struct WindowAttrs {
     int auto_pad;
     int n_kernel, n_strides, n_dilations, n_pads;
@@ -21,7 +25,8 @@ typedef struct WindowGeom {
     int64_t in_vol, out_vol, k_vol;
 } WindowGeom;
 
-/* Parses and checks the window attributes (strides and dilations >= 1, pads >= 0). */
+/* Parses and checks the window attributes (strides and dilations >= 1, pads >= 0, all at
+ * most SPATIAL_ATTR_MAX). */
 crun_status window_attrs_parse(Node *n, WindowAttrs *w, Diag *d);
 
 /* Output size along one axis; sets the begin and end padding. ceil_mode rounds the window

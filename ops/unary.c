@@ -1,5 +1,7 @@
 /* unary.c - elementwise math and activations: Relu, LeakyRelu, Sigmoid, HardSigmoid,
- * HardSwish, Tanh, Clip, Exp, Log, Sqrt, Abs, Neg, Reciprocal, Floor, Ceil, Erf.
+ * HardSwish, Tanh, Clip, Exp, Log, Sqrt, Abs, Neg, Reciprocal, Floor, Ceil, Erf, Elu,
+ * Selu, Celu, Softplus, Softsign, ThresholdedRelu, Shrink, Sin, Cos, Tan, Asin, Acos,
+ * Atan, Sinh, Cosh, Asinh, Acosh, Atanh, Sign, Round, IsNaN, IsInf.
  *
  * float32, float16 and bfloat16 compute in float through the same scalar functions the
  * fused epilogues use (ops/activation.h), so fusing never changes a result. */
@@ -10,13 +12,16 @@
 #include "ops/activation.h"
 #include "ops/broadcast.h"
 #include "ops/dtype_loops.h"
+#include "ops/math_common.h"
 
 typedef struct UnaryParams {
-    float alpha, beta;
+    float alpha, beta;  /* Selu: alpha, gamma; Shrink: lambd, bias */
+    bool neg, pos;      /* IsInf: detect_negative, detect_positive */
 } UnaryParams;
 
 typedef struct UnaryArgs {
     float alpha, beta;
+    bool neg, pos;
     double flo, fhi;   /* Clip bounds for float types */
     int64_t ilo, ihi;  /* ... for signed integers */
     uint64_t ulo, uhi; /* ... for unsigned integers */
@@ -43,6 +48,32 @@ UNARY_FN(reciprocal, 1.0f / x, 1.0 / x)
 UNARY_FN(floor, floorf(x), floor(x))
 UNARY_FN(ceil, ceilf(x), ceil(x))
 UNARY_FN(erf, erff(x), erf(x))
+/* Elu, Celu: expm1 keeps the small negative values accurate. */
+UNARY_FN(elu, x >= 0 ? x : p->alpha * expm1f(x), x >= 0 ? x : p->alpha * expm1(x))
+UNARY_FN(selu, x > 0 ? p->beta * x : p->beta * p->alpha * expm1f(x),
+         x > 0 ? p->beta * x : (double)p->beta * p->alpha * expm1(x))
+UNARY_FN(celu, x >= 0 ? x : p->alpha * expm1f(x / p->alpha), x >= 0 ? x : p->alpha * expm1(x / p->alpha))
+/* log(1 + e^x) written so e^x never overflows. */
+UNARY_FN(softplus, x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)), x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
+UNARY_FN(softsign, x / (1 + fabsf(x)), x / (1 + fabs(x)))
+UNARY_FN(thresholdedrelu, x > p->alpha ? x : 0, x > p->alpha ? x : 0)
+UNARY_FN(shrink, x < -p->alpha ? x + p->beta : x > p->alpha ? x - p->beta : 0,
+         x < -p->alpha ? x + p->beta : x > p->alpha ? x - p->beta : 0)
+UNARY_FN(sin, sinf(x), sin(x))
+UNARY_FN(cos, cosf(x), cos(x))
+UNARY_FN(tan, tanf(x), tan(x))
+UNARY_FN(asin, asinf(x), asin(x))
+UNARY_FN(acos, acosf(x), acos(x))
+UNARY_FN(atan, atanf(x), atan(x))
+UNARY_FN(sinh, sinhf(x), sinh(x))
+UNARY_FN(cosh, coshf(x), cosh(x))
+UNARY_FN(asinh, asinhf(x), asinh(x))
+UNARY_FN(acosh, acoshf(x), acosh(x))
+UNARY_FN(atanh, atanhf(x), atanh(x))
+/* Sign keeps 0, -0 and NaN as they are. */
+UNARY_FN(sign, x > 0 ? 1.0f : x < 0 ? -1.0f : x, x > 0 ? 1.0 : x < 0 ? -1.0 : x)
+/* Round half to even: rint under the default rounding mode. */
+UNARY_FN(round, rintf(x), rint(x))
 
 #define CALL_FN(name, x, p) _Generic((x), float: name##_f, double: name##_d)(x, p)
 
@@ -72,6 +103,32 @@ UNARY_FN(erf, erff(x), erf(x))
             o[i] = (T)(__VA_ARGS__); \
         } \
     }
+/* Integer versions that compute in double and store through conv: saturated to 64 bits,
+ * then wrapped to T like a C cast from int64 (as tensor_set_int does). 64-bit values past
+ * 2^53 round on the way, as they do in ONNX Runtime's float computation. */
+#define DEF_UN_INT_VIA_D(sfx, TT, C, U, LD, ST, name, conv) \
+    static void name##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const void *arg) \
+    { \
+        typedef TT T; \
+        const T *a = in[0]; \
+        T *o = out; \
+        for (int64_t i = 0; i < n; i++) \
+            o[i] = (T)conv(name##_d((double)a[i], arg)); \
+    }
+/* Predicates (IsNaN, IsInf): a float type in (double stays double, so DBL_MAX is not
+ * rounded to infinity), bool out; pred is an expression macro of x and p. */
+#define DEF_PRED(sfx, T, C, U, LD, ST, name, pred) \
+    static void name##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const void *arg) \
+    { \
+        const T *a = in[0]; \
+        uint8_t *o = out; \
+        const UnaryArgs *p = arg; \
+        (void)p; \
+        for (int64_t i = 0; i < n; i++) { \
+            C x = LD(a[i]); \
+            o[i] = (uint8_t)(pred(x, p)); \
+        } \
+    }
 #define TABLE_ENTRY(sfx, T, C, U, LD, ST, name, ...) [DT_##sfx] = name##_##sfx,
 
 #define FLOAT_ONLY(name) \
@@ -89,7 +146,47 @@ FLOAT_ONLY(sqrt)
 FLOAT_ONLY(reciprocal)
 FLOAT_ONLY(floor)
 FLOAT_ONLY(ceil)
-FLOAT_ONLY(erf)
+FLOAT_ONLY(elu)
+FLOAT_ONLY(selu)
+FLOAT_ONLY(celu)
+FLOAT_ONLY(softplus)
+FLOAT_ONLY(softsign)
+FLOAT_ONLY(thresholdedrelu)
+FLOAT_ONLY(sin)
+FLOAT_ONLY(cos)
+FLOAT_ONLY(tan)
+FLOAT_ONLY(asin)
+FLOAT_ONLY(acos)
+FLOAT_ONLY(atan)
+FLOAT_ONLY(sinh)
+FLOAT_ONLY(cosh)
+FLOAT_ONLY(asinh)
+FLOAT_ONLY(acosh)
+FLOAT_ONLY(atanh)
+FLOAT_ONLY(round)
+
+/* Erf of an integer (opset 9+) is erf of its value, truncated: 0, or +-1 from |x| >= 6. */
+FOR_FLOAT_TYPES(DEF_UN_FLOAT, erf)
+FOR_SIGNED_TYPES(DEF_UN_INT_VIA_D, erf, double_to_i64_sat)
+FOR_UNSIGNED_TYPES(DEF_UN_INT_VIA_D, erf, double_to_u64_sat)
+static const BcastLoop erf_loops[DTYPE_SLOTS] = {FOR_NUMERIC_TYPES(TABLE_ENTRY, erf)};
+
+FOR_FLOAT_TYPES(DEF_UN_FLOAT, shrink)
+FOR_SIGNED_TYPES(DEF_UN_INT_VIA_D, shrink, double_to_i64_sat)
+FOR_UNSIGNED_TYPES(DEF_UN_INT_VIA_D, shrink, double_to_u64_sat)
+static const BcastLoop shrink_loops[DTYPE_SLOTS] = {FOR_NUMERIC_TYPES(TABLE_ENTRY, shrink)};
+
+FOR_FLOAT_TYPES(DEF_UN_FLOAT, sign)
+FOR_SIGNED_TYPES(DEF_UN_INT, sign, (x > 0) - (x < 0))
+FOR_UNSIGNED_TYPES(DEF_UN_INT, sign, x > 0)
+static const BcastLoop sign_loops[DTYPE_SLOTS] = {FOR_NUMERIC_TYPES(TABLE_ENTRY, sign)};
+
+#define ISNAN_PRED(x, p) isnan(x)
+#define ISINF_PRED(x, p) (isinf(x) && ((x) > 0 ? (p)->pos : (p)->neg))
+FOR_FLOAT_TYPES(DEF_PRED, isnan, ISNAN_PRED)
+FOR_FLOAT_TYPES(DEF_PRED, isinf, ISINF_PRED)
+static const BcastLoop isnan_loops[DTYPE_SLOTS] = {FOR_FLOAT_TYPES(TABLE_ENTRY, isnan)};
+static const BcastLoop isinf_loops[DTYPE_SLOTS] = {FOR_FLOAT_TYPES(TABLE_ENTRY, isinf)};
 
 FOR_FLOAT_TYPES(DEF_UN_FLOAT, relu)
 FOR_SIGNED_TYPES(DEF_UN_INT, relu, x > 0 ? x : 0)
@@ -143,29 +240,64 @@ static crun_status unary_run(KernelCtx *k)
     if (p) {
         args.alpha = p->alpha;
         args.beta = p->beta;
+        args.neg = p->neg;
+        args.pos = p->pos;
     }
     run_loop(k, &args);
     return CRUN_OK;
 }
 
-static crun_status parse_alpha(Node *n, Diag *d, float alpha, float beta)
+/* Two float attributes into alpha and beta. */
+static crun_status parse_floats(Node *n, Diag *d, const char *a, float a_def, const char *b, float b_def)
 {
     UnaryParams *p = params_alloc(n, sizeof *p, d);
     if (!p)
         return d->status;
-    crun_status st = attr_get_float(n, "alpha", alpha, &p->alpha, d);
-    if (st == CRUN_OK)
-        st = attr_get_float(n, "beta", beta, &p->beta, d);
+    crun_status st = attr_get_float(n, a, a_def, &p->alpha, d);
+    if (st == CRUN_OK && b)
+        st = attr_get_float(n, b, b_def, &p->beta, d);
     return st;
 }
 
-static crun_status parse_leakyrelu(Node *n, Diag *d) { return parse_alpha(n, d, 0.01f, 0.0f); }
-static crun_status parse_hardsigmoid(Node *n, Diag *d) { return parse_alpha(n, d, 0.2f, 0.5f); }
+static crun_status parse_leakyrelu(Node *n, Diag *d) { return parse_floats(n, d, "alpha", 0.01f, NULL, 0); }
+static crun_status parse_hardsigmoid(Node *n, Diag *d) { return parse_floats(n, d, "alpha", 0.2f, "beta", 0.5f); }
+static crun_status parse_alpha1(Node *n, Diag *d) { return parse_floats(n, d, "alpha", 1.0f, NULL, 0); }
+static crun_status parse_shrink(Node *n, Diag *d) { return parse_floats(n, d, "lambd", 0.5f, "bias", 0.0f); }
 
-#define UNARY_OP(id, name, loops, parse, flags) \
+/* Selu's defaults were rounded to 4 decimals in opset 1; opset 6 has them to float
+ * precision (1.67326319..., 1.05070102...). */
+static crun_status parse_selu(Node *n, Diag *d)
+{
+    bool v1 = n->opset < 6;
+    return parse_floats(n, d, "alpha", v1 ? 1.6732f : 1.67326319217681884765625f, "gamma",
+                        v1 ? 1.0507f : 1.05070102214813232421875f);
+}
+
+static crun_status parse_isinf(Node *n, Diag *d)
+{
+    UnaryParams *p = params_alloc(n, sizeof *p, d);
+    if (!p)
+        return d->status;
+    int64_t neg = 1, pos = 1;
+    crun_status st = attr_get_int(n, "detect_negative", 1, &neg, d);
+    if (st == CRUN_OK)
+        st = attr_get_int(n, "detect_positive", 1, &pos, d);
+    p->neg = neg != 0;
+    p->pos = pos != 0;
+    return st;
+}
+
+static crun_status pred_infer(InferCtx *c)
+{
+    out_set(c->out[0], CRUN_DTYPE_BOOL, c->in[0]->rank, c->in[0]->dims);
+    return CRUN_OK;
+}
+
+#define UNARY_OP_INFER(id, name, loops, parse, infer, flags) \
     static const KernelVariant id##_kernels[] = { \
         {"unary_ref", ISA_SCALAR, loops_have_dtype, NULL, unary_run, loops}, {0}}; \
-    const OpDesc op_##id = {"", name, 1, 1, 1, 1, OPF_INPLACE | (flags), parse, unary_infer, unary_flops, id##_kernels};
+    const OpDesc op_##id = {"", name, 1, 1, 1, 1, OPF_INPLACE | (flags), parse, infer, unary_flops, id##_kernels};
+#define UNARY_OP(id, name, loops, parse, flags) UNARY_OP_INFER(id, name, loops, parse, unary_infer, flags)
 
 UNARY_OP(Relu, "Relu", relu_loops, NULL, 0)
 UNARY_OP(LeakyRelu, "LeakyRelu", leakyrelu_loops, parse_leakyrelu, 0)
@@ -182,6 +314,28 @@ UNARY_OP(Reciprocal, "Reciprocal", reciprocal_loops, NULL, 0)
 UNARY_OP(Floor, "Floor", floor_loops, NULL, 0)
 UNARY_OP(Ceil, "Ceil", ceil_loops, NULL, 0)
 UNARY_OP(Erf, "Erf", erf_loops, NULL, 0)
+UNARY_OP(Elu, "Elu", elu_loops, parse_alpha1, 0)
+UNARY_OP(Selu, "Selu", selu_loops, parse_selu, 0)
+UNARY_OP(Celu, "Celu", celu_loops, parse_alpha1, 0)
+UNARY_OP(Softplus, "Softplus", softplus_loops, NULL, 0)
+UNARY_OP(Softsign, "Softsign", softsign_loops, NULL, 0)
+UNARY_OP(ThresholdedRelu, "ThresholdedRelu", thresholdedrelu_loops, parse_alpha1, 0)
+UNARY_OP(Shrink, "Shrink", shrink_loops, parse_shrink, 0)
+UNARY_OP(Sin, "Sin", sin_loops, NULL, 0)
+UNARY_OP(Cos, "Cos", cos_loops, NULL, 0)
+UNARY_OP(Tan, "Tan", tan_loops, NULL, 0)
+UNARY_OP(Asin, "Asin", asin_loops, NULL, 0)
+UNARY_OP(Acos, "Acos", acos_loops, NULL, 0)
+UNARY_OP(Atan, "Atan", atan_loops, NULL, 0)
+UNARY_OP(Sinh, "Sinh", sinh_loops, NULL, 0)
+UNARY_OP(Cosh, "Cosh", cosh_loops, NULL, 0)
+UNARY_OP(Asinh, "Asinh", asinh_loops, NULL, 0)
+UNARY_OP(Acosh, "Acosh", acosh_loops, NULL, 0)
+UNARY_OP(Atanh, "Atanh", atanh_loops, NULL, 0)
+UNARY_OP(Sign, "Sign", sign_loops, NULL, 0)
+UNARY_OP(Round, "Round", round_loops, NULL, 0)
+UNARY_OP_INFER(IsNaN, "IsNaN", isnan_loops, NULL, pred_infer, 0)
+UNARY_OP_INFER(IsInf, "IsInf", isinf_loops, parse_isinf, pred_infer, 0)
 
 /* ---- Clip: bounds are attributes before opset 11, optional inputs after ---- */
 

@@ -18,6 +18,10 @@ crun_status node_eval(const Node *n, const Tensor *const *in, int n_in, Tensor *
  * constant work is left to the run. */
 bool node_fold_is_cheap(const Node *n, const Tensor *const *in, Tensor *const *out, int n_out);
 
+/* Whether n has outputs and every one is an empty tensor: then its kernel has nothing to
+ * write and is skipped (a kernel may still loop over the outer dims of an empty output). */
+bool node_outputs_empty(const Node *n, Tensor *const *out, int n_out);
+
 /* Runs op->infer for a node (the shared part of eval and planning). */
 crun_status node_infer(const Node *n, const Tensor *const *in, int n_in, Tensor *const *out, int n_out,
                        bool *needs_data, Diag *d);

@@ -373,7 +373,7 @@ static crun_status run_dynamic(Executor *e, const Node *n, const Tensor *const *
     KernelCtx kc = {.node = n, .params = n->params, .n_in = n->n_in, .n_out = n->n_out, .in = in, .out = out,
                     .kdata = kv->data, .state = pc.state, .ws = ws, .pool = e->pool, .d = d, .slot = slot,
                     .exec = e};
-    if (st == CRUN_OK)
+    if (st == CRUN_OK && !node_outputs_empty(n, out, n->n_out))
         st = kv->run(&kc);
     mem_free(ws);
     mem_free(pc.state);
@@ -421,7 +421,7 @@ static crun_status run_steps(Executor *e)
                             .kdata = st->kv->data, .state = st->state,
                             .ws = st->ws_bytes ? e->arena + st->ws_offset : NULL,
                             .pool = e->pool, .d = &e->diag, .slot = &e->slots[i], .exec = e};
-            r = st->kv->run(&kc);
+            r = node_outputs_empty(n, out, n->n_out) ? CRUN_OK : st->kv->run(&kc);
         }
         if (r != CRUN_OK)
             return r;
