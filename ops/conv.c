@@ -9,25 +9,18 @@
 #include <string.h>
 
 #include "ops/activation.h"
+#include "ops/conv.h"
 #include "ops/gemm.h"
-#include "ops/spatial.h"
 #include "runtime/threadpool.h"
-
-typedef struct ConvParams {
-    WindowAttrs w;
-    int64_t group;
-} ConvParams;
-
-typedef struct ConvGeom {
-    WindowGeom w;
-    int64_t N, C, M, G, Cg, Mg;
-} ConvGeom;
 
 static crun_status parse_conv(Node *n, Diag *d)
 {
     ConvParams *p = params_alloc(n, sizeof *p, d);
-    if (!p)
-        return d->status;
+    return p ? conv_params_parse(n, p, d) : d->status;
+}
+
+crun_status conv_params_parse(Node *n, ConvParams *p, Diag *d)
+{
     crun_status st = window_attrs_parse(n, &p->w, d);
     if (st == CRUN_OK)
         st = attr_get_int(n, "group", 1, &p->group, d);
@@ -36,8 +29,7 @@ static crun_status parse_conv(Node *n, Diag *d)
     return st;
 }
 
-/* Fills g from X and W shapes; returns a message on failure (NULL when fine). */
-static const char *conv_geom(const ConvParams *p, const Tensor *x, const Tensor *w, ConvGeom *g, char *buf,
+const char *conv_geom(const ConvParams *p, const Tensor *x, const Tensor *w, ConvGeom *g, char *buf,
                              size_t bufsz)
 {
     memset(g, 0, sizeof *g);

@@ -226,16 +226,8 @@ const OpDesc op_Gemm = {"", "Gemm", 2, 3, 1, 1, OPF_ACT_EPILOGUE, parse_gemm, ge
 
 /* ================= MatMul (numpy semantics; input 2 is a bias the fusion pass adds) ================= */
 
-typedef struct MatMulShape {
-    int64_t M, N, K;
-    int batch_rank;
-    int64_t batch[CRUN_MAX_RANK];    /* broadcast batch dims */
-    int64_t a_bs[CRUN_MAX_RANK];     /* A's stride per batch dim in elements (0: broadcast) */
-    int64_t b_bs[CRUN_MAX_RANK];
-    int64_t n_batch;
-} MatMulShape;
 
-static bool matmul_shape(const Tensor *a, const Tensor *b, MatMulShape *s, int64_t *out_dims, int *out_rank)
+bool matmul_shape(const Tensor *a, const Tensor *b, MatMulShape *s, int64_t *out_dims, int *out_rank)
 {
     int ra = a->rank, rb = b->rank;
     if (ra < 1 || rb < 1)
@@ -271,8 +263,7 @@ static bool matmul_shape(const Tensor *a, const Tensor *b, MatMulShape *s, int64
     return true;
 }
 
-/* Offsets of batch t's A and B matrices (batch dims broadcast). */
-static void batch_offsets(const MatMulShape *s, int64_t t, int64_t *ao, int64_t *bo)
+void matmul_batch_offsets(const MatMulShape *s, int64_t t, int64_t *ao, int64_t *bo)
 {
     int64_t rem = t;
     *ao = *bo = 0;
@@ -353,7 +344,7 @@ static crun_status matmul_run_f32(KernelCtx *k)
     }
     for (int64_t t = 0; t < s.n_batch; t++) {
         int64_t ao, bo;
-        batch_offsets(&s, t, &ao, &bo);
+        matmul_batch_offsets(&s, t, &ao, &bo);
         GemmMatrix bt = {B + bo, s.N, false};
         g.a.data = A + ao;
         g.b_src = &bt;
@@ -374,7 +365,7 @@ static crun_status matmul_run_generic(KernelCtx *k)
     matmul_shape(a, b, &s, dims, &r);
     for (int64_t t = 0; t < s.n_batch; t++) {
         int64_t ao, bo;
-        batch_offsets(&s, t, &ao, &bo);
+        matmul_batch_offsets(&s, t, &ao, &bo);
         matmul_generic(a, ao, s.K, 1, b, bo, s.N, 1, k->out[0], t * s.M * s.N, s.M, s.N, s.K);
     }
     return CRUN_OK;

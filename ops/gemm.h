@@ -90,4 +90,21 @@ void gemm_pack_b_matrix(const void *src, int64_t k0, int64_t kc, int64_t n0, int
 /* Naive triple loop, the oracle the tests hold the packed GEMM to. */
 void gemm_naive(int64_t M, int64_t N, int64_t K, const GemmMatrix *a, const GemmMatrix *b, float *c, int64_t ldc);
 
+/* ---- MatMul's numpy shape rules (shared with MatMulInteger and QLinearMatMul) ---- */
+
+typedef struct MatMulShape {
+    int64_t M, N, K;
+    int batch_rank;
+    int64_t batch[CRUN_MAX_RANK]; /* broadcast batch dims */
+    int64_t a_bs[CRUN_MAX_RANK];  /* A's stride per batch dim in elements (0: broadcast) */
+    int64_t b_bs[CRUN_MAX_RANK];
+    int64_t n_batch;
+} MatMulShape;
+
+/* Fills s and the output dims of a . b (1-D operands promoted and dropped as numpy does);
+ * false when the shapes do not multiply. out_dims needs room for 2 * CRUN_MAX_RANK. */
+bool matmul_shape(const Tensor *a, const Tensor *b, MatMulShape *s, int64_t *out_dims, int *out_rank);
+/* Element offsets of batch t's A and B matrices (batch dims broadcast). */
+void matmul_batch_offsets(const MatMulShape *s, int64_t t, int64_t *ao, int64_t *bo);
+
 #endif

@@ -1,5 +1,5 @@
 /* shape.c - ops that only change how a tensor's bytes are viewed: Reshape, Flatten,
- * Squeeze, Unsqueeze, Identity, Dropout (inference), and Shape itself.
+ * Squeeze, Unsqueeze, Identity, and Shape itself.
  *
  * The planner makes a view op's output share its input's memory, so these kernels
  * usually do nothing; they copy only when the planner could not alias (e.g. a graph
@@ -58,42 +58,6 @@ static crun_status identity_run(KernelCtx *k)
 static const KernelVariant identity_kernels[] = {{"view", ISA_SCALAR, NULL, NULL, identity_run, NULL}, {0}};
 const OpDesc op_Identity = {"", "Identity", 1, 1, 1, 1, OPF_VIEW | OPF_ANY_VALUE, NULL, identity_infer, NULL,
                             identity_kernels};
-
-/* ---- Dropout: identity at inference; the optional mask is all true ---- */
-
-static crun_status dropout_infer(InferCtx *c)
-{
-    if (c->n_in > 2 && c->in[2]) {
-        NODE_CHECK(c, c->in[2]->data != NULL, "training_mode must be a constant");
-        if (tensor_get_int(c->in[2], 0) != 0)
-            return node_fail(c->node, c->d, CRUN_ERR_UNSUPPORTED, "training mode is not supported");
-    }
-    identity_infer(c);
-    if (c->n_out > 1 && c->out[1]) {
-        /* Opset 1-9 masks have the input's type; later ones are bool. */
-        crun_dtype mt = c->node->opset >= 10 ? CRUN_DTYPE_BOOL : c->in[0]->dtype;
-        out_set(c->out[1], mt, c->in[0]->rank, c->in[0]->dims);
-    }
-    return CRUN_OK;
-}
-
-static crun_status dropout_run(KernelCtx *k)
-{
-    crun_status st = view_run(k);
-    if (st != CRUN_OK)
-        return st;
-    if (k->n_out > 1 && k->out[1]) {
-        Tensor *m = k->out[1];
-        int64_t n = tensor_numel(m);
-        for (int64_t i = 0; i < n; i++)
-            tensor_set_int(m, i, 1);
-    }
-    return CRUN_OK;
-}
-
-static const KernelVariant dropout_kernels[] = {{"dropout_inference", ISA_SCALAR, NULL, NULL, dropout_run, NULL},
-                                                {0}};
-const OpDesc op_Dropout = {"", "Dropout", 1, 3, 1, 2, OPF_VIEW, NULL, dropout_infer, NULL, dropout_kernels};
 
 /* ---- Shape ---- */
 

@@ -1,6 +1,8 @@
 /* cli_run.c - `crun model.onnx ...`: run once and print (or save) every output. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ops/registry.h"
 #include "tools/cli.h"
@@ -94,6 +96,9 @@ int cmd_run(int argc, char **argv)
     int rc = cli_parse(argc, argv, 1, &o, usage);
     if (rc >= 0)
         return rc;
+    /* The output folder is made when missing (one level, as mkdir does). */
+    if (o.output_dir && mkdir(o.output_dir, 0777) != 0 && errno != EEXIST)
+        return cli_fail(EXIT_BAD_INPUT, "%s: cannot create the output folder: %s", o.output_dir, strerror(errno));
     CliSession cs;
     rc = cli_session_open(&o, &cs);
     if (rc < 0) {

@@ -14,6 +14,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIST = os.path.join(HERE, "EXPECTED_FAILURES")
 
 
+# Cases no correct implementation can pass, with why (used by --update instead of crun's
+# message). RANDOM cases compare random draws: they may pass by chance, so passing is fine.
+KNOWN = {
+    "test_bernoulli": "RANDOM: the reference draws from numpy's global generator and ignores the seed "
+                      "(crun's seeded Bernoulli equals numpy's binomial for that seed)",
+    "test_cast_FLOAT_to_BFLOAT16": "DATA: the expected bfloat16 values are truncated; ONNX specifies rounding "
+                                   "to nearest even, which crun does",
+    "test_castlike_BFLOAT16_to_FLOAT": "DATA: input 'like' is stored with rank 1 but the model declares rank 2",
+    "test_castlike_FLOAT_to_BFLOAT16": "DATA: input 'like' is stored with rank 1 but the model declares rank 2",
+    "test_adam_multiple": "DATA: the expected values were made with an epsilon the node does not set "
+                          "(crun uses the node's default, as the spec says)",
+    "test_gradient_of_add": "TRAINING: ai.onnx.preview.training Gradient needs autodiff; the issue excludes "
+                            "the two training-domain cases",
+}
+
+
+def known(name):
+    """KNOWN's entry for name (entries also cover _expanded and other suffixed forms)."""
+    for prefix, why in KNOWN.items():
+        if name == prefix or name.startswith(prefix + "_"):
+            return why
+    return None
+
+
 def read_list():
     expected = {}
     with open(LIST) as f:
@@ -58,12 +82,13 @@ def main():
                     "# CI fails when a case outside this list fails, or a listed case passes.\n"
                     "# Regenerate with: tests/conformance/check.py --crun build/crun --update\n")
             for name in sorted(not_passing):
-                f.write("%s %s\n" % (name, not_passing[name]))
+                f.write("%s %s\n" % (name, known(name) or not_passing[name]))
         print("wrote %s (%d entries)" % (LIST, len(not_passing)))
         return
     expected = read_list()
     new_failures = sorted(set(not_passing) - set(expected))
-    now_passing = sorted(n for n in expected if n in results and results[n][0] == "PASS")
+    now_passing = sorted(n for n in expected if n in results and results[n][0] == "PASS" and
+                         not expected[n].startswith("RANDOM"))
     missing = sorted(n for n in expected if n not in results)
     for n in new_failures:
         print("NEW FAILURE %s %s" % (n, not_passing[n]))

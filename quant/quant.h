@@ -1,0 +1,57 @@
+/* quant.h - the 8-bit affine quantization arithmetic: real = scale * (q - zero_point).
+ *
+ * One definition used by the quantization ops (QuantizeLinear, QLinearConv...), the
+ * post-training quantizer and the trainer's fake quantization, so a value quantized in
+ * training is bit for bit the value the runtime computes. Rounding is to nearest, ties to
+ * even (ONNX's rule), saturating to the target type's range. */
+#ifndef CRUN_QUANT_QUANT_H
+#define CRUN_QUANT_QUANT_H
+
+#include <math.h>
+#include <stdint.h>
+
+/* The integer range of a quantized type. */
+typedef struct QuantRange {
+    int32_t lo, hi;
+} QuantRange;
+
+static const QuantRange QUANT_U8 = {0, 255};
+static const QuantRange QUANT_I8 = {-128, 127};
+
+/* round-half-even(v) + zp, saturated to r; NaN gives zp clamped into r. Float arithmetic
+ * throughout (as ONNX specifies), with the clamp before any conversion so nothing
+ * overflows. */
+static inline int32_t quant_round_sat(float v, int32_t zp, QuantRange r)
+{
+    float q = rintf(v) + (float)zp;
+    if (!(q == q))
+        q = (float)zp;
+    if (q < (float)r.lo)
+        return r.lo;
+    if (q > (float)r.hi)
+        return r.hi;
+    return (int32_t)q;
+}
+
+/* QuantizeLinear: saturate(round(x / scale) + zp). A zero scale maps every x to zp. */
+static inline int32_t quant_quantize(float x, float scale, int32_t zp, QuantRange r)
+{
+    return quant_round_sat(scale != 0.0f ? x / scale : 0.0f, zp, r);
+}
+
+/* DequantizeLinear: (q - zp) * scale. */
+static inline float quant_dequantize(int32_t q, float scale, int32_t zp) { return (float)(q - zp) * scale; }
+
+/* Requantization of an int32 accumulator (QLinearConv, QLinearMatMul): the accumulator is
+ * sum (a - za)(b - zb) [+ bias], multiplier = scale_a * scale_b / scale_y. */
+static inline int32_t quant_requantize(int32_t acc, float multiplier, int32_t zp, QuantRange r)
+{
+    return quant_round_sat((float)acc * multiplier, zp, r);
+}
+
+/* Scale and zero point that map [min(lo, 0), max(hi, 0)] onto r (DynamicQuantizeLinear and
+ * calibration): the range always holds 0 so zero is exact. An all-zero range gives scale 0
+ * and zero point 0 (clamped into r). */
+void quant_params_from_range(float lo, float hi, QuantRange r, float *scale, int32_t *zp);
+
+#endif
