@@ -7,4 +7,7 @@ set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(CRUN_TARGET_TRIPLE aarch64-linux-gnu)
 include(${CMAKE_CURRENT_LIST_DIR}/debian-cross.cmake)
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)
+# The target's C library is the multiarch libc6:arm64 (it comes with libprotobuf-c-dev:arm64),
+# found by qemu at /lib/ld-linux-aarch64.so.1. Not the cross sysroot (-L
+# /usr/aarch64-linux-gnu): its older libc hangs in pthread_create under qemu-user 7.2.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)
