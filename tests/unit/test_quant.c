@@ -33,35 +33,12 @@ static void fill8(void *p, int64_t n, bool is_signed)
     }
 }
 
-/* Loads b, runs it with `threads` threads and copies output 0 (up to max bytes) into y.
- * Returns the first failing status (load, plan, bind or run). */
+/* One output into y. */
 static crun_status run_model(OnnxBuilder *b, int threads, const TIn *in, int n_in, void *y, size_t max,
                              crun_tensor *shape)
 {
-    size_t size;
-    uint8_t *buf = ob_pack(b, &size);
-    crun_model *m = NULL;
-    crun_status st = crun_model_load_memory(buf, size, &m);
-    free(buf);
-    crun_session_options o;
-    crun_session_options_init(&o);
-    o.threads = threads;
-    crun_session *s = NULL;
-    if (st == CRUN_OK)
-        st = crun_session_create(m, &o, &s);
-    for (int i = 0; st == CRUN_OK && i < n_in; i++)
-        st = crun_session_set_input(s, i, in[i].dtype, in[i].rank, in[i].dims, in[i].data);
-    if (st == CRUN_OK)
-        st = crun_session_run(s);
-    crun_tensor t;
-    if (st == CRUN_OK && (st = crun_session_get_output(s, 0, &t)) == CRUN_OK) {
-        memcpy(y, t.data, t.size_bytes < max ? t.size_bytes : max);
-        if (shape)
-            *shape = t;
-    }
-    crun_session_free(s);
-    crun_model_free(m);
-    return st;
+    void *dst[1] = {y};
+    return run_get(b, threads, in, n_in, 1, dst, max, shape);
 }
 
 /* ================= arithmetic ================= */

@@ -48,3 +48,40 @@ long run_f32(OnnxBuilder *b, const TIn *in, int n_in, float *out, long max, crun
     crun_model_free(m);
     return n;
 }
+
+/* Loads b's model, binds in[], runs with `threads` threads and copies output k (for k <
+ * n_get) into dst[k] (at most max_bytes each) and its shape into shape[k] (may be NULL).
+ * Returns the first failing status (load, plan, bind or run). */
+crun_status run_get(OnnxBuilder *b, int threads, const TIn *in, int n_in, int n_get, void *const *dst,
+                           size_t max_bytes, crun_tensor *shape)
+{
+    size_t size;
+    uint8_t *buf = ob_pack(b, &size);
+    crun_model *m = NULL;
+    crun_status st = crun_model_load_memory(buf, size, &m);
+    free(buf);
+    if (st != CRUN_OK)
+        return st;
+    crun_session_options o;
+    crun_session_options_init(&o);
+    o.threads = threads;
+    crun_session *s = NULL;
+    st = crun_session_create(m, &o, &s);
+    for (int i = 0; st == CRUN_OK && i < n_in; i++)
+        st = crun_session_set_input(s, i, in[i].dtype, in[i].rank, in[i].dims, in[i].data);
+    if (st == CRUN_OK)
+        st = crun_session_run(s);
+    for (int k = 0; st == CRUN_OK && k < n_get; k++) {
+        crun_tensor t;
+        st = crun_session_get_output(s, k, &t);
+        if (st != CRUN_OK)
+            break;
+        if (dst[k])
+            memcpy(dst[k], t.data, t.size_bytes < max_bytes ? t.size_bytes : max_bytes);
+        if (shape)
+            shape[k] = t;
+    }
+    crun_session_free(s);
+    crun_model_free(m);
+    return st;
+}

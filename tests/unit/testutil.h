@@ -19,4 +19,11 @@ crun_session *run_inputs(const crun_model *m, int threads, int n, const TIn *in)
  * returns the number of elements or -1 on failure (message printed). */
 long run_f32(OnnxBuilder *b, const TIn *in, int n_in, float *out, long max, crun_tensor *shape);
 
+/* Loads b's model, binds in[], runs with `threads` threads and copies output k (for k <
+ * n_get) into dst[k] (at most max_bytes each; NULL entries skipped) and its shape into
+ * shape[k] (shape may be NULL). Returns the first failing status (load, plan, bind or
+ * run), with crun_last_error saying why. */
+crun_status run_get(OnnxBuilder *b, int threads, const TIn *in, int n_in, int n_get, void *const *dst,
+                    size_t max_bytes, crun_tensor *shape);
+
 #endif
