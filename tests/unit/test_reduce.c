@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "noderun.h"
 
 #define F32 CRUN_DTYPE_FLOAT
 #define F64 CRUN_DTYPE_DOUBLE
@@ -18,141 +18,12 @@
 #define I8 CRUN_DTYPE_INT8
 #define U8 CRUN_DTYPE_UINT8
 
-/* One input of the node under test. name NULL: an omitted optional input; constant: an
- * initializer (known while planning), else a graph input bound at run time. */
-typedef struct Arg {
-    const char *name;
-    crun_dtype dtype;
-    int rank;
-    int64_t dims[CRUN_MAX_RANK];
-    const void *data;
-    bool constant;
-} Arg;
-
 /* Arg initialisers: a graph input bound at run time, or a constant. */
 #define IN(...) {__VA_ARGS__, false}
 #define CONST(...) {__VA_ARGS__, true}
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-#define MAX_OUT 5
-
-typedef struct Run {
-    OnnxBuilder *b;
-    Onnx__NodeProto *node;
-    const Arg *args;
-    int n_args, n_out;
-    crun_model *m;
-    crun_session *s;
-    crun_tensor y[MAX_OUT];
-} Run;
-
-/* Starts a one-node model op(args) -> outs (comma-separated; empty entries are omitted
- * optional outputs; NULL: "y"). Add attributes to r->node. */
-static void node_model(Run *r, int opset, const char *op, const Arg *args, int n_args, const char *outs)
-{
-    memset(r, 0, sizeof *r);
-    r->b = ob_new(opset);
-    r->args = args;
-    r->n_args = n_args;
-    char ins[256] = "";
-    for (int i = 0; i < n_args; i++) {
-        const Arg *a = &args[i];
-        if (i)
-            strcat(ins, ",");
-        if (!a->name)
-            continue;
-        strcat(ins, a->name);
-        if (a->constant)
-            ob_initializer(r->b, ob_tensor(r->b, a->name, a->dtype, a->rank, a->dims, a->data));
-        else
-            ob_input(r->b, a->name, a->dtype, a->rank, a->dims, NULL);
-    }
-    outs = outs ? outs : "y";
-    r->node = ob_node(r->b, op, ins, outs);
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", outs);
-    for (char *s = buf, *e; s; s = e) {
-        e = strchr(s, ',');
-        if (e)
-            *e++ = 0;
-        if (*s) {
-            ob_output(r->b, s);
-            r->n_out++;
-        }
-    }
-}
-
-static crun_status run_threads(Run *r, int threads)
-{
-    size_t size;
-    uint8_t *buf = ob_pack(r->b, &size);
-    crun_status st = crun_model_load_memory(buf, size, &r->m);
-    free(buf);
-    crun_session_options o;
-    crun_session_options_init(&o);
-    o.threads = threads;
-    if (st == CRUN_OK)
-        st = crun_session_create(r->m, &o, &r->s);
-    for (int i = 0, k = 0; st == CRUN_OK && i < r->n_args; i++) {
-        const Arg *a = &r->args[i];
-        if (a->name && !a->constant)
-            st = crun_session_set_input(r->s, k++, a->dtype, a->rank, a->dims, a->data);
-    }
-    if (st == CRUN_OK)
-        st = crun_session_run(r->s);
-    for (int k = 0; st == CRUN_OK && k < r->n_out; k++)
-        st = crun_session_get_output(r->s, k, &r->y[k]);
-    return st;
-}
-
-static crun_status run(Run *r) { return run_threads(r, 2); }
-
-static void run_free(Run *r)
-{
-    crun_session_free(r->s);
-    crun_model_free(r->m);
-    ob_free(r->b);
-}
-
-#define RCHECK(r, cond) \
-    do { \
-        if (!(cond)) { \
-            harness_fail(__FILE__, __LINE__, "%s", #cond); \
-            run_free(r); \
-            return; \
-        } \
-    } while (0)
-#define RCHECK_OK(r, expr) \
-    do { \
-        crun_status st_ = (expr); \
-        if (st_ != CRUN_OK) { \
-            harness_fail(__FILE__, __LINE__, "%s -> %s: %s", #expr, crun_status_name(st_), crun_last_error()); \
-            run_free(r); \
-            return; \
-        } \
-    } while (0)
-#define RCHECK_STATUS(r, expr, want) \
-    do { \
-        crun_status st_ = (expr); \
-        if (st_ != (want)) { \
-            harness_fail(__FILE__, __LINE__, "%s -> %s, expected %s (%s)", #expr, crun_status_name(st_), \
-                         crun_status_name(want), crun_last_error()); \
-            run_free(r); \
-            return; \
-        } \
-    } while (0)
-
 static size_t numel(const crun_tensor *t) { return t->size_bytes / crun_dtype_size(t->dtype); }
-
-static bool shape_is(const crun_tensor *t, int rank, const int64_t *dims)
-{
-    if (t->rank != rank)
-        return false;
-    for (int i = 0; i < rank; i++)
-        if (t->dims[i] != dims[i])
-            return false;
-    return true;
-}
 
 static void print_shape(const crun_tensor *t)
 {

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "noderun.h"
 
 #define F32 CRUN_DTYPE_FLOAT
 #define F64 CRUN_DTYPE_DOUBLE
@@ -18,131 +18,13 @@
 #define BOOL CRUN_DTYPE_BOOL
 #define STR CRUN_DTYPE_STRING
 
-/* One input of the node under test. name NULL: an omitted optional input; constant: an
- * initializer (its value is known while planning), else a graph input bound at run. */
-typedef struct Arg {
-    const char *name;
-    crun_dtype dtype;
-    int rank;
-    int64_t dims[CRUN_MAX_RANK];
-    const void *data;
-    bool constant;
-} Arg;
-
-#define MAX_OUT 4
-
-typedef struct Run {
-    OnnxBuilder *b;
-    Onnx__NodeProto *node;
-    const Arg *args;
-    int n_args, n_out;
-    crun_model *m;
-    crun_session *s;
-    crun_tensor y[MAX_OUT];
-} Run;
-
-/* Starts a one-node model op(args) -> y0..y{n_out-1}; add attributes to r->node. */
-static void node_model(Run *r, int opset, const char *op, const Arg *args, int n_args, int n_out)
+/* A one-node model whose n_out outputs are named y0, y1, ... */
+static void node_model_n(Run *r, int opset, const char *op, const Arg *args, int n_args, int n_out)
 {
-    memset(r, 0, sizeof *r);
-    r->b = ob_new(opset);
-    r->args = args;
-    r->n_args = n_args;
-    r->n_out = n_out;
-    char ins[256] = "", outs[64] = "";
-    for (int i = 0; i < n_args; i++) {
-        const Arg *a = &args[i];
-        if (i)
-            strcat(ins, ",");
-        if (!a->name)
-            continue;
-        strcat(ins, a->name);
-        if (a->constant)
-            ob_initializer(r->b, ob_tensor(r->b, a->name, a->dtype, a->rank, a->dims, a->data));
-        else
-            ob_input(r->b, a->name, a->dtype, a->rank, a->dims, NULL);
-    }
+    char outs[64] = "";
     for (int k = 0; k < n_out; k++)
         snprintf(outs + strlen(outs), sizeof outs - strlen(outs), "%sy%d", k ? "," : "", k);
-    r->node = ob_node(r->b, op, ins, outs);
-    for (int k = 0; k < n_out; k++) {
-        char name[8];
-        snprintf(name, sizeof name, "y%d", k);
-        ob_output(r->b, name);
-    }
-}
-
-/* Loads, plans, binds the graph inputs in order and runs with `threads` threads; the
- * outputs are in r->y. Returns the first failure (load, plan, bind or run). */
-static crun_status run_threads(Run *r, int threads)
-{
-    size_t size;
-    uint8_t *buf = ob_pack(r->b, &size);
-    crun_status st = crun_model_load_memory(buf, size, &r->m);
-    free(buf);
-    crun_session_options o;
-    crun_session_options_init(&o);
-    o.threads = threads;
-    if (st == CRUN_OK)
-        st = crun_session_create(r->m, &o, &r->s);
-    for (int i = 0, k = 0; st == CRUN_OK && i < r->n_args; i++) {
-        const Arg *a = &r->args[i];
-        if (a->name && !a->constant)
-            st = crun_session_set_input(r->s, k++, a->dtype, a->rank, a->dims, a->data);
-    }
-    if (st == CRUN_OK)
-        st = crun_session_run(r->s);
-    for (int k = 0; st == CRUN_OK && k < r->n_out; k++)
-        st = crun_session_get_output(r->s, k, &r->y[k]);
-    return st;
-}
-
-static crun_status run(Run *r) { return run_threads(r, 2); }
-
-static void run_free(Run *r)
-{
-    crun_session_free(r->s);
-    crun_model_free(r->m);
-    ob_free(r->b);
-}
-
-/* Frees the run before a failing check returns. */
-#define RCHECK(r, cond) \
-    do { \
-        if (!(cond)) { \
-            harness_fail(__FILE__, __LINE__, "%s", #cond); \
-            run_free(r); \
-            return; \
-        } \
-    } while (0)
-#define RCHECK_OK(r, expr) \
-    do { \
-        crun_status st_ = (expr); \
-        if (st_ != CRUN_OK) { \
-            harness_fail(__FILE__, __LINE__, "%s -> %s: %s", #expr, crun_status_name(st_), crun_last_error()); \
-            run_free(r); \
-            return; \
-        } \
-    } while (0)
-#define RCHECK_STATUS(r, expr, want) \
-    do { \
-        crun_status st_ = (expr); \
-        if (st_ != (want)) { \
-            harness_fail(__FILE__, __LINE__, "%s -> %s, expected %s (%s)", #expr, crun_status_name(st_), \
-                         crun_status_name(want), crun_last_error()); \
-            run_free(r); \
-            return; \
-        } \
-    } while (0)
-
-static bool shape_is(const crun_tensor *t, int rank, const int64_t *dims)
-{
-    if (t->rank != rank)
-        return false;
-    for (int i = 0; i < rank; i++)
-        if (t->dims[i] != dims[i])
-            return false;
-    return true;
+    node_model(r, opset, op, args, n_args, outs);
 }
 
 /* Element i of an integer, bool or float tensor as int64. */
@@ -230,7 +112,7 @@ TEST(pad_attribute_forms_before_opset_11)
     for (int v = 0; v < 2; v++) {
         Arg a[1] = {{"x", F32, 2, {2, 3}, x23, false}};
         Run r;
-        node_model(&r, v == 0 ? 1 : 2, "Pad", a, 1, 1);
+        node_model_n(&r, v == 0 ? 1 : 2, "Pad", a, 1, 1);
         ob_attr_ints(r.b, r.node, names[v], INTS(0, 1, 1, 0), 4);
         ob_attr_float(r.b, r.node, "value", 9);
         RCHECK_OK(&r, run(&r));
@@ -255,7 +137,7 @@ TEST(pad_reflect_and_edge_longer_than_the_axis)
         int64_t pads[2] = {cases[c].pb, cases[c].pe}, out = cases[c].n + cases[c].pb + cases[c].pe;
         Arg a[2] = {{"x", I64, 1, {cases[c].n}, cases[c].x, false}, {"pads", I64, 1, {2}, pads, true}};
         Run r;
-        node_model(&r, 13, "Pad", a, 2, 1);
+        node_model_n(&r, 13, "Pad", a, 2, 1);
         ob_attr_string(r.b, r.node, "mode", cases[c].mode);
         RCHECK_OK(&r, run(&r));
         RCHECK(&r, ints_are(&r.y[0], 1, &out, cases[c].want, (size_t)out));
@@ -272,7 +154,7 @@ TEST(pad_negative_pads_crop_then_pad)
     for (int m = 0; m < 2; m++) {
         Arg a[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"pads", I64, 1, {4}, pads, false}};
         Run r;
-        node_model(&r, 11, "Pad", a, 2, 1);
+        node_model_n(&r, 11, "Pad", a, 2, 1);
         ob_attr_string(r.b, r.node, "mode", modes[m]);
         RCHECK_OK(&r, run(&r)); /* pads bound at run time: the step is dynamic */
         RCHECK(&r, floats_are(&r.y[0], 2, DIMS(1, 3), want[m], 3, 0));
@@ -286,12 +168,12 @@ TEST(pad_strings_with_constant_value)
     int64_t pads[2] = {1, 2};
     Arg a[3] = {{"x", STR, 1, {2}, x, false}, {"pads", I64, 1, {2}, pads, true}, {"v", STR, 0, {0}, z, false}};
     Run r;
-    node_model(&r, 13, "Pad", a, 3, 1);
+    node_model_n(&r, 13, "Pad", a, 3, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"z", "a", "b", "z", "z"}, 5));
     run_free(&r);
     /* Without a value strings pad with "". */
-    node_model(&r, 13, "Pad", a, 2, 1);
+    node_model_n(&r, 13, "Pad", a, 2, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"", "a", "b", "", ""}, 5));
     run_free(&r);
@@ -302,21 +184,21 @@ TEST(pad_rejects_bad_pads)
     int64_t three[3] = {1, 1, 1}, pads[2] = {1, 1};
     Arg a[2] = {{"x", F32, 1, {3}, x23, false}, {"pads", I64, 1, {3}, three, true}};
     Run r;
-    node_model(&r, 13, "Pad", a, 2, 1);
+    node_model_n(&r, 13, "Pad", a, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
     /* Nothing to reflect from an empty axis: bad pads values are data errors. */
     Arg e[2] = {{"x", F32, 1, {0}, x23, false}, {"pads", I64, 1, {2}, pads, true}};
-    node_model(&r, 13, "Pad", e, 2, 1);
+    node_model_n(&r, 13, "Pad", e, 2, 1);
     ob_attr_string(r.b, r.node, "mode", "reflect");
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
     pads[0] = -2; /* crops more than the axis has */
     Arg c[2] = {{"x", F32, 1, {1}, x23, false}, {"pads", I64, 1, {2}, pads, false}};
-    node_model(&r, 13, "Pad", c, 2, 1);
+    node_model_n(&r, 13, "Pad", c, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
-    node_model(&r, 13, "Pad", e, 2, 1);
+    node_model_n(&r, 13, "Pad", e, 2, 1);
     ob_attr_string(r.b, r.node, "mode", "wrap-around");
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
@@ -332,7 +214,7 @@ TEST(expand_both_ways_and_at_run_time)
     for (int constant = 0; constant < 2; constant++) {
         Arg a[2] = {{"x", F32, 2, {3, 1}, x, false}, {"shape", I64, 1, {3}, shape, constant == 1}};
         Run r;
-        node_model(&r, 13, "Expand", a, 2, 1);
+        node_model_n(&r, 13, "Expand", a, 2, 1);
         RCHECK_OK(&r, run(&r));
         CHECK_FLOATS_OUT(&r, 0, 3, DIMS(2, 3, 4), 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3,
                          3, 3);
@@ -341,7 +223,7 @@ TEST(expand_both_ways_and_at_run_time)
     int64_t bad[2] = {2, 2};
     Arg a[2] = {{"x", F32, 2, {3, 1}, x, false}, {"shape", I64, 1, {2}, bad, true}};
     Run r;
-    node_model(&r, 8, "Expand", a, 2, 1);
+    node_model_n(&r, 8, "Expand", a, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
 }
@@ -352,12 +234,12 @@ TEST(expand_and_tile_strings)
     int64_t shape[2] = {2, 2}, reps[1] = {3};
     Arg a[2] = {{"x", STR, 1, {2}, x, false}, {"shape", I64, 1, {2}, shape, true}};
     Run r;
-    node_model(&r, 13, "Expand", a, 2, 1);
+    node_model_n(&r, 13, "Expand", a, 2, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"p", "q", "p", "q"}, 4));
     run_free(&r);
     Arg t[2] = {{"x", STR, 1, {2}, x, false}, {"r", I64, 1, {1}, reps, true}};
-    node_model(&r, 13, "Tile", t, 2, 1);
+    node_model_n(&r, 13, "Tile", t, 2, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"p", "q", "p", "q", "p", "q"}, 6));
     run_free(&r);
@@ -369,18 +251,18 @@ TEST(tile_repeats_zero_negative_and_opset_1)
     int64_t reps[2] = {2, 0};
     Arg a[2] = {{"x", I8, 2, {2, 3}, x, false}, {"r", I64, 1, {2}, reps, true}};
     Run r;
-    node_model(&r, 13, "Tile", a, 2, 1);
+    node_model_n(&r, 13, "Tile", a, 2, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, shape_is(&r.y[0], 2, DIMS(4, 0)));
     run_free(&r);
     reps[1] = -1;
-    node_model(&r, 13, "Tile", a, 2, 1);
+    node_model_n(&r, 13, "Tile", a, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
     /* Tile-1: `tiles` copies along `axis` (both inputs). */
     int64_t tiles[1] = {2}, axis[1] = {1};
     Arg o[3] = {{"x", I8, 2, {2, 3}, x, false}, {"t", I64, 1, {1}, tiles, true}, {"a", I64, 1, {1}, axis, true}};
-    node_model(&r, 1, "Tile", o, 3, 1);
+    node_model_n(&r, 1, "Tile", o, 3, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(2, 6), 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6);
     run_free(&r);
@@ -397,7 +279,7 @@ TEST(split_every_opset_form)
         int opset = (int[]){2, 11, 1, 13, 13}[form];
         Arg a[2] = {{"x", F32, 2, {1, 6}, x, false}, {"s", I64, 1, {2}, sizes, form == 2}};
         Run r;
-        node_model(&r, opset, "Split", a, form == 2 || form == 3 ? 2 : 1, 2);
+        node_model_n(&r, opset, "Split", a, form == 2 || form == 3 ? 2 : 1, 2);
         ob_attr_int(r.b, r.node, "axis", -1);
         if (form < 2)
             ob_attr_ints(r.b, r.node, "split", INTS(2, 4), 2);
@@ -415,13 +297,13 @@ TEST(split_rejects_uneven_and_wrong_sizes)
     int64_t sizes[2] = {2, 2};
     Arg a[2] = {{"x", F32, 1, {5}, x, false}, {"s", I64, 1, {2}, sizes, true}};
     Run r;
-    node_model(&r, 13, "Split", a, 1, 2); /* 5 into 2 equal parts */
+    node_model_n(&r, 13, "Split", a, 1, 2); /* 5 into 2 equal parts */
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
-    node_model(&r, 13, "Split", a, 2, 2); /* sizes add up to 4 */
+    node_model_n(&r, 13, "Split", a, 2, 2); /* sizes add up to 4 */
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
-    node_model(&r, 11, "Split", a, 1, 2); /* the same as an attribute: a model error */
+    node_model_n(&r, 11, "Split", a, 1, 2); /* the same as an attribute: a model error */
     ob_attr_ints(r.b, r.node, "split", sizes, 2);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
@@ -439,7 +321,7 @@ TEST(depth_to_space_modes_and_space_to_depth_inverse)
     for (int m = 0; m < 2; m++) {
         Arg a[1] = {{"x", F32, 4, {1, 8, 1, 1}, x, false}};
         Run r;
-        node_model(&r, 13, "DepthToSpace", a, 1, 1);
+        node_model_n(&r, 13, "DepthToSpace", a, 1, 1);
         ob_attr_int(r.b, r.node, "blocksize", 2);
         ob_attr_string(r.b, r.node, "mode", modes[m]);
         RCHECK_OK(&r, run(&r));
@@ -470,11 +352,11 @@ TEST(depth_to_space_rejects_bad_shapes)
     float x[12] = {0};
     Arg a[1] = {{"x", F32, 4, {1, 3, 2, 2}, x, false}};
     Run r;
-    node_model(&r, 13, "DepthToSpace", a, 1, 1);
+    node_model_n(&r, 13, "DepthToSpace", a, 1, 1);
     ob_attr_int(r.b, r.node, "blocksize", 2);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
-    node_model(&r, 13, "SpaceToDepth", a, 1, 1);
+    node_model_n(&r, 13, "SpaceToDepth", a, 1, 1);
     ob_attr_int(r.b, r.node, "blocksize", 0);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
@@ -489,15 +371,15 @@ TEST(reverse_sequence_lengths_checked)
     int64_t lens[2] = {3, 0};
     Arg a[2] = {{"x", F32, 2, {3, 2}, x, false}, {"l", I64, 1, {2}, lens, false}};
     Run r;
-    node_model(&r, 10, "ReverseSequence", a, 2, 1);
+    node_model_n(&r, 10, "ReverseSequence", a, 2, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(3, 2), 0, 5, 2, 3, 4, 1, 6);
     run_free(&r);
     lens[1] = 4;
-    node_model(&r, 10, "ReverseSequence", a, 2, 1);
+    node_model_n(&r, 10, "ReverseSequence", a, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
-    node_model(&r, 10, "ReverseSequence", a, 2, 1);
+    node_model_n(&r, 10, "ReverseSequence", a, 2, 1);
     ob_attr_int(r.b, r.node, "batch_axis", 0);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL); /* both axes 0 */
     run_free(&r);
@@ -521,7 +403,7 @@ TEST(trilu_extreme_k_and_batches)
         /* [2, 2, 3]: two 2x3 matrices. */
         Arg a[2] = {{"x", I64, 3, {2, 2, 3}, x, false}, {"k", I64, 0, {0}, &cases[c].k, false}};
         Run r;
-        node_model(&r, 14, "Trilu", a, 2, 1);
+        node_model_n(&r, 14, "Trilu", a, 2, 1);
         ob_attr_int(r.b, r.node, "upper", cases[c].upper);
         RCHECK_OK(&r, run(&r));
         RCHECK(&r, ints_are(&r.y[0], 3, DIMS(2, 2, 3), cases[c].want, 12));
@@ -534,20 +416,20 @@ TEST(eyelike_types_and_offsets)
     float x[6] = {0};
     Arg a[1] = {{"x", F32, 2, {2, 3}, x, false}};
     Run r;
-    node_model(&r, 9, "EyeLike", a, 1, 1);
+    node_model_n(&r, 9, "EyeLike", a, 1, 1);
     ob_attr_int(r.b, r.node, "k", 2);
     ob_attr_int(r.b, r.node, "dtype", CRUN_DTYPE_INT32);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, r.y[0].dtype == I32);
     CHECK_INTS(&r, 0, 2, DIMS(2, 3), 0, 0, 1, 0, 0, 0);
     run_free(&r);
-    node_model(&r, 9, "EyeLike", a, 1, 1);
+    node_model_n(&r, 9, "EyeLike", a, 1, 1);
     ob_attr_int(r.b, r.node, "k", -100);
     ob_attr_int(r.b, r.node, "dtype", CRUN_DTYPE_BOOL);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(2, 3), 0, 0, 0, 0, 0, 0);
     run_free(&r);
-    node_model(&r, 9, "EyeLike", a, 1, 1);
+    node_model_n(&r, 9, "EyeLike", a, 1, 1);
     ob_attr_int(r.b, r.node, "dtype", CRUN_DTYPE_STRING);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
@@ -560,7 +442,7 @@ TEST(eyelike_types_and_offsets)
 #define RANGE_RUN(r, t, s, l, d, constant) \
     Arg args_[3] = {{"s", t, 0, {0}, &(s), constant}, {"l", t, 0, {0}, &(l), constant}, \
                     {"d", t, 0, {0}, &(d), constant}}; \
-    node_model(r, 11, "Range", args_, 3, 1)
+    node_model_n(r, 11, "Range", args_, 3, 1)
 
 TEST(range_counts_exactly_and_wraps)
 {
@@ -573,7 +455,7 @@ TEST(range_counts_exactly_and_wraps)
         CHECK_INTS(&r, 0, 1, DIMS(3), INT64_MIN, -1, INT64_MAX - 1);
         run_free(&r);
         d = 0; /* args_ points at d */
-        node_model(&r, 11, "Range", args_, 3, 1);
+        node_model_n(&r, 11, "Range", args_, 3, 1);
         RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
         run_free(&r);
     }
@@ -602,7 +484,7 @@ TEST(range_counts_exactly_and_wraps)
         int32_t s = 0;
         int64_t l = 3;
         Arg a[3] = {{"s", I32, 0, {0}, &s, true}, {"l", I64, 0, {0}, &l, true}, {"d", I32, 0, {0}, &s, true}};
-        node_model(&r, 11, "Range", a, 3, 1);
+        node_model_n(&r, 11, "Range", a, 3, 1);
         RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
         run_free(&r);
     }
@@ -613,20 +495,20 @@ TEST(constant_of_shape_values_and_scalar)
     int64_t shape[2] = {2, 3};
     Arg a[1] = {{"s", I64, 1, {2}, shape, false}};
     Run r;
-    node_model(&r, 9, "ConstantOfShape", a, 1, 1);
+    node_model_n(&r, 9, "ConstantOfShape", a, 1, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(2, 3), 0, 0, 0, 0, 0, 0, 0);
     run_free(&r);
     /* An empty shape gives a scalar. */
     int64_t seven = 7;
     Arg e[1] = {{"s", I64, 1, {0}, shape, false}};
-    node_model(&r, 9, "ConstantOfShape", e, 1, 1);
+    node_model_n(&r, 9, "ConstantOfShape", e, 1, 1);
     ob_attr_tensor(r.b, r.node, "value", ob_tensor(r.b, "value", I64, 1, DIMS(1), &seven));
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, r.y[0].rank == 0 && r.y[0].dtype == I64 && *(const int64_t *)r.y[0].data == 7);
     run_free(&r);
     shape[1] = -3;
-    node_model(&r, 9, "ConstantOfShape", a, 1, 1);
+    node_model_n(&r, 9, "ConstantOfShape", a, 1, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
 }
@@ -638,23 +520,23 @@ TEST(onehot_out_of_range_axis_and_strings)
     int32_t vals[2] = {0, 1};
     Arg a[3] = {{"i", I64, 1, {4}, ind, false}, {"d", F32, 0, {0}, &depth, false}, {"v", I32, 1, {2}, vals, true}};
     Run r;
-    node_model(&r, 11, "OneHot", a, 3, 1);
+    node_model_n(&r, 11, "OneHot", a, 3, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(4, 3), 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0);
     run_free(&r);
-    node_model(&r, 11, "OneHot", a, 3, 1);
+    node_model_n(&r, 11, "OneHot", a, 3, 1);
     ob_attr_int(r.b, r.node, "axis", 0);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(3, 4), 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0);
     run_free(&r);
     const char *sv[2] = {"off", "on"};
     Arg s[3] = {{"i", I64, 1, {2}, ind, false}, {"d", F32, 0, {0}, &depth, true}, {"v", STR, 1, {2}, sv, false}};
-    node_model(&r, 11, "OneHot", s, 3, 1);
+    node_model_n(&r, 11, "OneHot", s, 3, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"on", "off", "off", "off", "off", "on"}, 6));
     run_free(&r);
     depth = 0;
-    node_model(&r, 11, "OneHot", a, 3, 1);
+    node_model_n(&r, 11, "OneHot", a, 3, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
 }
@@ -663,12 +545,12 @@ TEST(size_of_any_shape)
 {
     Arg a[1] = {{"x", F32, 3, {3, 1, 2}, x23, false}};
     Run r;
-    node_model(&r, 1, "Size", a, 1, 1);
+    node_model_n(&r, 1, "Size", a, 1, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, r.y[0].rank == 0 && r.y[0].dtype == I64 && *(const int64_t *)r.y[0].data == 6);
     run_free(&r);
     Arg b[1] = {{"x", F32, 2, {2, 2}, x23, false}};
-    node_model(&r, 13, "Size", b, 1, 1);
+    node_model_n(&r, 13, "Size", b, 1, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, *(const int64_t *)r.y[0].data == 4);
     run_free(&r);
@@ -681,31 +563,31 @@ TEST(nonzero_zero_kinds_scalars_strings)
     float f[4] = {0, -0.0f, NAN, 2};
     Arg a[1] = {{"x", F32, 1, {4}, f, false}};
     Run r;
-    node_model(&r, 13, "NonZero", a, 1, 1);
+    node_model_n(&r, 13, "NonZero", a, 1, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(1, 2), 2, 3);
     run_free(&r);
     int32_t m[4] = {0, 1, 2, 0};
     Arg b[1] = {{"x", I32, 2, {2, 2}, m, false}};
-    node_model(&r, 9, "NonZero", b, 1, 1);
+    node_model_n(&r, 9, "NonZero", b, 1, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(2, 2), 0, 1, 1, 0);
     run_free(&r);
     int64_t five = 5;
     Arg c[1] = {{"x", I64, 0, {0}, &five, false}};
-    node_model(&r, 13, "NonZero", c, 1, 1);
+    node_model_n(&r, 13, "NonZero", c, 1, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(1, 1), 0);
     run_free(&r);
     const char *s[3] = {"", "a", ""};
     Arg d[1] = {{"x", STR, 1, {3}, s, false}};
-    node_model(&r, 13, "NonZero", d, 1, 1);
+    node_model_n(&r, 13, "NonZero", d, 1, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 2, DIMS(1, 1), 1);
     run_free(&r);
     float z[3] = {0};
     Arg e[1] = {{"x", F32, 1, {3}, z, false}};
-    node_model(&r, 13, "NonZero", e, 1, 1);
+    node_model_n(&r, 13, "NonZero", e, 1, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, shape_is(&r.y[0], 2, DIMS(1, 0)));
     run_free(&r);
@@ -716,18 +598,18 @@ TEST(compress_short_condition_flatten_and_bad_condition)
     uint8_t c2[2] = {0, 1}, c4[4] = {1, 0, 0, 1}, bad[4] = {0, 0, 0, 1};
     Arg a[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"c", BOOL, 1, {2}, c2, false}};
     Run r;
-    node_model(&r, 11, "Compress", a, 2, 1);
+    node_model_n(&r, 11, "Compress", a, 2, 1);
     ob_attr_int(r.b, r.node, "axis", 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(2, 1), 0, 2, 5);
     run_free(&r);
     Arg b[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"c", BOOL, 1, {4}, c4, false}};
-    node_model(&r, 9, "Compress", b, 2, 1);
+    node_model_n(&r, 9, "Compress", b, 2, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 1, DIMS(2), 0, 1, 4);
     run_free(&r);
     Arg c[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"c", BOOL, 1, {4}, bad, false}};
-    node_model(&r, 11, "Compress", c, 2, 1);
+    node_model_n(&r, 11, "Compress", c, 2, 1);
     ob_attr_int(r.b, r.node, "axis", -1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
@@ -740,7 +622,7 @@ TEST(unique_axis_sorted_and_unsorted)
     for (int sorted = 0; sorted < 2; sorted++) {
         Arg a[1] = {{"x", I64, 2, {2, 4}, x, false}};
         Run r;
-        node_model(&r, 11, "Unique", a, 1, 4);
+        node_model_n(&r, 11, "Unique", a, 1, 4);
         ob_attr_int(r.b, r.node, "axis", -1);
         ob_attr_int(r.b, r.node, "sorted", sorted);
         RCHECK_OK(&r, run(&r));
@@ -763,20 +645,20 @@ TEST(unique_nan_strings_empty)
     float f[3] = {NAN, 1, NAN};
     Arg a[1] = {{"x", F32, 1, {3}, f, false}};
     Run r;
-    node_model(&r, 11, "Unique", a, 1, 4);
+    node_model_n(&r, 11, "Unique", a, 1, 4);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, numel(&r.y[0]) == 2 && ((const float *)r.y[0].data)[0] == 1 && isnan(((const float *)r.y[0].data)[1]));
     CHECK_INTS(&r, 3, 1, DIMS(2), 1, 2);
     run_free(&r);
     const char *s[3] = {"b", "a", "b"};
     Arg b[1] = {{"x", STR, 1, {3}, s, false}};
-    node_model(&r, 11, "Unique", b, 1, 3);
+    node_model_n(&r, 11, "Unique", b, 1, 3);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"a", "b"}, 2));
     CHECK_INTS(&r, 2, 1, DIMS(3), 1, 0, 1);
     run_free(&r);
     Arg c[1] = {{"x", F32, 1, {0}, f, false}};
-    node_model(&r, 11, "Unique", c, 1, 2);
+    node_model_n(&r, 11, "Unique", c, 1, 2);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, shape_is(&r.y[0], 1, DIMS(0)) && shape_is(&r.y[1], 1, DIMS(0)));
     run_free(&r);
@@ -790,19 +672,19 @@ TEST(gather_elements_int32_negative_and_out_of_range)
     int32_t ind[4] = {2, -3, 0, -1};
     Arg a[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"i", I32, 2, {2, 2}, ind, false}};
     Run r;
-    node_model(&r, 13, "GatherElements", a, 2, 1);
+    node_model_n(&r, 13, "GatherElements", a, 2, 1);
     ob_attr_int(r.b, r.node, "axis", -1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(2, 2), 0, 3, 1, 4, 6);
     run_free(&r);
     ind[2] = 3;
-    node_model(&r, 13, "GatherElements", a, 2, 1);
+    node_model_n(&r, 13, "GatherElements", a, 2, 1);
     ob_attr_int(r.b, r.node, "axis", 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
     int32_t wide[3] = {0, 0, 0}; /* indices wider than data off the axis */
     Arg w[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"i", I32, 2, {3, 1}, wide, false}};
-    node_model(&r, 13, "GatherElements", w, 2, 1);
+    node_model_n(&r, 13, "GatherElements", w, 2, 1);
     ob_attr_int(r.b, r.node, "axis", 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
@@ -814,25 +696,25 @@ TEST(gather_nd_batch_dims_and_errors)
     int64_t ind[2] = {2, -3};
     Arg a[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"i", I64, 2, {2, 1}, ind, false}};
     Run r;
-    node_model(&r, 12, "GatherND", a, 2, 1);
+    node_model_n(&r, 12, "GatherND", a, 2, 1);
     ob_attr_int(r.b, r.node, "batch_dims", 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 1, DIMS(2), 0, 3, 4);
     run_free(&r);
     /* batch_dims 0: rows. */
-    node_model(&r, 11, "GatherND", a, 2, 1);
+    node_model_n(&r, 11, "GatherND", a, 2, 1);
     ind[0] = 1;
     ind[1] = -2;
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(2, 3), 0, 4, 5, 6, 1, 2, 3);
     run_free(&r);
     ind[0] = 2;
-    node_model(&r, 11, "GatherND", a, 2, 1);
+    node_model_n(&r, 11, "GatherND", a, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
     int64_t three[3] = {0, 0, 0};
     Arg b[2] = {{"x", F32, 2, {2, 3}, x23, false}, {"i", I64, 1, {3}, three, false}};
-    node_model(&r, 13, "GatherND", b, 2, 1);
+    node_model_n(&r, 13, "GatherND", b, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
 }
@@ -847,7 +729,7 @@ TEST(scatter_elements_reductions_and_duplicates)
     for (int k = 0; k < 5; k++) {
         Arg a[3] = {{"x", I32, 1, {3}, data, false}, {"i", I64, 1, {3}, ind, false}, {"u", I32, 1, {3}, upd, false}};
         Run r;
-        node_model(&r, 16, "ScatterElements", a, 3, 1);
+        node_model_n(&r, 16, "ScatterElements", a, 3, 1);
         ob_attr_string(r.b, r.node, "reduction", red[k]);
         RCHECK_OK(&r, run(&r));
         RCHECK(&r, ints_are(&r.y[0], 1, DIMS(3), (int64_t[]){10, want[k], 30}, 3));
@@ -858,7 +740,7 @@ TEST(scatter_elements_reductions_and_duplicates)
     int64_t zero[1] = {0};
     Arg w[3] = {{"x", I32, 1, {1}, big, false}, {"i", I64, 1, {1}, zero, false}, {"u", I32, 1, {1}, one, false}};
     Run r;
-    node_model(&r, 16, "ScatterElements", w, 3, 1);
+    node_model_n(&r, 16, "ScatterElements", w, 3, 1);
     ob_attr_string(r.b, r.node, "reduction", "add");
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 1, DIMS(1), INT32_MIN);
@@ -873,17 +755,17 @@ TEST(scatter_old_name_2d_and_errors)
     Arg a[3] = {{"x", F32, 2, {2, 3}, x23, false}, 
                 {"i", I64, 2, {1, 2}, ind, false}, {"u", F32, 2, {1, 2}, upd, false}};
     Run r;
-    node_model(&r, 9, "Scatter", a, 3, 1);
+    node_model_n(&r, 9, "Scatter", a, 3, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(2, 3), 0, 1, -2, 3, -1, 5, 6);
     run_free(&r);
     ind[1] = 2;
-    node_model(&r, 11, "ScatterElements", a, 3, 1);
+    node_model_n(&r, 11, "ScatterElements", a, 3, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
     uint8_t b[3] = {1, 0, 1};
     Arg c[3] = {{"x", BOOL, 1, {3}, b, false}, {"i", I64, 1, {1}, ind, false}, {"u", BOOL, 1, {1}, b, false}};
-    node_model(&r, 16, "ScatterElements", c, 3, 1);
+    node_model_n(&r, 16, "ScatterElements", c, 3, 1);
     ob_attr_string(r.b, r.node, "reduction", "add");
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
@@ -897,7 +779,7 @@ TEST(scatter_nd_slices_duplicates_strings)
     Arg a[3] = {{"x", F32, 2, {3, 2}, data, false}, 
                 {"i", I64, 2, {3, 1}, ind, false}, {"u", F32, 2, {3, 2}, upd, false}};
     Run r;
-    node_model(&r, 16, "ScatterND", a, 3, 1);
+    node_model_n(&r, 16, "ScatterND", a, 3, 1);
     ob_attr_string(r.b, r.node, "reduction", "add");
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(3, 2), 0, 61, 81, 2, 2, 33, 43);
@@ -905,12 +787,12 @@ TEST(scatter_nd_slices_duplicates_strings)
     const char *s[3] = {"a", "b", "c"}, *u[1] = {"z"};
     int64_t at[1] = {1};
     Arg b[3] = {{"x", STR, 1, {3}, s, false}, {"i", I64, 2, {1, 1}, at, false}, {"u", STR, 1, {1}, u, false}};
-    node_model(&r, 11, "ScatterND", b, 3, 1);
+    node_model_n(&r, 11, "ScatterND", b, 3, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"a", "z", "c"}, 3));
     run_free(&r);
     at[0] = 3;
-    node_model(&r, 11, "ScatterND", b, 3, 1);
+    node_model_n(&r, 11, "ScatterND", b, 3, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_RUNTIME);
     run_free(&r);
 }
@@ -922,12 +804,12 @@ TEST(layout_ops_move_strings)
     const char *s[6] = {"a", "b", "c", "d", "e", "f"};
     Run r;
     Arg a[1] = {{"x", STR, 2, {2, 3}, s, false}};
-    node_model(&r, 13, "Transpose", a, 1, 1);
+    node_model_n(&r, 13, "Transpose", a, 1, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"a", "d", "b", "e", "c", "f"}, 6));
     run_free(&r);
     Arg c[2] = {{"x", STR, 2, {2, 3}, s, false}, {"y", STR, 2, {2, 3}, s, false}};
-    node_model(&r, 13, "Concat", c, 2, 1);
+    node_model_n(&r, 13, "Concat", c, 2, 1);
     ob_attr_int(r.b, r.node, "axis", 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"a", "b", "c", "a", "b", "c", "d", "e", "f", "d", "e", "f"}, 12));
@@ -935,13 +817,13 @@ TEST(layout_ops_move_strings)
     int64_t st[1] = {-1}, en[1] = {INT64_MIN}, ax[1] = {1}, sp[1] = {-2};
     Arg l[5] = {{"x", STR, 2, {2, 3}, s, false}, {"s", I64, 1, {1}, st, true}, {"e", I64, 1, {1}, en, true},
                 {"a", I64, 1, {1}, ax, true}, {"p", I64, 1, {1}, sp, true}};
-    node_model(&r, 13, "Slice", l, 5, 1);
+    node_model_n(&r, 13, "Slice", l, 5, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"c", "a", "f", "d"}, 4));
     run_free(&r);
     int64_t gi[2] = {1, 0};
     Arg g[2] = {{"x", STR, 2, {2, 3}, s, false}, {"i", I64, 1, {2}, gi, true}};
-    node_model(&r, 13, "Gather", g, 2, 1);
+    node_model_n(&r, 13, "Gather", g, 2, 1);
     RCHECK_OK(&r, run(&r));
     RCHECK(&r, strings_are(&r.y[0], (const char *[]){"d", "e", "f", "a", "b", "c"}, 6));
     run_free(&r);
@@ -949,7 +831,7 @@ TEST(layout_ops_move_strings)
     Arg v[2] = {{"x", STR, 2, {2, 3}, s, false}, {"s", I64, 1, {1}, shape, true}};
     const char *view_ops[3] = {"Identity", "Reshape", "Flatten"};
     for (int k = 0; k < 3; k++) {
-        node_model(&r, 13, view_ops[k], v, k == 1 ? 2 : 1, 1);
+        node_model_n(&r, 13, view_ops[k], v, k == 1 ? 2 : 1, 1);
         RCHECK_OK(&r, run(&r));
         RCHECK(&r, strings_are(&r.y[0], s, 6));
         run_free(&r);
@@ -977,16 +859,16 @@ TEST(resize_opset_10_rounds_nearest_like_onnxruntime)
     float x[4] = {1, 2, 3, 4}, down[4] = {1, 1, 1, 0.6f}, up[4] = {1, 1, 1, 2};
     Arg a[2] = {{"x", F32, 4, {1, 1, 1, 4}, x, false}, {"s", F32, 1, {4}, down, true}};
     Run r;
-    node_model(&r, 10, "Resize", a, 2, 1);
+    node_model_n(&r, 10, "Resize", a, 2, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 4, DIMS(1, 1, 1, 2), 0, 1, 3);
     run_free(&r);
     a[1].data = up;
-    node_model(&r, 10, "Resize", a, 2, 1);
+    node_model_n(&r, 10, "Resize", a, 2, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 4, DIMS(1, 1, 1, 8), 0, 1, 1, 2, 2, 3, 3, 4, 4);
     run_free(&r);
-    node_model(&r, 10, "Resize", a, 2, 1);
+    node_model_n(&r, 10, "Resize", a, 2, 1);
     ob_attr_string(r.b, r.node, "mode", "cubic"); /* cubic came with opset 11 */
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
@@ -998,7 +880,7 @@ TEST(upsample_attribute_forms)
     float x[4] = {1, 2, 3, 4};
     Arg a[1] = {{"x", F32, 2, {2, 2}, x, false}};
     Run r;
-    node_model(&r, 7, "Upsample", a, 1, 1);
+    node_model_n(&r, 7, "Upsample", a, 1, 1);
     ob_attr_string(r.b, r.node, "mode", "linear");
     static float scales[2] = {1, 2};
     attr_floats(r.b, r.node, "scales", scales, 2);
@@ -1008,7 +890,7 @@ TEST(upsample_attribute_forms)
     /* Upsample-1: height_scale and width_scale, 'bilinear'. */
     float y[2] = {1, 3};
     Arg b[1] = {{"x", F32, 4, {1, 1, 2, 1}, y, false}};
-    node_model(&r, 1, "Upsample", b, 1, 1);
+    node_model_n(&r, 1, "Upsample", b, 1, 1);
     ob_attr_string(r.b, r.node, "mode", "bilinear");
     ob_attr_float(r.b, r.node, "height_scale", 2);
     ob_attr_float(r.b, r.node, "width_scale", 1);
@@ -1018,7 +900,7 @@ TEST(upsample_attribute_forms)
     /* Upsample-9: scales input. */
     float s9[4] = {1, 1, 2, 1};
     Arg c[2] = {{"x", F32, 4, {1, 1, 2, 1}, y, false}, {"s", F32, 1, {4}, s9, true}};
-    node_model(&r, 9, "Upsample", c, 2, 1);
+    node_model_n(&r, 9, "Upsample", c, 2, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 4, DIMS(1, 1, 4, 1), 0, 1, 1, 3, 3);
     run_free(&r);
@@ -1031,7 +913,7 @@ TEST(resize_linear_integers_round)
     Arg a[4] = {{"x", U8, 1, {2}, x, false}, {NULL, F32, 0, {0}, NULL, false}, {NULL, F32, 0, {0}, NULL, false},
                 {"sz", I64, 1, {1}, sizes, true}};
     Run r;
-    node_model(&r, 13, "Resize", a, 4, 1);
+    node_model_n(&r, 13, "Resize", a, 4, 1);
     ob_attr_string(r.b, r.node, "mode", "linear");
     RCHECK_OK(&r, run(&r));
     CHECK_INTS(&r, 0, 1, DIMS(4), 0, 64, 191, 255);
@@ -1047,7 +929,7 @@ TEST(resize_sizes_at_run_time_and_strings)
     Arg a[4] = {{"x", STR, 1, {2}, s, false}, {"roi", F32, 1, {0}, none, true}, {"sc", F32, 1, {0}, none, true},
                 {"sz", I64, 1, {1}, sizes, false}};
     Run r;
-    node_model(&r, 11, "Resize", a, 4, 1);
+    node_model_n(&r, 11, "Resize", a, 4, 1);
     ob_attr_string(r.b, r.node, "coordinate_transformation_mode", "asymmetric");
     ob_attr_string(r.b, r.node, "nearest_mode", "floor");
     RCHECK_OK(&r, run(&r));
@@ -1057,7 +939,7 @@ TEST(resize_sizes_at_run_time_and_strings)
     float sc[1] = {2};
     Arg b[4] = {{"x", STR, 1, {2}, s, false}, {NULL, F32, 0, {0}, NULL, false}, {"sc", F32, 1, {1}, sc, true},
                 {"sz", I64, 1, {1}, sizes, true}};
-    node_model(&r, 13, "Resize", b, 4, 1);
+    node_model_n(&r, 13, "Resize", b, 4, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
 }
@@ -1073,7 +955,7 @@ TEST(resize_tf_crop_and_resize_extrapolates)
     float want[2][3] = {{2, 4, 9}, {2.5f, 4, 9}};
     for (int m = 0; m < 2; m++) {
         Run r;
-        node_model(&r, 13, "Resize", a, 4, 1);
+        node_model_n(&r, 13, "Resize", a, 4, 1);
         ob_attr_string(r.b, r.node, "mode", modes[m]);
         ob_attr_string(r.b, r.node, "coordinate_transformation_mode", "tf_crop_and_resize");
         ob_attr_float(r.b, r.node, "extrapolation_value", 9);
@@ -1099,7 +981,7 @@ TEST(gridsample_identity_grid_and_padding_modes)
     for (int m = 0; m < 3; m++) {
         Arg a[2] = {{"x", F32, 4, {1, 1, 2, 3}, x, false}, {"g", F32, 4, {1, 2, 3, 2}, grid, false}};
         Run r;
-        node_model(&r, 16, "GridSample", a, 2, 1);
+        node_model_n(&r, 16, "GridSample", a, 2, 1);
         ob_attr_string(r.b, r.node, "mode", modes[m]);
         ob_attr_int(r.b, r.node, "align_corners", 1);
         RCHECK_OK(&r, run(&r));
@@ -1114,7 +996,7 @@ TEST(gridsample_identity_grid_and_padding_modes)
     for (int p = 0; p < 3; p++) {
         Arg a[2] = {{"x", F32, 4, {1, 1, 1, 2}, y, false}, {"g", F32, 4, {1, 1, 1, 2}, far, false}};
         Run r;
-        node_model(&r, 16, "GridSample", a, 2, 1);
+        node_model_n(&r, 16, "GridSample", a, 2, 1);
         ob_attr_string(r.b, r.node, "padding_mode", pads[p]);
         ob_attr_int(r.b, r.node, "align_corners", 1);
         RCHECK_OK(&r, run(&r));
@@ -1129,13 +1011,13 @@ TEST(gridsample_nearest_rounds_half_to_even)
     float x[4] = {10, 20, 30, 40}, grid[4] = {-0.5f, 0, 0, 0};
     Arg a[2] = {{"x", F32, 4, {1, 1, 1, 4}, x, false}, {"g", F32, 4, {1, 1, 2, 2}, grid, false}};
     Run r;
-    node_model(&r, 16, "GridSample", a, 2, 1);
+    node_model_n(&r, 16, "GridSample", a, 2, 1);
     ob_attr_string(r.b, r.node, "mode", "nearest");
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 4, DIMS(1, 1, 1, 2), 0, 10, 30);
     run_free(&r);
     Arg b[2] = {{"x", F32, 3, {1, 4, 1}, x, false}, {"g", F32, 4, {1, 1, 2, 2}, grid, false}};
-    node_model(&r, 16, "GridSample", b, 2, 1);
+    node_model_n(&r, 16, "GridSample", b, 2, 1);
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
 }
@@ -1166,8 +1048,8 @@ TEST(threads_do_not_change_results)
     };
     for (int c = 0; c < 4; c++) {
         Run r1, r3;
-        node_model(&r1, 13, cases[c].op, cases[c].a, cases[c].n, 1);
-        node_model(&r3, 13, cases[c].op, cases[c].a, cases[c].n, 1);
+        node_model_n(&r1, 13, cases[c].op, cases[c].a, cases[c].n, 1);
+        node_model_n(&r3, 13, cases[c].op, cases[c].a, cases[c].n, 1);
         if (c == 0) {
             ob_attr_string(r1.b, r1.node, "mode", "cubic");
             ob_attr_string(r3.b, r3.node, "mode", "cubic");
@@ -1193,11 +1075,11 @@ TEST(concat_1_defaults_axis_to_1)
     float a[2] = {1, 2}, b[2] = {3, 4};
     Arg args[2] = {{"a", F32, 2, {2, 1}, a, false}, {"b", F32, 2, {2, 1}, b, false}};
     Run r;
-    node_model(&r, 1, "Concat", args, 2, 1);
+    node_model_n(&r, 1, "Concat", args, 2, 1);
     RCHECK_OK(&r, run(&r));
     CHECK_FLOATS_OUT(&r, 0, 2, DIMS(2, 2), 0, 1, 3, 2, 4);
     run_free(&r);
-    node_model(&r, 4, "Concat", args, 2, 1); /* required from opset 4 */
+    node_model_n(&r, 4, "Concat", args, 2, 1); /* required from opset 4 */
     RCHECK_STATUS(&r, run(&r), CRUN_ERR_INVALID_MODEL);
     run_free(&r);
 }
