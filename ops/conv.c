@@ -11,6 +11,7 @@
 #include "ops/activation.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
+#include "platforms/window.h"
 #include "runtime/threadpool.h"
 
 static crun_status parse_conv(Node *n, Diag *d)
@@ -186,37 +187,89 @@ typedef struct Im2col {
     const float *x; /* first channel of this image and group */
 } Im2col;
 
-/* B[k][n] = x[c][iz][iy][ix] for k = (c, kz, ky, kx) and n = (oz, oy, ox), 0 in padding. */
+/* Fills n columns of one packed row, reading input row `row` (NULL: in the padding) at
+ * ix = (ox0 + i) * sx + off for column i, zero where ix falls outside [0, W). */
+static void im2col_piece(float *d, const float *row, int64_t W, int64_t ox0, int64_t n, int64_t sx, int64_t off)
+{
+    if (!row) {
+        memset(d, 0, (size_t)n * sizeof *d);
+        return;
+    }
+    /* Columns [lo, hi) read inside the row (ix = base + i * sx in [0, W)); zeros around. */
+    int64_t base = ox0 * sx + off;
+    int64_t lo = base >= 0 ? 0 : (-base + sx - 1) / sx;
+    int64_t hi = W - base <= 0 ? 0 : (W - base + sx - 1) / sx;
+    lo = CRUN_MIN(lo, n);
+    hi = CRUN_MAX(lo, CRUN_MIN(hi, n));
+    memset(d, 0, (size_t)lo * sizeof *d);
+    if (sx == 1)
+        memcpy(d + lo, row + base + lo, (size_t)(hi - lo) * sizeof *d);
+    else
+        for (int64_t i = lo; i < hi; i++)
+            d[i] = row[base + i * sx];
+    memset(d + hi, 0, (size_t)(n - hi) * sizeof *d);
+}
+
+/* A run of packed columns that read one output row: dst offset (strip and lane), the
+ * output row's first input row and plane (oy * sy - pt, oz * sz - pz), first column. */
+typedef struct Im2colPiece {
+    int64_t dst, iy0, iz0, ox0, n;
+} Im2colPiece;
+
+/* Splits columns [n0, n0+nc) into pieces that stay within one output row and one strip. */
+static int im2col_pieces(const WindowGeom *w, int64_t n0, int64_t nc, int64_t kc, int nr, Im2colPiece *pc)
+{
+    int64_t OW = w->out[2], OH = w->out[1];
+    int64_t col = n0, ox = n0 % OW, t = n0 / OW;
+    int np = 0;
+    while (col < n0 + nc) {
+        int64_t rel = col - n0, lane = rel % nr;
+        int64_t n = CRUN_MIN(CRUN_MIN(OW - ox, n0 + nc - col), nr - lane);
+        pc[np++] = (Im2colPiece){(rel / nr) * kc * nr + lane, (t % OH) * w->s[1] - w->pb[1],
+                                 (t / OH) * w->s[0] - w->pb[0], ox, n};
+        col += n;
+        ox += n;
+        if (ox == OW) {
+            ox = 0;
+            t++;
+        }
+    }
+    return np;
+}
+
+/* B[k][n] = x[c][iz][iy][ix] for k = (c, kz, ky, kx) and n = (oz, oy, ox), 0 in padding.
+ * Each packed row is filled output row by output row, so the inner work is a copy of a
+ * contiguous input span (for stride 1) instead of a bounds check per element. */
 static void pack_b_im2col(const void *src, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float *dst)
 {
     const Im2col *ic = src;
-    const ConvGeom *g = ic->g;
-    int64_t bz[64], by[64], bx[64]; /* first input coordinate of each column in a strip */
-    assert(nr <= 64);
-    for (int64_t s = 0; s < nc; s += nr) {
-        int w = (int)CRUN_MIN((int64_t)nr, nc - s);
-        for (int j = 0; j < w; j++) {
-            int64_t col = n0 + s + j;
-            int64_t ox = col % g->w.out[2], oy = (col / g->w.out[2]) % g->w.out[1], oz = col / (g->w.out[2] * g->w.out[1]);
-            bz[j] = oz * g->w.s[0] - g->w.pb[0];
-            by[j] = oy * g->w.s[1] - g->w.pb[1];
-            bx[j] = ox * g->w.s[2] - g->w.pb[2];
+    const WindowGeom *w = &ic->g->w;
+    Im2colPiece pieces[2 * GEMM_NC + 2]; /* each strip or row boundary starts one */
+    assert(nc <= GEMM_NC);
+    int np = im2col_pieces(w, n0, nc, kc, nr, pieces);
+    int64_t kx = k0 % w->k[2], ky = (k0 / w->k[2]) % w->k[1], kz = (k0 / (w->k[2] * w->k[1])) % w->k[0];
+    int64_t c = k0 / w->k_vol, tail = nc % nr;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        const float *plane = ic->x + c * w->in_vol;
+        int64_t off = kx * w->d[2] - w->pb[2], dy = ky * w->d[1], dz = kz * w->d[0];
+        float *d = dst + kk * nr;
+        for (int p = 0; p < np; p++) {
+            const Im2colPiece *pc = &pieces[p];
+            int64_t iy = pc->iy0 + dy, iz = pc->iz0 + dz;
+            bool inside = iy >= 0 && iy < w->in[1] && iz >= 0 && iz < w->in[0];
+            im2col_piece(d + pc->dst, inside ? plane + (iz * w->in[1] + iy) * w->in[2] : NULL, w->in[2], pc->ox0,
+                         pc->n, w->s[2], off);
         }
-        float *d = dst + (s / nr) * kc * nr;
-        for (int64_t kk = 0; kk < kc; kk++, d += nr) {
-            int64_t k = k0 + kk;
-            int64_t kx = k % g->w.k[2], ky = (k / g->w.k[2]) % g->w.k[1], kz = (k / (g->w.k[2] * g->w.k[1])) % g->w.k[0];
-            int64_t c = k / g->w.k_vol;
-            const float *plane = ic->x + c * g->w.in_vol;
-            int64_t dz = kz * g->w.d[0], dy = ky * g->w.d[1], dx = kx * g->w.d[2];
-            for (int j = 0; j < nr; j++) {
-                float v = 0.0f;
-                if (j < w) {
-                    int64_t iz = bz[j] + dz, iy = by[j] + dy, ix = bx[j] + dx;
-                    if (iz >= 0 && iz < g->w.in[0] && iy >= 0 && iy < g->w.in[1] && ix >= 0 && ix < g->w.in[2])
-                        v = plane[(iz * g->w.in[1] + iy) * g->w.in[2] + ix];
+        if (tail) /* the last strip's lanes past nc */
+            memset(d + (nc / nr) * kc * nr + tail, 0, (size_t)(nr - tail) * sizeof *d);
+        if (++kx == w->k[2]) { /* next k: (c, kz, ky, kx) counts like an odometer */
+            kx = 0;
+            if (++ky == w->k[1]) {
+                ky = 0;
+                if (++kz == w->k[0]) {
+                    kz = 0;
+                    c++;
                 }
-                d[j] = v;
             }
         }
     }
@@ -307,6 +360,83 @@ static crun_status depthwise_run(KernelCtx *k)
     return CRUN_OK;
 }
 
+/* ---- depthwise through the SIMD window kernels (platforms/window.h) ---- */
+
+static void window_of(const ConvGeom *g, WindowPlane *wp)
+{
+    *wp = (WindowPlane){.H = g->w.in[1], .W = g->w.in[2], .OH = g->w.out[1], .OW = g->w.out[2],
+                        .kh = (int)g->w.k[1], .kw = (int)g->w.k[2], .sh = (int)g->w.s[1], .sw = (int)g->w.s[2],
+                        .pt = g->w.pb[1], .pl = g->w.pb[2]};
+}
+
+static bool dw_simd_applies(const PrepCtx *c, const void *kdata)
+{
+    ConvGeom g;
+    char buf[160];
+    if (!depthwise_applies(c, kdata) || conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf))
+        return false;
+    return g.w.k[1] <= WINDOW_MAX_K && g.w.k[2] <= WINDOW_MAX_K && g.w.s[1] <= WINDOW_MAX_S &&
+           g.w.s[2] <= WINDOW_MAX_S && g.w.d[1] == 1 && g.w.d[2] == 1;
+}
+
+static crun_status dw_simd_prepare(PrepCtx *c)
+{
+    ConvGeom g;
+    char buf[160];
+    conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
+    WindowPlane wp;
+    window_of(&g, &wp);
+    c->ws_bytes = align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN) * (size_t)c->n_threads;
+    return CRUN_OK;
+}
+
+typedef struct DwSimdJob {
+    const ConvGeom *g;
+    const WindowUkernels *uk;
+    const float *x, *w, *b;
+    float *y;
+    const Activation *act;
+    char *ws;
+    size_t ws_per_thread;
+} DwSimdJob;
+
+/* Relu and Clip become the kernel's clamp; other activations run on the finished plane. */
+static void act_clamp(const Activation *a, float *lo, float *hi)
+{
+    *lo = a->kind == ACT_RELU ? 0.0f : a->kind == ACT_CLIP ? a->alpha : -INFINITY;
+    *hi = a->kind == ACT_CLIP ? a->beta : INFINITY;
+}
+
+static void dw_simd_plane(void *ctx, int64_t t, int thread)
+{
+    const DwSimdJob *j = ctx;
+    int64_t c = t % j->g->C;
+    WindowPlane wp;
+    window_of(j->g, &wp);
+    wp.x = j->x + t * j->g->w.in_vol;
+    wp.y = j->y + t * j->g->w.out_vol;
+    wp.w = j->w + c * j->g->w.k_vol;
+    wp.bias = j->b ? j->b[c] : 0.0f;
+    wp.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
+    act_clamp(j->act, &wp.lo, &wp.hi);
+    j->uk->dwconv(&wp);
+    if (j->act->kind != ACT_RELU && j->act->kind != ACT_CLIP)
+        act_apply_f32(j->act, wp.y, j->g->w.out_vol);
+}
+
+static crun_status dw_simd_run(KernelCtx *k)
+{
+    ConvGeom g;
+    geom_of(k, &g);
+    DwSimdJob j = {&g, k->kdata, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
+                   k->out[0]->data, &k->node->act, k->ws, 0};
+    WindowPlane wp;
+    window_of(&g, &wp);
+    j.ws_per_thread = align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
+    pool_for(k->pool, g.N * g.C, dw_simd_plane, &j);
+    return CRUN_OK;
+}
+
 static bool pointwise_applies(const PrepCtx *c, const void *kdata)
 {
     ConvGeom g;
@@ -319,6 +449,15 @@ static bool gemm_applies(const PrepCtx *c, const void *kdata) { return weights_c
 /* The 1x1 and im2col variants share code (the GEMM reads the input directly when the
  * kernel is pointwise); they are listed apart so plans say which one runs. */
 static const KernelVariant conv_kernels[] = {
+#ifdef CRUN_HAVE_AVX512
+    {"conv_dw_avx512", ISA_AVX512, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_avx512},
+#endif
+#ifdef CRUN_HAVE_AVX2
+    {"conv_dw_avx2", ISA_AVX2, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_avx2},
+#endif
+#ifdef CRUN_HAVE_NEON
+    {"conv_dw_neon", ISA_NEON, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_neon},
+#endif
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
     {"conv_1x1_gemm", ISA_SCALAR, pointwise_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_im2col_gemm", ISA_SCALAR, gemm_applies, conv_gemm_prepare, conv_gemm_run, NULL},

@@ -7,6 +7,7 @@
 
 #include "ops/registry.h"
 #include "ops/spatial.h"
+#include "platforms/window.h"
 #include "runtime/threadpool.h"
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
@@ -171,7 +172,86 @@ static crun_status maxpool_run(KernelCtx *k) { return pool_run(k, POOL_MAX); }
 static crun_status avgpool_run(KernelCtx *k) { return pool_run(k, POOL_AVG); }
 static crun_status lppool_run(KernelCtx *k) { return pool_run(k, POOL_LP); }
 
-static const KernelVariant maxpool_kernels[] = {{"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL}, {0}};
+/* ---- float32 2-D max pooling through the SIMD window kernels (platforms/window.h) ---- */
+
+static void pool_window(const PoolGeom *g, WindowPlane *wp)
+{
+    *wp = (WindowPlane){.H = g->w.in[1], .W = g->w.in[2], .OH = g->w.out[1], .OW = g->w.out[2],
+                        .kh = (int)g->w.k[1], .kw = (int)g->w.k[2], .sh = (int)g->w.s[1], .sw = (int)g->w.s[2],
+                        .pt = g->w.pb[1], .pl = g->w.pb[2]};
+}
+
+static bool maxpool_simd_applies(const PrepCtx *c, const void *kdata)
+{
+    PoolGeom g;
+    char buf[160];
+    const Tensor *x = c->in[0];
+    if (x->dtype != CRUN_DTYPE_FLOAT || x->rank != 4 || (c->n_out > 1 && c->out[1]) ||
+        pool_geom(c->params, x, &g, buf, sizeof buf))
+        return false;
+    return g.w.k[1] <= WINDOW_MAX_K && g.w.k[2] <= WINDOW_MAX_K && g.w.s[1] <= WINDOW_MAX_S &&
+           g.w.s[2] <= WINDOW_MAX_S && g.w.d[1] == 1 && g.w.d[2] == 1;
+}
+
+static size_t maxpool_scratch_bytes(const PoolGeom *g)
+{
+    WindowPlane wp;
+    pool_window(g, &wp);
+    return align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
+}
+
+static crun_status maxpool_simd_prepare(PrepCtx *c)
+{
+    PoolGeom g;
+    char buf[160];
+    pool_geom(c->params, c->in[0], &g, buf, sizeof buf);
+    c->ws_bytes = maxpool_scratch_bytes(&g) * (size_t)c->n_threads;
+    return CRUN_OK;
+}
+
+typedef struct MaxSimdJob {
+    const PoolGeom *g;
+    const WindowUkernels *uk;
+    const float *x;
+    float *y;
+    char *ws;
+    size_t ws_per_thread;
+} MaxSimdJob;
+
+static void maxpool_simd_plane(void *ctx, int64_t t, int thread)
+{
+    const MaxSimdJob *j = ctx;
+    WindowPlane wp;
+    pool_window(j->g, &wp);
+    wp.x = j->x + t * j->g->w.in_vol;
+    wp.y = j->y + t * j->g->w.out_vol;
+    wp.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
+    j->uk->maxpool(&wp);
+}
+
+static crun_status maxpool_simd_run(KernelCtx *k)
+{
+    PoolGeom g;
+    char buf[160];
+    pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
+    MaxSimdJob j = {&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, maxpool_scratch_bytes(&g)};
+    pool_for(k->pool, g.planes, maxpool_simd_plane, &j);
+    return CRUN_OK;
+}
+
+static const KernelVariant maxpool_kernels[] = {
+#ifdef CRUN_HAVE_AVX512
+    {"maxpool_avx512", ISA_AVX512, maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run,
+     &window_ukernels_avx512},
+#endif
+#ifdef CRUN_HAVE_AVX2
+    {"maxpool_avx2", ISA_AVX2, maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, &window_ukernels_avx2},
+#endif
+#ifdef CRUN_HAVE_NEON
+    {"maxpool_neon", ISA_NEON, maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, &window_ukernels_neon},
+#endif
+    {"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL},
+    {0}};
 static const KernelVariant avgpool_kernels[] = {{"avgpool_ref", ISA_SCALAR, NULL, NULL, avgpool_run, NULL}, {0}};
 static const KernelVariant lppool_kernels[] = {{"lppool_ref", ISA_SCALAR, NULL, NULL, lppool_run, NULL}, {0}};
 const OpDesc op_MaxPool = {"", "MaxPool", 1, 1, 1, 2, 0, parse_pool, pool_infer, pool_flops, maxpool_kernels};

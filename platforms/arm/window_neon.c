@@ -1,0 +1,5 @@
+/* window_neon.c - the window kernels (platforms/simd/window.inc) built for NEON. */
+#define VEC_ISA_NEON
+#include "platforms/simd/window.inc"
+
+const WindowUkernels window_ukernels_neon = {"neon", ISA_NEON, f32_dwconv_plane__neon, f32_maxpool_plane__neon};

@@ -1,0 +1,173 @@
+/* vec.h - one small float-vector vocabulary over AVX-512, AVX2+FMA and NEON, so a kernel
+ * is written once (an .inc file in platforms/simd/) and compiled per ISA by a file that
+ * defines VEC_ISA_AVX512, VEC_ISA_AVX2 or VEC_ISA_NEON first (the _avx512.c, _avx2.c and
+ * _neon.c files of platforms/x86/ and platforms/arm/; only those get the ISA's flags). VEC_FN(name) gives the per-ISA symbol,
+ * name__avx512 and so on, as XNNPACK names its microkernels.
+ *
+ *   vf           a vector of VF_N floats
+ *   vf_loadn/vf_storen   the first n < VF_N lanes (others read as 0 / left untouched)
+ *   vf_exp       e^x within 2 ulp on [-87, 88], clamped outside; NaN stays NaN */
+#ifndef CRUN_PLATFORMS_SIMD_VEC_H
+#define CRUN_PLATFORMS_SIMD_VEC_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(VEC_ISA_AVX512)
+#include <immintrin.h>
+#define VEC_FN(name) name##__avx512
+#define VF_N 16
+typedef __m512 vf;
+typedef __m512i vi;
+static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
+static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vf_loadn(const float *p, int n) { return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
+static inline void vf_storen(float *p, vf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline vf vf_round(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vi vf_to_vi(vf a) { return _mm512_cvtps_epi32(a); }
+static inline vf vf_pow2i(vi n) /* 2^n for integer n in [-126, 127] */
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
+}
+/* Lanes where x >= 0 take a, others b. */
+static inline vf vf_select_nonneg(vf x, vf a, vf b)
+{
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
+}
+static inline float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
+static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+
+#elif defined(VEC_ISA_AVX2)
+#include <immintrin.h>
+#define VEC_FN(name) name##__avx2
+#define VF_N 8
+typedef __m256 vf;
+typedef __m256i vi;
+static inline __m256i vec_mask8(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
+static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vf_loadn(const float *p, int n) { return _mm256_maskload_ps(p, vec_mask8(n)); }
+static inline void vf_storen(float *p, vf v, int n) { _mm256_maskstore_ps(p, vec_mask8(n), v); }
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vf vf_round(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vi vf_to_vi(vf a) { return _mm256_cvtps_epi32(a); }
+static inline vf vf_pow2i(vi n)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+}
+static inline vf vf_select_nonneg(vf x, vf a, vf b)
+{
+    return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+}
+static inline float vf_hsum(vf a)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+static inline float vf_hmax(vf a)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+
+#elif defined(VEC_ISA_NEON)
+#include <arm_neon.h>
+#define VEC_FN(name) name##__neon
+#define VF_N 4
+typedef float32x4_t vf;
+typedef int32x4_t vi;
+static inline vf vf_zero(void) { return vdupq_n_f32(0.0f); }
+static inline vf vf_set1(float x) { return vdupq_n_f32(x); }
+static inline vf vf_load(const float *p) { return vld1q_f32(p); }
+static inline void vf_store(float *p, vf v) { vst1q_f32(p, v); }
+static inline vf vf_loadn(const float *p, int n)
+{
+    float t[4] = {0, 0, 0, 0};
+    memcpy(t, p, (size_t)n * sizeof *t);
+    return vld1q_f32(t);
+}
+static inline void vf_storen(float *p, vf v, int n)
+{
+    float t[4];
+    vst1q_f32(t, v);
+    memcpy(p, t, (size_t)n * sizeof *t);
+}
+static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vf_sub(vf a, vf b) { return vsubq_f32(a, b); }
+static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
+static inline vf vf_div(vf a, vf b) { return vdivq_f32(a, b); }
+static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
+static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
+static inline vf vf_round(vf a) { return vrndnq_f32(a); }
+static inline vi vf_to_vi(vf a) { return vcvtnq_s32_f32(a); }
+static inline vf vf_pow2i(vi n) { return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n, vdupq_n_s32(127)), 23)); }
+static inline vf vf_select_nonneg(vf x, vf a, vf b) { return vbslq_f32(vcgeq_f32(x, vdupq_n_f32(0.0f)), a, b); }
+static inline float vf_hsum(vf a) { return vaddvq_f32(a); }
+static inline float vf_hmax(vf a) { return vmaxvq_f32(a); }
+
+#else
+#error "define VEC_ISA_AVX512, VEC_ISA_AVX2 or VEC_ISA_NEON before including vec.h"
+#endif
+
+/* e^x: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for exactness), e^r by a degree-6
+ * polynomial (Taylor coefficients; error below 2 ulp on that range), times 2^n. Inputs
+ * are clamped to [-87.3, 88.3] so 2^n stays a normal float. */
+static inline vf vf_exp(vf x)
+{
+    /* Constant first: x86 max/min return the second operand when one is NaN, so NaN stays. */
+    x = vf_min(vf_set1(88.3f), vf_max(vf_set1(-87.3f), x));
+    vf n = vf_round(vf_mul(x, vf_set1(1.44269504088896341f)));
+    vf r = vf_fma(n, vf_set1(-0.693145751953125f), x);
+    r = vf_fma(n, vf_set1(-1.428606765330187045e-06f), r);
+    vf p = vf_set1(1.0f / 720.0f);
+    p = vf_fma(p, r, vf_set1(1.0f / 120.0f));
+    p = vf_fma(p, r, vf_set1(1.0f / 24.0f));
+    p = vf_fma(p, r, vf_set1(1.0f / 6.0f));
+    p = vf_fma(p, r, vf_set1(0.5f));
+    p = vf_fma(p, r, vf_set1(1.0f));
+    p = vf_fma(p, r, vf_set1(1.0f));
+    return vf_mul(p, vf_pow2i(vf_to_vi(n)));
+}
+
+/* 1 / (1 + e^-x), through e^-|x| so nothing overflows: x >= 0 gives 1/(1+e), else e/(1+e). */
+static inline vf vf_sigmoid(vf x)
+{
+    vf ax = vf_max(x, vf_sub(vf_zero(), x));
+    vf e = vf_exp(vf_sub(vf_zero(), ax));
+    vf d = vf_add(vf_set1(1.0f), e);
+    return vf_select_nonneg(x, vf_div(vf_set1(1.0f), d), vf_div(e, d));
+}
+
+/* tanh x = sign(x) (1 - e^-2|x|) / (1 + e^-2|x|). */
+static inline vf vf_tanh(vf x)
+{
+    vf ax = vf_max(x, vf_sub(vf_zero(), x));
+    vf e = vf_exp(vf_mul(ax, vf_set1(-2.0f)));
+    vf t = vf_div(vf_sub(vf_set1(1.0f), e), vf_add(vf_set1(1.0f), e));
+    return vf_select_nonneg(x, t, vf_sub(vf_zero(), t));
+}
+
+#endif

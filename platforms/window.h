@@ -1,0 +1,59 @@
+/* window.h - SIMD kernels that slide a small 2-D window over one channel plane: depthwise
+ * convolution and max pooling. Written once (platforms/simd/window.inc) and built per ISA.
+ *
+ * The plane is first copied into scratch with its padding made explicit and, for stride
+ * s > 1, split into s column phases (phase p holds columns p, p+s, p+2s, ...), so every
+ * window tap reads a contiguous run of the copy: no bounds checks and no gathers in the
+ * inner loop. Rows are padded to whole vectors, so no tap reads past the copy. */
+#ifndef CRUN_PLATFORMS_WINDOW_H
+#define CRUN_PLATFORMS_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "platforms/cpu.h"
+
+typedef struct WindowPlane {
+    const float *x;     /* input plane, H x W */
+    float *y;           /* output plane, OH x OW */
+    int64_t H, W, OH, OW;
+    int kh, kw, sh, sw; /* window and strides (dilation 1) */
+    int64_t pt, pl;     /* padding before rows and columns */
+    const float *w;     /* depthwise: kh * kw taps */
+    float bias;         /* depthwise: added to every output */
+    float lo, hi;       /* outputs clamped to [lo, hi] (Relu, Relu6; -inf..inf for none) */
+    float *scratch;     /* window_scratch_floats() floats */
+} WindowPlane;
+
+/* Scratch geometry (the same for every ISA): a phase holds the output width rounded up
+ * to 16 lanes plus the taps that reach past it; a row holds sw phases. */
+static inline int64_t window_phase_len(const WindowPlane *p) { return (p->OW + 15) / 16 * 16 + (p->kw - 1) / p->sw; }
+static inline int64_t window_row_stride(const WindowPlane *p) { return p->sw * window_phase_len(p); }
+static inline int64_t window_rows(const WindowPlane *p) { return (p->OH - 1) * p->sh + p->kh; }
+static inline size_t window_scratch_floats(const WindowPlane *p)
+{
+    return (size_t)(window_rows(p) * window_row_stride(p));
+}
+
+typedef struct WindowUkernels {
+    const char *isa_name;
+    Isa isa;
+    void (*dwconv)(const WindowPlane *p);  /* y = clamp(bias + sum w * x) */
+    void (*maxpool)(const WindowPlane *p); /* y = max over the window's inside elements */
+} WindowUkernels;
+
+/* Largest window the kernels take (per axis) and largest stride. */
+#define WINDOW_MAX_K 7
+#define WINDOW_MAX_S 2
+
+#ifdef CRUN_HAVE_AVX2
+extern const WindowUkernels window_ukernels_avx2;
+#endif
+#ifdef CRUN_HAVE_AVX512
+extern const WindowUkernels window_ukernels_avx512;
+#endif
+#ifdef CRUN_HAVE_NEON
+extern const WindowUkernels window_ukernels_neon;
+#endif
+
+#endif

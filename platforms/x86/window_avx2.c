@@ -1,0 +1,5 @@
+/* window_avx2.c - the window kernels (platforms/simd/window.inc) built for AVX2. */
+#define VEC_ISA_AVX2
+#include "platforms/simd/window.inc"
+
+const WindowUkernels window_ukernels_avx2 = {"avx2", ISA_AVX2, f32_dwconv_plane__avx2, f32_maxpool_plane__avx2};

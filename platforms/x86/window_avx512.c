@@ -1,0 +1,5 @@
+/* window_avx512.c - the window kernels (platforms/simd/window.inc) built for AVX512. */
+#define VEC_ISA_AVX512
+#include "platforms/simd/window.inc"
+
+const WindowUkernels window_ukernels_avx512 = {"avx512", ISA_AVX512, f32_dwconv_plane__avx512, f32_maxpool_plane__avx512};
