@@ -77,9 +77,54 @@ TEST(gemm_every_remainder_path)
     pool_free(pools[1]);
 }
 
-/* Runs a one-Conv model with the best kernels and with the reference ones. */
+/* Runs m on x with the reference kernels, then with the best kernels under every ISA this
+ * CPU has (CRUN_ISA-style limits), and compares. The first step must run a kernel of the
+ * ISA under test whenever want_simd is set, so each SIMD path is known to be exercised. */
+static bool best_vs_reference_every_isa(crun_model *m, const TIn *in, int threads, bool want_simd, char *why,
+                                        size_t size)
+{
+    float *ref = NULL;
+    long n_ref = 0;
+    bool ok = true;
+    for (int isa = -1; isa < ISA_COUNT && ok; isa++) {
+        isa_set_limit(ISA_COUNT); /* to ask what the CPU has, not what the last limit allows */
+        if (isa >= 0 && !isa_allowed((Isa)isa))
+            continue;
+        kernels_use_reference(isa < 0);
+        isa_set_limit(isa < 0 ? ISA_COUNT : (Isa)isa);
+        crun_session *s = run_inputs(m, threads, 1, in);
+        crun_tensor t;
+        crun_step_info st;
+        ok = s && crun_session_get_output(s, 0, &t) == CRUN_OK && crun_session_step_info(s, 0, &st) == CRUN_OK;
+        if (!ok) {
+            snprintf(why, size, "did not run: %s", crun_last_error());
+        } else if (isa < 0) {
+            n_ref = (long)(t.size_bytes / 4);
+            ref = malloc(t.size_bytes + 4);
+            memcpy(ref, t.data, t.size_bytes);
+        } else if (want_simd && isa != ISA_SCALAR && strcmp(st.isa, isa_name((Isa)isa)) != 0) {
+            snprintf(why, size, "under %s the step ran %s (%s)", isa_name((Isa)isa), st.kernel, st.isa);
+            ok = false;
+        } else if ((long)(t.size_bytes / 4) != n_ref) {
+            snprintf(why, size, "%s: %ld elements, reference %ld", st.kernel, (long)(t.size_bytes / 4), n_ref);
+            ok = false;
+        } else {
+            char sub[160];
+            ok = floats_close(t.data, ref, n_ref, 1e-4, 1e-5, sub, sizeof sub);
+            if (!ok)
+                snprintf(why, size, "%s: %s", st.kernel, sub);
+        }
+        crun_session_free(s);
+    }
+    kernels_use_reference(false);
+    isa_set_limit(ISA_COUNT);
+    free(ref);
+    return ok;
+}
+
+/* A one-Conv (+ bias + fused activation) model against the reference, every ISA. */
 static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride, int pad, int group, int threads,
-                                   char *why, size_t size)
+                                   const char *act, char *why, size_t size)
 {
     int64_t dx[4] = {2, C, H, W}, dw[4] = {M, C / group, K, K}, db[1] = {M};
     int64_t st[2] = {stride, stride}, pads[4] = {pad, pad, pad, pad};
@@ -96,33 +141,14 @@ static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride
     ob_attr_ints(b, n, "strides", st, 2);
     ob_attr_ints(b, n, "pads", pads, 4);
     ob_attr_int(b, n, "group", group);
-    ob_node(b, "Relu", "c", "y"); /* fused into the conv's epilogue */
+    ob_node(b, act, "c", "y"); /* fused into the conv's epilogue */
     ob_output(b, "y");
     crun_model *m = ob_load(b);
     ob_free(b);
-    bool ok = m != NULL;
-    float *out[2] = {NULL, NULL};
-    long n_out = 0;
-    for (int ref = 0; ref < 2 && ok; ref++) {
-        kernels_use_reference(ref);
-        TIn in = {CRUN_DTYPE_FLOAT, 4, {2, C, H, W}, x};
-        crun_session *s = run_inputs(m, threads, 1, &in);
-        crun_tensor t;
-        ok = s && crun_session_get_output(s, 0, &t) == CRUN_OK;
-        if (ok) {
-            n_out = (long)(t.size_bytes / 4);
-            out[ref] = malloc(t.size_bytes);
-            memcpy(out[ref], t.data, t.size_bytes);
-        }
-        crun_session_free(s);
-    }
-    kernels_use_reference(false);
-    if (ok)
-        ok = floats_close(out[0], out[1], n_out, 1e-4, 1e-5, why, size);
-    else
-        snprintf(why, size, "did not run: %s", crun_last_error());
-    free(out[0]);
-    free(out[1]);
+    TIn in = {CRUN_DTYPE_FLOAT, 4, {2, C, H, W}, x};
+    bool ok = m && best_vs_reference_every_isa(m, &in, threads, group > 1 && group == C && group == M && K <= 7, why, size);
+    if (!m)
+        snprintf(why, size, "did not load: %s", crun_last_error());
     free(x);
     free(w);
     free(bias);
@@ -138,12 +164,53 @@ TEST(conv_kernels_match_reference)
         {3, 13, 11, 8, 3, 1, 1, 1},   {16, 9, 9, 16, 3, 2, 1, 16}, {32, 7, 5, 32, 5, 1, 2, 32},
         {8, 6, 7, 24, 1, 1, 0, 1},    {12, 5, 5, 6, 3, 1, 0, 3},   {5, 17, 3, 7, 3, 2, 0, 1},
         {24, 8, 8, 24, 3, 2, 1, 24},  {1, 1, 1, 1, 1, 1, 0, 1},    {7, 20, 20, 9, 7, 3, 3, 1},
+        /* depthwise: widths around every vector length (4, 8, 16), 5x5 stride 2, 7x7, no pad */
+        {3, 5, 33, 3, 3, 1, 1, 3},    {4, 6, 17, 4, 5, 2, 2, 4},   {5, 3, 16, 5, 3, 2, 0, 5},
+        {2, 9, 31, 2, 7, 1, 3, 2},    {3, 1, 1, 3, 3, 1, 1, 3},    {6, 12, 8, 6, 3, 1, 0, 6},
+        {2, 11, 40, 2, 5, 1, 1, 2},   {1, 4, 4, 1, 3, 2, 1, 1},
     };
+    const char *acts[] = {"Relu", "Sigmoid", "Identity"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int threads = 1; threads <= 2; threads++) {
-            char why[200];
+            char why[240];
+            const char *act = acts[(c + (size_t)threads) % 3];
             bool ok = conv_best_vs_reference(cases[c].C, cases[c].H, cases[c].W, cases[c].M, cases[c].K,
-                                             cases[c].stride, cases[c].pad, cases[c].group, threads, why, sizeof why);
-            CHECK_MSG(ok, "case %zu threads %d: %s", c, threads, why);
+                                             cases[c].stride, cases[c].pad, cases[c].group, threads, act, why,
+                                             sizeof why);
+            CHECK_MSG(ok, "case %zu threads %d %s: %s", c, threads, act, why);
         }
+}
+
+/* MaxPool 2-D (SIMD window kernels) against the reference, every ISA. */
+TEST(maxpool_kernels_match_reference)
+{
+    struct {
+        int C, H, W, K, stride, pad, ceil;
+    } cases[] = {
+        {3, 112, 112, 3, 2, 1, 0}, {2, 7, 9, 2, 2, 0, 0}, {2, 8, 17, 3, 1, 1, 0}, {1, 5, 5, 3, 2, 0, 1},
+        {4, 6, 33, 2, 1, 0, 0},    {2, 13, 13, 5, 2, 2, 1}, {1, 1, 1, 1, 1, 0, 0}, {3, 10, 15, 7, 2, 3, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t dx[4] = {2, cases[c].C, cases[c].H, cases[c].W}, k[2] = {cases[c].K, cases[c].K};
+        int64_t st[2] = {cases[c].stride, cases[c].stride}, p = cases[c].pad, pads[4] = {p, p, p, p};
+        long nx = 2L * cases[c].C * cases[c].H * cases[c].W;
+        float *x = malloc((size_t)nx * 4);
+        fill_random(x, nx, 21 + (unsigned)c, -1, 1);
+        OnnxBuilder *b = ob_new(13);
+        ob_input(b, "x", CRUN_DTYPE_FLOAT, 4, dx, NULL);
+        Onnx__NodeProto *n = ob_node(b, "MaxPool", "x", "y");
+        ob_attr_ints(b, n, "kernel_shape", k, 2);
+        ob_attr_ints(b, n, "strides", st, 2);
+        ob_attr_ints(b, n, "pads", pads, 4);
+        ob_attr_int(b, n, "ceil_mode", cases[c].ceil);
+        ob_output(b, "y");
+        crun_model *m = ob_load(b);
+        ob_free(b);
+        TIn in = {CRUN_DTYPE_FLOAT, 4, {dx[0], dx[1], dx[2], dx[3]}, x};
+        char why[240] = "did not load";
+        bool ok = m && best_vs_reference_every_isa(m, &in, 1 + (int)(c % 2), true, why, sizeof why);
+        free(x);
+        crun_model_free(m);
+        CHECK_MSG(ok, "case %zu: %s", c, why);
+    }
 }
