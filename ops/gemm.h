@@ -18,13 +18,29 @@
 struct ThreadPool;
 
 /* Block sizes (in elements) shared by packers and driver. */
-#define GEMM_KC 256
+#define GEMM_KC 192
 #define GEMM_NC 256
+#define GEMM_NC_PACKED 512
+
+/* The epilogue a microkernel applies to its tile on the last k block: + a bias per row
+ * and/or per column (pointers at the tile's first row / column, NULL for none), then a
+ * clamp to [lo, hi] (Relu, Relu6, Clip; -inf..inf for none). */
+typedef struct GemmEpi {
+    const float *row_bias, *col_bias;
+    float lo, hi;
+} GemmEpi;
 
 /* A microkernel computes an mr x nr tile from kc packed steps and stores m x n of it
- * (m <= mr, n <= nr) into c with row stride ldc, adding to c when accumulate is set. */
+ * (m <= mr, n <= nr) into c with row stride ldc, adding to c when accumulate is set, then
+ * applying e when it is not NULL. Every kernel computes ((acc + c) + row) + col in that
+ * order, so the ISAs differ only in how each k sum is rounded. */
 typedef void (*GemmUkernelFn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
-                              bool accumulate);
+                              bool accumulate, const GemmEpi *e);
+
+/* Stores the m x n corner of a tile held in acc (row stride acc_ld) as a microkernel does;
+ * the portable path for partial tiles. */
+void gemm_store_tile(const float *acc, int acc_ld, float *c, int64_t ldc, int m, int n, bool accumulate,
+                     const GemmEpi *e);
 
 typedef struct GemmUkernel {
     const char *name;

@@ -1,4 +1,5 @@
 /* gemm_core.c - packing, blocking and threading of the GEMM; the portable microkernel. */
+#include <math.h>
 #include <string.h>
 
 #include "ops/activation.h"
@@ -10,8 +11,30 @@
 #define REF_MR 4
 #define REF_NR 8
 
+void gemm_store_tile(const float *acc, int acc_ld, float *c, int64_t ldc, int m, int n, bool accumulate,
+                     const GemmEpi *e)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float v = acc[i * acc_ld + j];
+            if (accumulate)
+                v += c[i * ldc + j];
+            if (e) {
+                if (e->row_bias)
+                    v += e->row_bias[i];
+                if (e->col_bias)
+                    v += e->col_bias[j];
+                if (v < e->lo) /* NaN stays NaN, as in the vector kernels */
+                    v = e->lo;
+                if (v > e->hi)
+                    v = e->hi;
+            }
+            c[i * ldc + j] = v;
+        }
+}
+
 static void ukernel_ref_4x8(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
-                            bool accumulate)
+                            bool accumulate, const GemmEpi *e)
 {
     float acc[REF_MR][REF_NR] = {{0}};
     for (int64_t k = 0; k < kc; k++) {
@@ -20,9 +43,7 @@ static void ukernel_ref_4x8(int64_t kc, const float *a, const float *b, float *c
             for (int j = 0; j < REF_NR; j++)
                 acc[i][j] += ak[i] * bk[j];
     }
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++)
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+    gemm_store_tile(&acc[0][0], REF_NR, c, ldc, m, n, accumulate, e);
 }
 
 static const GemmUkernel ukernel_ref = {"gemm_f32_4x8_ref", ISA_SCALAR, REF_MR, REF_NR, ukernel_ref_4x8};
@@ -33,6 +54,9 @@ extern const GemmUkernel gemm_ukernel_avx2;
 #ifdef CRUN_HAVE_AVX512
 extern const GemmUkernel gemm_ukernel_avx512;
 #endif
+#ifdef CRUN_HAVE_NEON
+extern const GemmUkernel gemm_ukernel_neon;
+#endif
 
 /* Every microkernel built in, best first; the tests run each one. */
 static const GemmUkernel *const ukernels[] = {
@@ -41,6 +65,9 @@ static const GemmUkernel *const ukernels[] = {
 #endif
 #ifdef CRUN_HAVE_AVX2
     &gemm_ukernel_avx2,
+#endif
+#ifdef CRUN_HAVE_NEON
+    &gemm_ukernel_neon,
 #endif
     &ukernel_ref,
 };
@@ -68,9 +95,19 @@ static inline float mat_at(const GemmMatrix *m, int64_t r, int64_t c)
 /* Rows [m0, m0+mc) x k [k0, k0+kc) of A as one MR strip (mc <= mr), zero padded. */
 static void pack_a_strip(const GemmMatrix *a, int64_t m0, int mc, int64_t k0, int64_t kc, int mr, float *dst)
 {
-    for (int64_t k = 0; k < kc; k++)
-        for (int i = 0; i < mr; i++)
-            dst[k * mr + i] = i < mc ? mat_at(a, m0 + i, k0 + k) : 0.0f;
+    if (mc < mr)
+        memset(dst, 0, (size_t)(kc * mr) * sizeof *dst);
+    for (int i = 0; i < mc; i++) {
+        if (a->trans) {
+            const float *col = a->data + k0 * a->ld + m0 + i;
+            for (int64_t k = 0; k < kc; k++)
+                dst[k * mr + i] = col[k * a->ld];
+        } else {
+            const float *row = a->data + (m0 + i) * a->ld + k0;
+            for (int64_t k = 0; k < kc; k++)
+                dst[k * mr + i] = row[k];
+        }
+    }
 }
 
 void gemm_pack_b_matrix(const void *src, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float *dst)
@@ -156,6 +193,8 @@ static float bias_at(const GemmArgs *g, int64_t i, int64_t j)
     }
 }
 
+/* The general epilogue (alpha, beta, any bias, any activation) over rows [m0, m1) and
+ * columns [n0, n1), for what the microkernels' own epilogue does not cover. */
 static void epilogue(const GemmArgs *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
 {
     bool scale = g->alpha != 1.0f, bias = g->bias_kind != GEMM_BIAS_NONE;
@@ -168,21 +207,61 @@ static void epilogue(const GemmArgs *g, int64_t m0, int64_t m1, int64_t n0, int6
     }
 }
 
+/* Whether the microkernels apply the bias themselves (alpha = beta = 1, bias per row or
+ * column) and, if so, whether the activation is their clamp. */
+static bool epi_in_kernel(const GemmArgs *g)
+{
+    return g->alpha == 1.0f && (g->bias_kind == GEMM_BIAS_NONE ||
+                                (g->beta == 1.0f && (g->bias_kind == GEMM_BIAS_ROW || g->bias_kind == GEMM_BIAS_COL)));
+}
+
+static bool act_is_clamp(const Activation *a) { return a->kind == ACT_NONE || a->kind == ACT_RELU || a->kind == ACT_CLIP; }
+
+/* The epilogue of the tile at (i, jn) when the microkernel can apply it. */
+static const GemmEpi *tile_epi(const GemmArgs *g, int64_t i, int64_t jn, GemmEpi *e)
+{
+    if (!epi_in_kernel(g))
+        return NULL;
+    e->row_bias = g->bias_kind == GEMM_BIAS_ROW ? g->bias + i : NULL;
+    e->col_bias = g->bias_kind == GEMM_BIAS_COL ? g->bias + jn : NULL;
+    e->lo = g->act.kind == ACT_RELU ? 0.0f : g->act.kind == ACT_CLIP ? g->act.alpha : -INFINITY;
+    e->hi = g->act.kind == ACT_CLIP ? g->act.beta : INFINITY;
+    return e;
+}
+
+static void tile_finish(const GemmArgs *g, int64_t i, int mc, int64_t jn, int nc)
+{
+    if (!epi_in_kernel(g))
+        epilogue(g, i, i + mc, jn, jn + nc);
+    else if (!act_is_clamp(&g->act))
+        for (int r = 0; r < mc; r++)
+            act_apply_f32(&g->act, g->c + (i + r) * g->ldc + jn, nc);
+}
+
+/* Columns per block: with B packed at plan time, as wide as the problem (so A's strips
+ * are packed once); otherwise what fits L2 beside its packing. */
+static int64_t block_n(const GemmArgs *g) { return g->b_packed ? GEMM_NC_PACKED : GEMM_NC; }
+
 static void gemm_task(void *ctx, int64_t t, int thread)
 {
     const GemmJob *j = ctx;
     const GemmArgs *g = j->g;
     const GemmUkernel *uk = g->uk;
     int mr = uk->mr, nr = uk->nr;
-    int64_t n0 = (t % j->n_blocks) * GEMM_NC, n1 = CRUN_MIN(g->N, n0 + GEMM_NC);
+    int64_t nb = block_n(g);
+    int64_t n0 = (t % j->n_blocks) * nb, n1 = CRUN_MIN(g->N, n0 + nb);
     int64_t m0 = (t / j->n_blocks) * j->m_step, m1 = CRUN_MIN(g->M, m0 + j->m_step);
     float *bbuf = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
     float *abuf = bbuf + block_b_floats(g);
-    if (g->K == 0)
+    if (g->K == 0) {
         for (int64_t i = m0; i < m1; i++)
             memset(g->c + i * g->ldc + n0, 0, (size_t)(n1 - n0) * sizeof(float));
+        epilogue(g, m0, m1, n0, n1);
+        return;
+    }
     for (int64_t k0 = 0; k0 < g->K; k0 += GEMM_KC) {
         int64_t kc = CRUN_MIN((int64_t)GEMM_KC, g->K - k0);
+        bool last = k0 + kc == g->K;
         const float *bblk;
         int64_t bstride;
         if (g->b_packed) {
@@ -204,11 +283,14 @@ static void gemm_task(void *ctx, int64_t t, int thread)
             }
             for (int64_t jn = n0; jn < n1; jn += nr) {
                 int nc = (int)CRUN_MIN((int64_t)nr, n1 - jn);
-                uk->fn(kc, ablk, bblk + ((jn - n0) / nr) * bstride, g->c + i * g->ldc + jn, g->ldc, mc, nc, k0 > 0);
+                GemmEpi e;
+                uk->fn(kc, ablk, bblk + ((jn - n0) / nr) * bstride, g->c + i * g->ldc + jn, g->ldc, mc, nc, k0 > 0,
+                       last ? tile_epi(g, i, jn, &e) : NULL);
+                if (last)
+                    tile_finish(g, i, mc, jn, nc);
             }
         }
     }
-    epilogue(g, m0, m1, n0, n1);
 }
 
 void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool)
@@ -218,7 +300,7 @@ void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool)
     int threads = pool_threads(pool);
     GemmJob j = {.g = g, .ws = ws};
     j.ws_per_thread = gemm_ws_bytes(g, 1);
-    j.n_blocks = (g->N + GEMM_NC - 1) / GEMM_NC;
+    j.n_blocks = (g->N + block_n(g) - 1) / block_n(g);
     /* Split M too when there are too few column blocks to keep every thread busy. */
     int64_t m_strips = (g->M + g->uk->mr - 1) / g->uk->mr;
     int64_t want = CRUN_MAX((int64_t)1, (2 * threads + j.n_blocks - 1) / j.n_blocks);
