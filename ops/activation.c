@@ -1,8 +1,15 @@
 /* activation.c - in-place activation epilogue for fused kernels. */
 #include "ops/activation.h"
 
+#include "platforms/act.h"
+
 void act_apply_f32(const Activation *a, float *x, int64_t n)
 {
+    ActVecFn vec = a->kind == ACT_NONE ? NULL : act_vec_best();
+    if (vec) {
+        vec(a, x, x, n);
+        return;
+    }
     switch (a->kind) {
     case ACT_NONE: return;
     case ACT_RELU:
@@ -23,6 +30,6 @@ void act_apply_f32(const Activation *a, float *x, int64_t n)
 const char *act_name(ActKind k)
 {
     static const char *const names[] = {"", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
-                                        "Tanh"};
+                                        "Tanh", "SiLU"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }

@@ -44,6 +44,7 @@ static inline float act_apply1(const Activation *a, float x)
     case ACT_HARDSWISH: return act_hardswish(x);
     case ACT_LEAKYRELU: return act_leakyrelu(x, a->alpha);
     case ACT_TANH: return tanhf(x);
+    case ACT_SILU: return x * act_sigmoid(x);
     }
     return x;
 }

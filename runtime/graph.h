@@ -83,7 +83,8 @@ typedef enum ActKind {
     ACT_HARDSIGMOID, /* max(0, min(1, alpha*x + beta)) */
     ACT_HARDSWISH,
     ACT_LEAKYRELU,   /* x >= 0 ? x : alpha*x */
-    ACT_TANH
+    ACT_TANH,
+    ACT_SILU         /* x * sigmoid(x) (Swish), from Mul(x, Sigmoid(x)) */
 } ActKind;
 
 typedef struct Activation {

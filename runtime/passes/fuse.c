@@ -154,6 +154,26 @@ static bool activation_of(const Graph *g, const Node *n, Activation *a)
     return true;
 }
 
+/* Mul(v, Sigmoid(v)) where v is n's output: the Sigmoid's index (its Mul in *mul), or -1. */
+static int silu_of(const Graph *g, const Uses *u, int v, int *mul)
+{
+    if (uses_count(u, v) != 2 || value_escapes(g, v))
+        return -1;
+    int c[2] = {u->idx[u->start[v]], u->idx[u->start[v] + 1]};
+    for (int k = 0; k < 2; k++) { /* either consumer may be the Sigmoid */
+        const Node *s = &g->nodes[c[k]], *m = &g->nodes[c[1 - k]];
+        if (!is_op(s, "Sigmoid") || !is_op(m, "Mul") || s->n_out != 1 || m->n_in != 2 || s->in[0] != v)
+            continue;
+        if (single_consumer(g, u, s->out[0]) != c[1 - k])
+            continue;
+        if ((m->in[0] == v && m->in[1] == s->out[0]) || (m->in[1] == v && m->in[0] == s->out[0])) {
+            *mul = c[1 - k];
+            return c[k];
+        }
+    }
+    return -1;
+}
+
 crun_status pass_fuse_activation(Graph *g, Diag *d)
 {
     Uses u;
@@ -165,6 +185,14 @@ crun_status pass_fuse_activation(Graph *g, Diag *d)
         if (n->dead || !(n->op->flags & OPF_ACT_EPILOGUE) || n->act.kind != ACT_NONE || n->n_out != 1 ||
             !weight_is_const_f32(g, n))
             continue;
+        int mul, sig = silu_of(g, &u, n->out[0], &mul);
+        if (sig >= 0) {
+            n->act = (Activation){ACT_SILU, 0, 0};
+            g->nodes[sig].dead = true;
+            absorb(g, n, &g->nodes[mul], "Sigmoid+Mul");
+            changed = true;
+            continue;
+        }
         int ci = single_consumer(g, &u, n->out[0]);
         Activation a;
         if (ci < 0 || g->nodes[ci].in[0] != n->out[0] || !activation_of(g, &g->nodes[ci], &a))
