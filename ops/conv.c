@@ -137,10 +137,13 @@ static crun_status conv_run_naive(KernelCtx *k)
 
 /* ================= float32 through the packed GEMM ================= */
 
+/* Prepared state of a float32 GEMM convolution: the weights packed for the microkernel,
+ * shared by the model's plans (or held inline when there is no shared cache). */
 typedef struct ConvState {
     const GemmUkernel *uk;
     size_t group_stride; /* floats between the packed weights of two groups */
-    float packed[];
+    const float *packed;
+    float inline_w[];
 } ConvState;
 
 static bool is_pointwise(const ConvGeom *g)
@@ -156,6 +159,23 @@ static bool weights_const_f32(const PrepCtx *c)
     return c->in[0]->dtype == CRUN_DTYPE_FLOAT && c->in[1]->data != NULL;
 }
 
+/* Each group's [Mg x Cg*kvol] weights packed as A for the best microkernel. */
+static void fill_packed_w(const void *ctx, void *dst)
+{
+    const PrepCtx *c = ctx;
+    ConvGeom g;
+    char buf[160];
+    conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
+    const GemmUkernel *uk = gemm_ukernel_best();
+    int64_t K = g.Cg * g.w.k_vol;
+    size_t stride = gemm_packed_a_bytes(uk, g.Mg, K) / sizeof(float);
+    const float *w = c->in[1]->data;
+    for (int64_t grp = 0; grp < g.G; grp++) {
+        GemmMatrix a = {w + grp * g.Mg * K, K, false};
+        gemm_pack_a(uk, &a, g.Mg, K, (float *)dst + grp * stride);
+    }
+}
+
 static crun_status conv_gemm_prepare(PrepCtx *c)
 {
     ConvGeom g;
@@ -163,20 +183,23 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
     const GemmUkernel *uk = gemm_ukernel_best();
     int64_t K = g.Cg * g.w.k_vol;
-    size_t per_group = gemm_packed_a_bytes(uk, g.Mg, K);
-    size_t bytes = sizeof(ConvState) + per_group * (size_t)g.G;
-    ConvState *s = mem_alloc_aligned(bytes);
+    size_t per_group = gemm_packed_a_bytes(uk, g.Mg, K), packed = per_group * (size_t)g.G;
+    size_t inline_bytes = c->packs ? 0 : packed;
+    ConvState *s = mem_alloc_aligned(sizeof(ConvState) + inline_bytes);
     if (!s)
         return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
     s->uk = uk;
     s->group_stride = per_group / sizeof(float);
-    const float *w = c->in[1]->data;
-    for (int64_t grp = 0; grp < g.G; grp++) {
-        GemmMatrix a = {w + grp * g.Mg * K, K, false};
-        gemm_pack_a(uk, &a, g.Mg, K, s->packed + grp * s->group_stride);
+    /* Tagged by microkernel: plans made under another ISA limit need their own packing. */
+    s->packed = c->packs ? prep_shared(c, uk->name, packed, fill_packed_w) : s->inline_w;
+    if (!c->packs)
+        fill_packed_w(c, s->inline_w);
+    if (!s->packed) {
+        mem_free(s);
+        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
     }
     c->state = s;
-    c->state_bytes = bytes;
+    c->state_bytes = sizeof(ConvState) + inline_bytes;
     GemmArgs ga = {.M = g.Mg, .N = g.w.out_vol, .K = K, .uk = uk, .a_packed = s->packed};
     c->ws_bytes = gemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;

@@ -45,7 +45,7 @@ static GemmState *state_with_b(PrepCtx *c, bool pack, int64_t K, int64_t N)
     s->uk = uk;
     s->b_packed = NULL;
     if (pack && c->packs)
-        s->b_packed = prep_shared(c, "gemm_b", packed, fill_packed_b);
+        s->b_packed = prep_shared(c, uk->name, packed, fill_packed_b); /* per microkernel: ISA limits vary */
     else if (pack) {
         fill_packed_b(c, s->inline_b);
         s->b_packed = s->inline_b;

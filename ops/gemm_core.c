@@ -158,7 +158,7 @@ typedef struct GemmJob {
     const GemmArgs *g;
     char *ws;
     size_t ws_per_thread;
-    int64_t n_blocks, m_step;
+    int64_t n_blocks, n_step, m_step;
 } GemmJob;
 
 /* Per-thread scratch: a packed B block (unless B is pre-packed) and one packed A strip
@@ -238,8 +238,8 @@ static void tile_finish(const GemmArgs *g, int64_t i, int mc, int64_t jn, int nc
             act_apply_f32(&g->act, g->c + (i + r) * g->ldc + jn, nc);
 }
 
-/* Columns per block: with B packed at plan time, as wide as the problem (so A's strips
- * are packed once); otherwise what fits L2 beside its packing. */
+/* Most columns per block: wider when B was packed at plan time (A's strips are then packed
+ * fewer times), otherwise what fits L2 beside its packing. */
 static int64_t block_n(const GemmArgs *g) { return g->b_packed ? GEMM_NC_PACKED : GEMM_NC; }
 
 static void gemm_task(void *ctx, int64_t t, int thread)
@@ -248,8 +248,7 @@ static void gemm_task(void *ctx, int64_t t, int thread)
     const GemmArgs *g = j->g;
     const GemmUkernel *uk = g->uk;
     int mr = uk->mr, nr = uk->nr;
-    int64_t nb = block_n(g);
-    int64_t n0 = (t % j->n_blocks) * nb, n1 = CRUN_MIN(g->N, n0 + nb);
+    int64_t n0 = (t % j->n_blocks) * j->n_step, n1 = CRUN_MIN(g->N, n0 + j->n_step);
     int64_t m0 = (t / j->n_blocks) * j->m_step, m1 = CRUN_MIN(g->M, m0 + j->m_step);
     float *bbuf = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
     float *abuf = bbuf + block_b_floats(g);
@@ -300,12 +299,17 @@ void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool)
     int threads = pool_threads(pool);
     GemmJob j = {.g = g, .ws = ws};
     j.ws_per_thread = gemm_ws_bytes(g, 1);
+    /* Blocks of equal width (whole strips), so no thread is left with a sliver. */
+    int64_t nr = g->uk->nr, mr = g->uk->mr;
     j.n_blocks = (g->N + block_n(g) - 1) / block_n(g);
-    /* Split M too when there are too few column blocks to keep every thread busy. */
-    int64_t m_strips = (g->M + g->uk->mr - 1) / g->uk->mr;
-    int64_t want = CRUN_MAX((int64_t)1, (2 * threads + j.n_blocks - 1) / j.n_blocks);
+    j.n_step = ((g->N + j.n_blocks - 1) / j.n_blocks + nr - 1) / nr * nr;
+    j.n_blocks = (g->N + j.n_step - 1) / j.n_step;
+    /* With too few column blocks for the threads, split M too (each M chunk packs its own
+     * copy of an unpacked B block, so never on one thread). */
+    int64_t m_strips = (g->M + mr - 1) / mr;
+    int64_t want = threads == 1 ? 1 : CRUN_MAX((int64_t)1, (2 * threads + j.n_blocks - 1) / j.n_blocks);
     int64_t m_chunks = CRUN_MIN(m_strips, want);
-    j.m_step = (m_strips + m_chunks - 1) / m_chunks * g->uk->mr;
+    j.m_step = (m_strips + m_chunks - 1) / m_chunks * mr;
     int64_t m_tasks = (g->M + j.m_step - 1) / j.m_step;
     pool_for(pool, j.n_blocks * m_tasks, gemm_task, &j);
 }
