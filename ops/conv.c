@@ -11,7 +11,6 @@
 #include "ops/activation.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
-#include "platforms/window.h"
 #include "runtime/threadpool.h"
 
 static crun_status parse_conv(Node *n, Diag *d)
@@ -385,21 +384,13 @@ static crun_status depthwise_run(KernelCtx *k)
 
 /* ---- depthwise through the SIMD window kernels (platforms/window.h) ---- */
 
-static void window_of(const ConvGeom *g, WindowPlane *wp)
-{
-    *wp = (WindowPlane){.H = g->w.in[1], .W = g->w.in[2], .OH = g->w.out[1], .OW = g->w.out[2],
-                        .kh = (int)g->w.k[1], .kw = (int)g->w.k[2], .sh = (int)g->w.s[1], .sw = (int)g->w.s[2],
-                        .pt = g->w.pb[1], .pl = g->w.pb[2]};
-}
-
 static bool dw_simd_applies(const PrepCtx *c, const void *kdata)
 {
     ConvGeom g;
     char buf[160];
-    if (!depthwise_applies(c, kdata) || conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf))
-        return false;
-    return g.w.k[1] <= WINDOW_MAX_K && g.w.k[2] <= WINDOW_MAX_K && g.w.s[1] <= WINDOW_MAX_S &&
-           g.w.s[2] <= WINDOW_MAX_S && g.w.d[1] == 1 && g.w.d[2] == 1;
+    WindowPlane wp;
+    return depthwise_applies(c, kdata) && !conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf) &&
+           window_plane_init(&g.w, &wp);
 }
 
 static crun_status dw_simd_prepare(PrepCtx *c)
@@ -408,7 +399,7 @@ static crun_status dw_simd_prepare(PrepCtx *c)
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
     WindowPlane wp;
-    window_of(&g, &wp);
+    window_plane_init(&g.w, &wp);
     c->ws_bytes = align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN) * (size_t)c->n_threads;
     return CRUN_OK;
 }
@@ -435,7 +426,7 @@ static void dw_simd_plane(void *ctx, int64_t t, int thread)
     const DwSimdJob *j = ctx;
     int64_t c = t % j->g->C;
     WindowPlane wp;
-    window_of(j->g, &wp);
+    window_plane_init(&j->g->w, &wp);
     wp.x = j->x + t * j->g->w.in_vol;
     wp.y = j->y + t * j->g->w.out_vol;
     wp.w = j->w + c * j->g->w.k_vol;
@@ -454,7 +445,7 @@ static crun_status dw_simd_run(KernelCtx *k)
     DwSimdJob j = {&g, k->kdata, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
                    k->out[0]->data, &k->node->act, k->ws, 0};
     WindowPlane wp;
-    window_of(&g, &wp);
+    window_plane_init(&g.w, &wp);
     j.ws_per_thread = align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
     pool_for(k->pool, g.N * g.C, dw_simd_plane, &j);
     return CRUN_OK;

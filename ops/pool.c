@@ -7,7 +7,6 @@
 
 #include "ops/registry.h"
 #include "ops/spatial.h"
-#include "platforms/window.h"
 #include "runtime/threadpool.h"
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
@@ -174,29 +173,20 @@ static crun_status lppool_run(KernelCtx *k) { return pool_run(k, POOL_LP); }
 
 /* ---- float32 2-D max pooling through the SIMD window kernels (platforms/window.h) ---- */
 
-static void pool_window(const PoolGeom *g, WindowPlane *wp)
-{
-    *wp = (WindowPlane){.H = g->w.in[1], .W = g->w.in[2], .OH = g->w.out[1], .OW = g->w.out[2],
-                        .kh = (int)g->w.k[1], .kw = (int)g->w.k[2], .sh = (int)g->w.s[1], .sw = (int)g->w.s[2],
-                        .pt = g->w.pb[1], .pl = g->w.pb[2]};
-}
-
 static bool maxpool_simd_applies(const PrepCtx *c, const void *kdata)
 {
     PoolGeom g;
     char buf[160];
     const Tensor *x = c->in[0];
-    if (x->dtype != CRUN_DTYPE_FLOAT || x->rank != 4 || (c->n_out > 1 && c->out[1]) ||
-        pool_geom(c->params, x, &g, buf, sizeof buf))
-        return false;
-    return g.w.k[1] <= WINDOW_MAX_K && g.w.k[2] <= WINDOW_MAX_K && g.w.s[1] <= WINDOW_MAX_S &&
-           g.w.s[2] <= WINDOW_MAX_S && g.w.d[1] == 1 && g.w.d[2] == 1;
+    WindowPlane wp;
+    return x->dtype == CRUN_DTYPE_FLOAT && x->rank == 4 && !(c->n_out > 1 && c->out[1]) &&
+           !pool_geom(c->params, x, &g, buf, sizeof buf) && window_plane_init(&g.w, &wp);
 }
 
 static size_t maxpool_scratch_bytes(const PoolGeom *g)
 {
     WindowPlane wp;
-    pool_window(g, &wp);
+    window_plane_init(&g->w, &wp);
     return align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
 }
 
@@ -222,7 +212,7 @@ static void maxpool_simd_plane(void *ctx, int64_t t, int thread)
 {
     const MaxSimdJob *j = ctx;
     WindowPlane wp;
-    pool_window(j->g, &wp);
+    window_plane_init(&j->g->w, &wp);
     wp.x = j->x + t * j->g->w.in_vol;
     wp.y = j->y + t * j->g->w.out_vol;
     wp.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);

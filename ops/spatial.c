@@ -107,3 +107,11 @@ const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const 
     }
     return NULL;
 }
+
+bool window_plane_init(const WindowGeom *g, WindowPlane *wp)
+{
+    *wp = (WindowPlane){.H = g->in[1], .W = g->in[2], .OH = g->out[1], .OW = g->out[2], .kh = (int)g->k[1],
+                        .kw = (int)g->k[2], .sh = (int)g->s[1], .sw = (int)g->s[2], .pt = g->pb[1], .pl = g->pb[2]};
+    return g->k[1] <= WINDOW_MAX_K && g->k[2] <= WINDOW_MAX_K && g->s[1] <= WINDOW_MAX_S && g->s[2] <= WINDOW_MAX_S &&
+           g->d[1] == 1 && g->d[2] == 1;
+}

@@ -6,6 +6,7 @@
 #define CRUN_OPS_SPATIAL_H
 
 #include "ops/registry.h"
+#include "platforms/window.h"
 
 enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
 
@@ -39,5 +40,9 @@ int64_t spatial_out(int64_t in, int64_t k, int64_t s, int64_t d, int auto_pad, i
  * or static) when the attributes do not fit these shapes, NULL when all is well. */
 const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const int64_t *k, bool ceil_mode,
                         WindowGeom *g, char *buf, size_t size);
+
+/* Sets the geometry of wp to g's last two axes for the SIMD window kernels (data pointers
+ * left NULL); false when those kernels do not take g (dilation, window or stride too big). */
+bool window_plane_init(const WindowGeom *g, WindowPlane *wp);
 
 #endif
