@@ -299,15 +299,20 @@ void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool)
     int threads = pool_threads(pool);
     GemmJob j = {.g = g, .ws = ws};
     j.ws_per_thread = gemm_ws_bytes(g, 1);
-    /* Blocks of equal width (whole strips), so no thread is left with a sliver. */
-    int64_t nr = g->uk->nr, mr = g->uk->mr;
+    /* About two tasks per thread. Each task packs its own copy of whatever operand is not
+     * packed already: splitting N repeats A's packing, splitting M repeats B's. So an
+     * unpacked B (convolution's im2col) is split by columns, down to single strips, before
+     * M is; a packed B leaves the split to M. Column blocks have equal widths (whole
+     * strips), so no thread is left with a sliver. */
+    int64_t nr = g->uk->nr, mr = g->uk->mr, tasks = threads == 1 ? 1 : 2 * (int64_t)threads;
+    int64_t n_strips = (g->N + nr - 1) / nr;
     j.n_blocks = (g->N + block_n(g) - 1) / block_n(g);
+    if (!g->b_packed && j.n_blocks < tasks)
+        j.n_blocks = CRUN_MIN(n_strips, tasks);
     j.n_step = ((g->N + j.n_blocks - 1) / j.n_blocks + nr - 1) / nr * nr;
     j.n_blocks = (g->N + j.n_step - 1) / j.n_step;
-    /* With too few column blocks for the threads, split M too (each M chunk packs its own
-     * copy of an unpacked B block, so never on one thread). */
     int64_t m_strips = (g->M + mr - 1) / mr;
-    int64_t want = threads == 1 ? 1 : CRUN_MAX((int64_t)1, (2 * threads + j.n_blocks - 1) / j.n_blocks);
+    int64_t want = CRUN_MAX((int64_t)1, (tasks + j.n_blocks - 1) / j.n_blocks);
     int64_t m_chunks = CRUN_MIN(m_strips, want);
     j.m_step = (m_strips + m_chunks - 1) / m_chunks * mr;
     int64_t m_tasks = (g->M + j.m_step - 1) / j.m_step;
