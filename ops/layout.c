@@ -68,6 +68,10 @@ static crun_status concat_run(KernelCtx *k)
         size_t row = (size_t)n * es;
         const char *src = x->data;
         char *dst = (char *)o->data + col;
+        if (src == dst) { /* written in place by its producer (OPF_JOINS_INPUTS) */
+            col += row;
+            continue;
+        }
         for (int64_t r = 0; r < outer; r++)
             if (elems_copy(dst + (size_t)r * out_row, src + (size_t)r * row, n, o->dtype) != CRUN_OK)
                 return node_fail(k->node, k->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
@@ -77,7 +81,8 @@ static crun_status concat_run(KernelCtx *k)
 }
 
 static const KernelVariant concat_kernels[] = {{"concat", ISA_SCALAR, NULL, NULL, concat_run, NULL}, {0}};
-const OpDesc op_Concat = {"", "Concat", 1, -1, 1, 1, 0, parse_concat, concat_infer, NULL, concat_kernels};
+const OpDesc op_Concat = {"", "Concat", 1, -1, 1, 1, OPF_JOINS_INPUTS, parse_concat, concat_infer, NULL,
+                          concat_kernels};
 
 /* ---- Transpose ---- */
 

@@ -91,7 +91,12 @@ enum {
      * dynamic and its kernel gives each output storage with exec_store_output. */
     OPF_KERNEL_SHAPES = 1u << 5,
     /* Inputs may be sequences or empty optionals (others are refused with a message). */
-    OPF_ANY_VALUE = 1u << 6
+    OPF_ANY_VALUE = 1u << 6,
+    /* Output 0 is the inputs joined in order along one axis (Concat). Where only unit dims
+     * precede that axis, each input is a consecutive slice of the output's bytes: the
+     * planner may then have producers write there, and the kernel must skip an input
+     * whose data already is its slice. */
+    OPF_JOINS_INPUTS = 1u << 7
 };
 
 typedef struct OpDesc {

@@ -224,6 +224,71 @@ static void assign_aliases(Plan *p)
     }
 }
 
+/* Whether the inputs of a joining op (OPF_JOINS_INPUTS) are consecutive slices of out:
+ * they differ from out along at most one axis, and only unit dims come before it. */
+static bool inputs_are_slices(const Plan *p, const Node *n, const Tensor *out)
+{
+    int axis = -1;
+    for (int k = 0; k < n->n_in; k++) {
+        if (n->in[k] < 0)
+            return false;
+        const Tensor *t = &p->vals[n->in[k]].t;
+        if (t->rank != out->rank || t->dtype != out->dtype)
+            return false;
+        for (int a = 0; a < t->rank; a++)
+            if (t->dims[a] != out->dims[a]) {
+                if (axis >= 0 && axis != a)
+                    return false;
+                axis = a;
+            }
+    }
+    return axis < 0 || shape_numel(out->dims, axis) == 1;
+}
+
+/* For ops whose inputs are consecutive slices of their output (Concat along an axis with
+ * only unit dims before it), an input that only that op reads is written by its producer
+ * straight into its slice, and the op copies nothing for it. */
+static void concat_in_place(Plan *p)
+{
+    const Graph *g = p->g;
+    int *readers = calloc((size_t)g->n_values + 1, sizeof *readers);
+    if (!readers)
+        return; /* an optimisation only */
+    for (int s = 0; s < p->n_steps; s++) {
+        const Node *n = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0)
+                readers[n->in[k]]++;
+    }
+    for (int i = 0; i < g->n_inputs; i++)
+        readers[g->inputs[i].value] += 2; /* bound by the caller: never moved */
+    for (int i = 0; i < g->n_outputs; i++)
+        readers[g->outputs[i].value] += 2;
+    for (int s = 0; s < p->n_steps; s++) {
+        const PlanStep *st = &p->steps[s];
+        const Node *n = &g->nodes[st->node];
+        if (st->dynamic || !(n->op->flags & OPF_JOINS_INPUTS) || n->out[0] < 0)
+            continue;
+        PlanValue *out = &p->vals[n->out[0]];
+        if (out->store != STORE_ARENA || !inputs_are_slices(p, n, &out->t))
+            continue;
+        PlanValue *root = &p->vals[out->root];
+        size_t at = out->sub_offset;
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            PlanValue *pv = &p->vals[v];
+            bool movable = pv->store == STORE_ARENA && pv->root == v && readers[v] == 1 && pv->first >= 0;
+            if (movable) {
+                pv->root = out->root;
+                pv->sub_offset = at;
+                root->first = CRUN_MIN(root->first, pv->first);
+            }
+            at += pv->bytes;
+        }
+    }
+    free(readers);
+}
+
 static crun_status place_buffers(Plan *p, Diag *d)
 {
     const Graph *g = p->g;
@@ -267,7 +332,7 @@ static crun_status place_buffers(Plan *p, Diag *d)
     }
     for (int v = 0; v < g->n_values; v++)
         if (p->vals[v].store == STORE_ARENA)
-            p->vals[v].offset = p->vals[p->vals[v].root].offset;
+            p->vals[v].offset = p->vals[p->vals[v].root].offset + p->vals[v].sub_offset;
     free(bufs);
     free(owner);
     return CRUN_OK;
@@ -307,6 +372,7 @@ crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, P
     if (st == CRUN_OK) {
         compute_lifetimes(p);
         assign_aliases(p);
+        concat_in_place(p);
         st = place_buffers(p, d);
     }
     if (st != CRUN_OK) {

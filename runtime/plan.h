@@ -23,6 +23,7 @@ typedef struct PlanValue {
     size_t bytes;
     int first, last; /* steps from definition to last use; graph outputs live to n_steps */
     size_t offset;   /* STORE_ARENA */
+    size_t sub_offset; /* bytes into the root's storage (a Concat input written in place) */
     bool owned;      /* const data folded at plan time, freed with the plan */
 } PlanValue;
 
