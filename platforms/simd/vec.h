@@ -6,6 +6,7 @@
  *
  *   vf           a vector of VF_N floats
  *   vf_loadn/vf_storen   the first n < VF_N lanes (others read as 0 / left untouched)
+ *   vf_even      the even-indexed floats of the 2 * VF_N at p (stride-2 access)
  *   vf_exp       e^x within 2 ulp on [-87, 88], clamped outside; NaN stays NaN */
 #ifndef CRUN_PLATFORMS_SIMD_VEC_H
 #define CRUN_PLATFORMS_SIMD_VEC_H
@@ -43,6 +44,12 @@ static inline vf vf_select_nonneg(vf x, vf a, vf b)
 {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
 }
+/* p[0], p[2], ..., p[2 * VF_N - 2]. */
+static inline vf vf_even(const float *p)
+{
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16));
+}
 static inline float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
 static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
 
@@ -78,6 +85,11 @@ static inline vf vf_pow2i(vi n)
 static inline vf vf_select_nonneg(vf x, vf a, vf b)
 {
     return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+}
+static inline vf vf_even(const float *p)
+{
+    __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 static inline float vf_hsum(vf a)
 {
@@ -125,6 +137,7 @@ static inline vf vf_round(vf a) { return vrndnq_f32(a); }
 static inline vi vf_to_vi(vf a) { return vcvtnq_s32_f32(a); }
 static inline vf vf_pow2i(vi n) { return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n, vdupq_n_s32(127)), 23)); }
 static inline vf vf_select_nonneg(vf x, vf a, vf b) { return vbslq_f32(vcgeq_f32(x, vdupq_n_f32(0.0f)), a, b); }
+static inline vf vf_even(const float *p) { return vld2q_f32(p).val[0]; }
 static inline float vf_hsum(vf a) { return vaddvq_f32(a); }
 static inline float vf_hmax(vf a) { return vmaxvq_f32(a); }
 
@@ -152,13 +165,14 @@ static inline vf vf_exp(vf x)
     return vf_mul(p, vf_pow2i(vf_to_vi(n)));
 }
 
-/* 1 / (1 + e^-x), through e^-|x| so nothing overflows: x >= 0 gives 1/(1+e), else e/(1+e). */
+/* 1 / (1 + e^-x) with one division: x >= 0 gives 1/(1+e), else e/(1+e) = 1 - 1/(1+e),
+ * where e = e^-|x| never overflows. */
 static inline vf vf_sigmoid(vf x)
 {
     vf ax = vf_max(x, vf_sub(vf_zero(), x));
     vf e = vf_exp(vf_sub(vf_zero(), ax));
-    vf d = vf_add(vf_set1(1.0f), e);
-    return vf_select_nonneg(x, vf_div(vf_set1(1.0f), d), vf_div(e, d));
+    vf r = vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e));
+    return vf_select_nonneg(x, r, vf_mul(e, r));
 }
 
 /* tanh x = sign(x) (1 - e^-2|x|) / (1 + e^-2|x|). */

@@ -167,7 +167,8 @@ TEST(conv_kernels_match_reference)
         /* depthwise: widths around every vector length (4, 8, 16), 5x5 stride 2, 7x7, no pad */
         {3, 5, 33, 3, 3, 1, 1, 3},    {4, 6, 17, 4, 5, 2, 2, 4},   {5, 3, 16, 5, 3, 2, 0, 5},
         {2, 9, 31, 2, 7, 1, 3, 2},    {3, 1, 1, 3, 3, 1, 1, 3},    {6, 12, 8, 6, 3, 1, 0, 6},
-        {2, 11, 40, 2, 5, 1, 1, 2},   {1, 4, 4, 1, 3, 2, 1, 1},
+        {2, 11, 40, 2, 5, 1, 1, 2},   {1, 4, 4, 1, 3, 2, 1, 1},    {3, 7, 75, 3, 3, 2, 1, 3},
+        {2, 6, 66, 2, 5, 2, 2, 2},
     };
     const char *acts[] = {"Relu", "Sigmoid", "Identity"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
