@@ -30,6 +30,6 @@ void act_apply_f32(const Activation *a, float *x, int64_t n)
 const char *act_name(ActKind k)
 {
     static const char *const names[] = {"", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
-                                        "Tanh", "SiLU"};
+                                        "Tanh", "SiLU", "Gelu", "Erf"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }

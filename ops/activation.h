@@ -45,6 +45,8 @@ static inline float act_apply1(const Activation *a, float x)
     case ACT_LEAKYRELU: return act_leakyrelu(x, a->alpha);
     case ACT_TANH: return tanhf(x);
     case ACT_SILU: return x * act_sigmoid(x);
+    case ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case ACT_ERF: return erff(x);
     }
     return x;
 }

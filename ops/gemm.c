@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/activation.h"
 #include "ops/gemm.h"
 #include "runtime/threadpool.h"
 
@@ -212,7 +213,8 @@ static crun_status gemm_run_generic(KernelCtx *k)
                 double v = p->alpha * tensor_get_double(o, oi);
                 if (bk != GEMM_BIAS_NONE)
                     v += p->beta * tensor_get_double(cc, bi);
-                tensor_set_double(o, oi, v);
+                /* a fused activation (float32 only) */
+                tensor_set_double(o, oi, o->dtype == CRUN_DTYPE_FLOAT ? act_apply1(&k->node->act, (float)v) : v);
             }
         }
     return CRUN_OK;
@@ -367,6 +369,13 @@ static crun_status matmul_run_generic(KernelCtx *k)
         int64_t ao, bo;
         matmul_batch_offsets(&s, t, &ao, &bo);
         matmul_generic(a, ao, s.K, 1, b, bo, s.N, 1, k->out[0], t * s.M * s.N, s.M, s.N, s.K);
+    }
+    /* What the fusion pass folded in (float32 only): the bias per column, the activation. */
+    const Tensor *bias = k->n_in > 2 ? k->in[2] : NULL;
+    if (k->out[0]->dtype == CRUN_DTYPE_FLOAT && (bias || k->node->act.kind != ACT_NONE)) {
+        float *y = k->out[0]->data;
+        for (int64_t i = 0; i < tensor_numel(k->out[0]); i++)
+            y[i] = act_apply1(&k->node->act, bias ? y[i] + ((const float *)bias->data)[i % s.N] : y[i]);
     }
     return CRUN_OK;
 }

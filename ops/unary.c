@@ -4,7 +4,9 @@
  * Atan, Sinh, Cosh, Asinh, Acosh, Atanh, Sign, Round, IsNaN, IsInf.
  *
  * float32, float16 and bfloat16 compute in float through the same scalar functions the
- * fused epilogues use (ops/activation.h), so fusing never changes a result. */
+ * fused epilogues use (ops/activation.h); float32 activations have vector kernels per ISA
+ * that are, again, the fused epilogues' own (platforms/act.h). So fusing never changes a
+ * result on a given ISA. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 #include "ops/broadcast.h"
 #include "ops/dtype_loops.h"
 #include "ops/math_common.h"
+#include "platforms/act.h"
+#include "runtime/threadpool.h"
 
 typedef struct UnaryParams {
     float alpha, beta;  /* Selu: alpha, gamma; Shrink: lambd, bias */
@@ -293,18 +297,79 @@ static crun_status pred_infer(InferCtx *c)
     return CRUN_OK;
 }
 
+/* ---- float32 activations through the vector kernels (platforms/act.h) ---- */
+
+typedef struct UnaryVec {
+    ActKind kind;
+    Isa isa;
+} UnaryVec;
+
+static bool unary_vec_applies(const PrepCtx *c, const void *kdata)
+{
+    const UnaryVec *uv = kdata;
+    return c->in[0]->dtype == CRUN_DTYPE_FLOAT && act_vec_for(uv->isa) != NULL;
+}
+
+typedef struct UnaryVecJob {
+    ActVecFn fn;
+    Activation act;
+    const float *x;
+    float *y;
+    int64_t n, chunk;
+} UnaryVecJob;
+
+static void unary_vec_task(void *ctx, int64_t t, int thread)
+{
+    const UnaryVecJob *j = ctx;
+    int64_t i0 = t * j->chunk;
+    j->fn(&j->act, j->y + i0, j->x + i0, CRUN_MIN(j->chunk, j->n - i0));
+}
+
+static crun_status unary_vec_run(KernelCtx *k)
+{
+    const UnaryVec *uv = k->kdata;
+    const UnaryParams *p = k->params;
+    UnaryVecJob j = {act_vec_for(uv->isa), {uv->kind, p ? p->alpha : 0, p ? p->beta : 0}, k->in[0]->data,
+                     k->out[0]->data, tensor_numel(k->out[0]), 16384};
+    pool_for(k->pool, (j.n + j.chunk - 1) / j.chunk, unary_vec_task, &j);
+    return CRUN_OK;
+}
+
+#ifdef CRUN_HAVE_AVX512
+#define VEC_AVX512(kind) {"unary_avx512", ISA_AVX512, unary_vec_applies, NULL, unary_vec_run, &(const UnaryVec){kind, ISA_AVX512}},
+#else
+#define VEC_AVX512(kind)
+#endif
+#ifdef CRUN_HAVE_AVX2
+#define VEC_AVX2(kind) {"unary_avx2", ISA_AVX2, unary_vec_applies, NULL, unary_vec_run, &(const UnaryVec){kind, ISA_AVX2}},
+#else
+#define VEC_AVX2(kind)
+#endif
+#ifdef CRUN_HAVE_NEON
+#define VEC_NEON(kind) {"unary_neon", ISA_NEON, unary_vec_applies, NULL, unary_vec_run, &(const UnaryVec){kind, ISA_NEON}},
+#else
+#define VEC_NEON(kind)
+#endif
+
+/* An activation op: the vector kernels for float32, the typed loops for the rest. */
+#define UNARY_ACT_OP(id, name, loops, parse, kind) \
+    static const KernelVariant id##_kernels[] = { \
+        VEC_AVX512(kind) VEC_AVX2(kind) VEC_NEON(kind) \
+        {"unary_ref", ISA_SCALAR, loops_have_dtype, NULL, unary_run, loops}, {0}}; \
+    const OpDesc op_##id = {"", name, 1, 1, 1, 1, OPF_INPLACE, parse, unary_infer, unary_flops, id##_kernels};
+
 #define UNARY_OP_INFER(id, name, loops, parse, infer, flags) \
     static const KernelVariant id##_kernels[] = { \
         {"unary_ref", ISA_SCALAR, loops_have_dtype, NULL, unary_run, loops}, {0}}; \
     const OpDesc op_##id = {"", name, 1, 1, 1, 1, OPF_INPLACE | (flags), parse, infer, unary_flops, id##_kernels};
 #define UNARY_OP(id, name, loops, parse, flags) UNARY_OP_INFER(id, name, loops, parse, unary_infer, flags)
 
-UNARY_OP(Relu, "Relu", relu_loops, NULL, 0)
-UNARY_OP(LeakyRelu, "LeakyRelu", leakyrelu_loops, parse_leakyrelu, 0)
-UNARY_OP(Sigmoid, "Sigmoid", sigmoid_loops, NULL, 0)
-UNARY_OP(HardSigmoid, "HardSigmoid", hardsigmoid_loops, parse_hardsigmoid, 0)
-UNARY_OP(HardSwish, "HardSwish", hardswish_loops, NULL, 0)
-UNARY_OP(Tanh, "Tanh", tanh_loops, NULL, 0)
+UNARY_ACT_OP(Relu, "Relu", relu_loops, NULL, ACT_RELU)
+UNARY_ACT_OP(LeakyRelu, "LeakyRelu", leakyrelu_loops, parse_leakyrelu, ACT_LEAKYRELU)
+UNARY_ACT_OP(Sigmoid, "Sigmoid", sigmoid_loops, NULL, ACT_SIGMOID)
+UNARY_ACT_OP(HardSigmoid, "HardSigmoid", hardsigmoid_loops, parse_hardsigmoid, ACT_HARDSIGMOID)
+UNARY_ACT_OP(HardSwish, "HardSwish", hardswish_loops, NULL, ACT_HARDSWISH)
+UNARY_ACT_OP(Tanh, "Tanh", tanh_loops, NULL, ACT_TANH)
 UNARY_OP(Exp, "Exp", exp_loops, NULL, 0)
 UNARY_OP(Log, "Log", log_loops, NULL, 0)
 UNARY_OP(Sqrt, "Sqrt", sqrt_loops, NULL, 0)
@@ -313,7 +378,7 @@ UNARY_OP(Neg, "Neg", neg_loops, NULL, 0)
 UNARY_OP(Reciprocal, "Reciprocal", reciprocal_loops, NULL, 0)
 UNARY_OP(Floor, "Floor", floor_loops, NULL, 0)
 UNARY_OP(Ceil, "Ceil", ceil_loops, NULL, 0)
-UNARY_OP(Erf, "Erf", erf_loops, NULL, 0)
+UNARY_ACT_OP(Erf, "Erf", erf_loops, NULL, ACT_ERF)
 UNARY_OP(Elu, "Elu", elu_loops, parse_alpha1, 0)
 UNARY_OP(Selu, "Selu", selu_loops, parse_selu, 0)
 UNARY_OP(Celu, "Celu", celu_loops, parse_alpha1, 0)

@@ -5,19 +5,28 @@ ActVecFn act_vec_avx2(void);
 ActVecFn act_vec_avx512(void);
 ActVecFn act_vec_neon(void);
 
-ActVecFn act_vec_best(void)
+ActVecFn act_vec_for(Isa isa)
 {
+    switch (isa) {
 #ifdef CRUN_HAVE_AVX512
-    if (isa_allowed(ISA_AVX512))
-        return act_vec_avx512();
+    case ISA_AVX512: return act_vec_avx512();
 #endif
 #ifdef CRUN_HAVE_AVX2
-    if (isa_allowed(ISA_AVX2))
-        return act_vec_avx2();
+    case ISA_AVX2: return act_vec_avx2();
 #endif
 #ifdef CRUN_HAVE_NEON
-    if (isa_allowed(ISA_NEON))
-        return act_vec_neon();
+    case ISA_NEON: return act_vec_neon();
 #endif
+    default: return NULL;
+    }
+}
+
+ActVecFn act_vec_best(void)
+{
+    for (int isa = ISA_COUNT - 1; isa > ISA_SCALAR; isa--) {
+        ActVecFn fn = isa_allowed((Isa)isa) ? act_vec_for((Isa)isa) : NULL;
+        if (fn)
+            return fn;
+    }
     return NULL;
 }

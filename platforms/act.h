@@ -11,5 +11,7 @@ typedef void (*ActVecFn)(const Activation *a, float *y, const float *x, int64_t 
 /* The best vector version this CPU allows (under the CRUN_ISA limit), NULL for none: then
  * the scalar functions of ops/activation.h are the ones to use. */
 ActVecFn act_vec_best(void);
+/* The vector version built for isa (NULL if none is built for it). */
+ActVecFn act_vec_for(Isa isa);
 
 #endif

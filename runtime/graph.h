@@ -84,7 +84,9 @@ typedef enum ActKind {
     ACT_HARDSWISH,
     ACT_LEAKYRELU,   /* x >= 0 ? x : alpha*x */
     ACT_TANH,
-    ACT_SILU         /* x * sigmoid(x) (Swish), from Mul(x, Sigmoid(x)) */
+    ACT_SILU,        /* x * sigmoid(x) (Swish), from Mul(x, Sigmoid(x)) */
+    ACT_GELU,        /* x/2 (1 + erf(x / sqrt 2)), from its exported op pattern */
+    ACT_ERF          /* erf x (the Erf op's vector kernel; never fused) */
 } ActKind;
 
 typedef struct Activation {

@@ -174,6 +174,53 @@ static int silu_of(const Graph *g, const Uses *u, int v, int *mul)
     return -1;
 }
 
+/* Whether value v is a float constant within a relative 1e-6 of want. */
+static bool const_near(const Graph *g, int v, float want)
+{
+    const Value *val = v < 0 ? NULL : &g->values[v];
+    if (!val || !value_is_const(g, v) || val->dtype != CRUN_DTYPE_FLOAT || shape_numel(val->dims, val->rank) != 1)
+        return false;
+    return fabsf(((const float *)val->data)[0] - want) <= 1e-6f * fabsf(want);
+}
+
+/* The other operand of a two-input node n of type op, one of whose operands is v. */
+static int other_operand(const Node *n, const char *op, int v)
+{
+    if (!is_op(n, op) || n->n_in != 2 || n->n_out != 1)
+        return -1;
+    return n->in[0] == v ? n->in[1] : n->in[1] == v ? n->in[0] : -1;
+}
+
+/* The exact GELU as exporters write it, on v: Div(v, sqrt 2) -> Erf -> Add(1) -> Mul(v, .)
+ * -> Mul(0.5). Returns the last Mul's index and fills chain[] with the five nodes, or -1. */
+static int gelu_of(const Graph *g, const Uses *u, int v, int chain[5])
+{
+    if (uses_count(u, v) != 2 || value_escapes(g, v))
+        return -1;
+    for (int k = 0; k < 2; k++) {
+        int div = u->idx[u->start[v] + k], mul = u->idx[u->start[v] + 1 - k];
+        const Node *dn = &g->nodes[div];
+        if (!is_op(dn, "Div") || dn->n_in != 2 || dn->in[0] != v || !const_near(g, dn->in[1], 1.41421356f))
+            continue;
+        int erf = single_consumer(g, u, dn->out[0]);
+        if (erf < 0 || !is_op(&g->nodes[erf], "Erf"))
+            continue;
+        int add = single_consumer(g, u, g->nodes[erf].out[0]);
+        int one = add < 0 ? -1 : other_operand(&g->nodes[add], "Add", g->nodes[erf].out[0]);
+        if (one < 0 || !const_near(g, one, 1.0f) || single_consumer(g, u, g->nodes[add].out[0]) != mul ||
+            other_operand(&g->nodes[mul], "Mul", v) != g->nodes[add].out[0])
+            continue;
+        int half = single_consumer(g, u, g->nodes[mul].out[0]);
+        int c = half < 0 ? -1 : other_operand(&g->nodes[half], "Mul", g->nodes[mul].out[0]);
+        if (c < 0 || !const_near(g, c, 0.5f))
+            continue;
+        int nodes[5] = {div, erf, add, mul, half};
+        memcpy(chain, nodes, sizeof nodes);
+        return half;
+    }
+    return -1;
+}
+
 crun_status pass_fuse_activation(Graph *g, Diag *d)
 {
     Uses u;
@@ -185,6 +232,15 @@ crun_status pass_fuse_activation(Graph *g, Diag *d)
         if (n->dead || !(n->op->flags & OPF_ACT_EPILOGUE) || n->act.kind != ACT_NONE || n->n_out != 1 ||
             !weight_is_const_f32(g, n))
             continue;
+        int chain[5];
+        if (gelu_of(g, &u, n->out[0], chain) >= 0) {
+            n->act = (Activation){ACT_GELU, 0, 0};
+            for (int k = 0; k < 4; k++)
+                g->nodes[chain[k]].dead = true;
+            absorb(g, n, &g->nodes[chain[4]], "Gelu");
+            changed = true;
+            continue;
+        }
         int mul, sig = silu_of(g, &u, n->out[0], &mul);
         if (sig >= 0) {
             n->act = (Activation){ACT_SILU, 0, 0};

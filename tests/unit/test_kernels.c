@@ -215,3 +215,86 @@ TEST(maxpool_kernels_match_reference)
         CHECK_MSG(ok, "case %zu: %s", c, why);
     }
 }
+
+/* The vector activation kernels (also the fused epilogues) against the scalar reference,
+ * every ISA, on lengths around every vector width and values from -12 to 12 (sigmoid and
+ * tanh saturate, erf switches formula at 0.9). */
+TEST(activation_kernels_match_reference)
+{
+    const char *ops[] = {"Relu", "Sigmoid", "Tanh", "Erf", "HardSwish", "HardSigmoid", "LeakyRelu"};
+    const int64_t lens[] = {1, 3, 4, 7, 8, 15, 16, 17, 33, 1000};
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            int64_t n = lens[l], dx[2] = {1, n};
+            float *x = malloc((size_t)n * 4);
+            fill_random(x, n, 31 + (unsigned)l, -12, 12);
+            if (n > 4) { /* exact points where formulas switch or saturate */
+                x[0] = 0.0f;
+                x[1] = 0.9f;
+                x[2] = -0.9f;
+                x[3] = 1e-3f;
+            }
+            OnnxBuilder *b = ob_new(13);
+            ob_input(b, "x", CRUN_DTYPE_FLOAT, 2, dx, NULL);
+            ob_node(b, ops[o], "x", "y");
+            ob_output(b, "y");
+            crun_model *m = ob_load(b);
+            ob_free(b);
+            TIn in = {CRUN_DTYPE_FLOAT, 2, {1, n}, x};
+            char why[240] = "did not load";
+            bool ok = m && best_vs_reference_every_isa(m, &in, 1, true, why, sizeof why);
+            free(x);
+            crun_model_free(m);
+            CHECK_MSG(ok, "%s n=%lld: %s", ops[o], (long long)n, why);
+        }
+}
+
+/* MatMul + bias + the exported GELU chain, and Conv + Mul(x, Sigmoid(x)): each fuses into
+ * one step whose epilogue matches the reference, every ISA. */
+TEST(gelu_and_silu_fuse_and_match_reference)
+{
+    for (int which = 0; which < 2; which++) {
+        int64_t dx[4] = {1, 5, 9, 11}, dw[4] = {13, 5, 3, 3}, dm[2] = {11, 21}, db[1] = {21}, one[1] = {1};
+        float w[13 * 5 * 9], bias[21], c_sqrt2 = 1.41421356f, c_one = 1.0f, c_half = 0.5f;
+        fill_random(w, 13 * 5 * 9, 41, -1, 1);
+        fill_random(bias, 21, 42, -1, 1);
+        OnnxBuilder *b = ob_new(13);
+        ob_input(b, "x", CRUN_DTYPE_FLOAT, which ? 4 : 2, which ? dx : (int64_t[]){9, 11}, NULL);
+        if (which == 0) {
+            ob_init_f32(b, "w", 2, dm, w);
+            ob_init_f32(b, "b", 1, db, bias);
+            ob_init_f32(b, "s2", 1, one, &c_sqrt2);
+            ob_init_f32(b, "one", 1, one, &c_one);
+            ob_init_f32(b, "half", 1, one, &c_half);
+            ob_node(b, "MatMul", "x,w", "mm");
+            ob_node(b, "Add", "b,mm", "h");
+            ob_node(b, "Div", "h,s2", "d");
+            ob_node(b, "Erf", "d", "e");
+            ob_node(b, "Add", "e,one", "a");
+            ob_node(b, "Mul", "h,a", "p");
+            ob_node(b, "Mul", "p,half", "y");
+        } else {
+            ob_init_f32(b, "w", 4, dw, w);
+            ob_node(b, "Conv", "x,w", "h");
+            ob_node(b, "Sigmoid", "h", "s");
+            ob_node(b, "Mul", "s,h", "y");
+        }
+        ob_output(b, "y");
+        crun_model *m = ob_load(b);
+        ob_free(b);
+        CHECK(m);
+        float x[5 * 9 * 11];
+        fill_random(x, 5 * 9 * 11, 43, -3, 3);
+        TIn in = which ? (TIn){CRUN_DTYPE_FLOAT, 4, {1, 5, 9, 11}, x} : (TIn){CRUN_DTYPE_FLOAT, 2, {9, 11}, x};
+        crun_session *s = run_inputs(m, 1, 1, &in);
+        crun_step_info st;
+        bool fused = s && crun_session_step_count(s) == 1 && crun_session_step_info(s, 0, &st) == CRUN_OK &&
+                     strstr(st.fused, which ? "Sigmoid+Mul" : "Gelu");
+        crun_session_free(s);
+        char why[240];
+        bool ok = fused && best_vs_reference_every_isa(m, &in, 2, false, why, sizeof why);
+        crun_model_free(m);
+        CHECK_MSG(fused, "%s did not fuse into one step", which ? "SiLU" : "GELU");
+        CHECK_MSG(ok, "%s: %s", which ? "SiLU" : "GELU", why);
+    }
+}
