@@ -11,6 +11,7 @@
 #include "ops/activation.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
+#include "ops/winograd.h"
 #include "runtime/threadpool.h"
 
 static crun_status parse_conv(Node *n, Diag *d)
@@ -462,6 +463,8 @@ static bool pointwise_applies(const PrepCtx *c, const void *kdata)
 
 static bool gemm_applies(const PrepCtx *c, const void *kdata) { return weights_const_f32(c); }
 
+static bool wino_applies(const PrepCtx *c, const void *kdata) { return winograd_applies(c); }
+
 /* The 1x1 and im2col variants share code (the GEMM reads the input directly when the
  * kernel is pointwise); they are listed apart so plans say which one runs. */
 static const KernelVariant conv_kernels[] = {
@@ -475,6 +478,7 @@ static const KernelVariant conv_kernels[] = {
     {"conv_dw_neon", ISA_NEON, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_neon},
 #endif
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
+    {"conv_winograd_f43", ISA_SCALAR, wino_applies, winograd_prepare, winograd_run, NULL},
     {"conv_1x1_gemm", ISA_SCALAR, pointwise_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_im2col_gemm", ISA_SCALAR, gemm_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_naive", ISA_SCALAR, NULL, NULL, conv_run_naive, NULL},

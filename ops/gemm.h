@@ -96,6 +96,12 @@ void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool);
 
 /* Packed sizes (bytes) and packers for constant operands. */
 size_t gemm_packed_a_bytes(const GemmUkernel *uk, int64_t M, int64_t K);
+/* Where element (i, k) of an M x K matrix sits in its packed-A layout (strips of mr rows,
+ * k-major within a strip), for producers that write packed data directly. */
+static inline size_t gemm_packed_a_index(const GemmUkernel *uk, int64_t K, int64_t i, int64_t k)
+{
+    return (size_t)((i / uk->mr) * K * uk->mr + k * uk->mr + i % uk->mr);
+}
 void gemm_pack_a(const GemmUkernel *uk, const GemmMatrix *a, int64_t M, int64_t K, float *dst);
 size_t gemm_packed_b_bytes(const GemmUkernel *uk, int64_t K, int64_t N);
 void gemm_pack_b_full(const GemmUkernel *uk, GemmPackBFn pack, const void *src, int64_t K, int64_t N, float *dst);
