@@ -12,6 +12,7 @@
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include "ops/winograd.h"
+#include "platforms/winograd.h"
 #include "runtime/threadpool.h"
 
 static crun_status parse_conv(Node *n, Diag *d)
@@ -478,6 +479,15 @@ static const KernelVariant conv_kernels[] = {
     {"conv_dw_neon", ISA_NEON, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_neon},
 #endif
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
+#ifdef CRUN_HAVE_AVX512
+    {"conv_winograd_avx512", ISA_AVX512, wino_applies, winograd_prepare, winograd_run, &wino_ukernels_avx512},
+#endif
+#ifdef CRUN_HAVE_AVX2
+    {"conv_winograd_avx2", ISA_AVX2, wino_applies, winograd_prepare, winograd_run, &wino_ukernels_avx2},
+#endif
+#ifdef CRUN_HAVE_NEON
+    {"conv_winograd_neon", ISA_NEON, wino_applies, winograd_prepare, winograd_run, &wino_ukernels_neon},
+#endif
     {"conv_winograd_f43", ISA_SCALAR, wino_applies, winograd_prepare, winograd_run, NULL},
     {"conv_1x1_gemm", ISA_SCALAR, pointwise_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_im2col_gemm", ISA_SCALAR, gemm_applies, conv_gemm_prepare, conv_gemm_run, NULL},

@@ -15,6 +15,7 @@
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include "ops/winograd.h"
+#include "platforms/winograd.h"
 #include "runtime/threadpool.h"
 
 #define WT 6  /* transformed tile side */
@@ -134,9 +135,11 @@ typedef struct WinoState {
     float inline_u[];
 } WinoState;
 
-/* Workspace: V [36][C][tiles], then the products [36][M][tiles], then the GEMM's. */
+/* Workspace: V [36][C][tiles], the products [36][M][tiles], per-thread scratch of the
+ * vector transforms, then the GEMM's. */
 static size_t v_floats(const WinoGeom *wg) { return align_up((size_t)(WXI * wg->g.C * wg->tiles), 16); }
 static size_t p_floats(const WinoGeom *wg) { return align_up((size_t)(WXI * wg->g.M * wg->tiles), 16); }
+static size_t scratch_floats(const WinoGeom *wg) { return align_up(wino_scratch_floats(wg->tw), 16); }
 
 /* Product xi: P_xi[M x tiles] = U_xi . V_xi, with V_xi read (and packed per block) as a
  * plain matrix. Pointers are filled in by the caller. */
@@ -171,23 +174,50 @@ crun_status winograd_prepare(PrepCtx *c)
     c->state = s;
     c->state_bytes = sizeof(WinoState) + inline_bytes;
     GemmArgs ga = product_args(s, &wg);
-    c->ws_bytes = (v_floats(&wg) + p_floats(&wg)) * sizeof(float) + gemm_ws_bytes(&ga, c->n_threads);
+    c->ws_bytes = (v_floats(&wg) + p_floats(&wg) + scratch_floats(&wg) * (size_t)c->n_threads) * sizeof(float) +
+                  gemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
 }
 
 typedef struct WinoJob {
     const WinoGeom *wg;
-    const float *x; /* this image */
+    const WinoUkernels *uk; /* vector transforms, NULL for the portable ones below */
+    const float *x;         /* this image */
     float *y;
-    float *v, *prod;
+    float *v, *prod, *scratch;
     const float *bias;
     const Activation *act;
 } WinoJob;
+
+/* The plane description the vector transforms take, for channel c of input or output. */
+static WinoPlane plane_of(const WinoJob *j, int64_t c, bool output, int thread)
+{
+    const WinoGeom *wg = j->wg;
+    WinoPlane w = {.H = wg->g.w.in[1], .W = wg->g.w.in[2], .OH = wg->g.w.out[1], .OW = wg->g.w.out[2],
+                   .pt = wg->g.w.pb[1], .pl = wg->g.w.pb[2], .th = wg->th, .tw = wg->tw,
+                   .scratch = j->scratch + (size_t)thread * scratch_floats(wg)};
+    if (output) {
+        w.y = j->y + c * w.OH * w.OW;
+        w.v = j->prod + c * wg->tiles;
+        w.xi_stride = wg->g.M * wg->tiles;
+        w.bias = j->bias ? j->bias[c] : 0.0f;
+    } else {
+        w.x = j->x + c * w.H * w.W;
+        w.v = j->v + c * wg->tiles;
+        w.xi_stride = wg->g.C * wg->tiles;
+    }
+    return w;
+}
 
 /* V[xi][c][t] for every tile t of channel c: B^T d B of the 6x6 patch at (4ty - pt, 4tx - pl). */
 static void input_transform(void *ctx, int64_t c, int thread)
 {
     const WinoJob *j = ctx;
+    if (j->uk) {
+        WinoPlane w = plane_of(j, c, false, thread);
+        j->uk->input_plane(&w);
+        return;
+    }
     const WinoGeom *wg = j->wg;
     int64_t H = wg->g.w.in[1], W = wg->g.w.in[2], T = wg->tiles;
     const float *plane = j->x + c * H * W;
@@ -217,6 +247,12 @@ static void output_transform(void *ctx, int64_t m, int thread)
 {
     const WinoJob *j = ctx;
     const WinoGeom *wg = j->wg;
+    if (j->uk) {
+        WinoPlane w = plane_of(j, m, true, thread);
+        j->uk->output_plane(&w);
+        act_apply_f32(j->act, w.y, w.OH * w.OW);
+        return;
+    }
     int64_t OH = wg->g.w.out[1], OW = wg->g.w.out[2], T = wg->tiles;
     const float *p = j->prod + m * T;
     float *plane = j->y + m * OH * OW;
@@ -244,12 +280,12 @@ crun_status winograd_run(KernelCtx *k)
     const WinoState *s = k->state;
     WinoGeom wg;
     geom_from(k->params, k->in[0], k->in[1], &wg);
-    float *v = k->ws, *prod = v + v_floats(&wg);
-    void *gemm_ws = prod + p_floats(&wg);
+    float *v = k->ws, *prod = v + v_floats(&wg), *scratch = prod + p_floats(&wg);
+    void *gemm_ws = scratch + scratch_floats(&wg) * (size_t)pool_threads(k->pool);
     const Tensor *b = k->n_in > 2 ? k->in[2] : NULL;
     for (int64_t n = 0; n < wg.g.N; n++) {
-        WinoJob j = {&wg, (const float *)k->in[0]->data + n * wg.g.C * wg.g.w.in_vol,
-                     (float *)k->out[0]->data + n * wg.g.M * wg.g.w.out_vol, v, prod, b ? b->data : NULL,
+        WinoJob j = {&wg, k->kdata, (const float *)k->in[0]->data + n * wg.g.C * wg.g.w.in_vol,
+                     (float *)k->out[0]->data + n * wg.g.M * wg.g.w.out_vol, v, prod, scratch, b ? b->data : NULL,
                      &k->node->act};
         pool_for(k->pool, wg.g.C, input_transform, &j);
         for (int xi = 0; xi < WXI; xi++) {
