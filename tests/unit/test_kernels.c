@@ -154,9 +154,9 @@ static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride
     TIn in = {CRUN_DTYPE_FLOAT, 4, {2, C, H, W}, x};
     /* Depthwise and Winograd-sized 3x3 convolutions have a kernel per ISA. */
     int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
-    bool dw = group > 1 && group == C && group == M && K <= 7;
+    bool depthwise = group > 1 && group == C && group == M && K <= 7;
     bool wino = K == 3 && stride == 1 && group == 1 && C >= 8 && M >= 8 && ((OH + 3) / 4) * ((OW + 3) / 4) >= 40;
-    bool ok = m && best_vs_reference_every_isa(m, &in, threads, dw || wino, why, size);
+    bool ok = m && best_vs_reference_every_isa(m, &in, threads, depthwise || wino, why, size);
     if (!m)
         snprintf(why, size, "did not load: %s", crun_last_error());
     free(x);
