@@ -24,10 +24,12 @@ struct ThreadPool;
 
 /* The epilogue a microkernel applies to its tile on the last k block: + a bias per row
  * and/or per column (pointers at the tile's first row / column, NULL for none), then a
- * clamp to [lo, hi] (Relu, Relu6, Clip; -inf..inf for none). */
+ * clamp to [lo, hi] (Relu, Relu6, Clip; -inf..inf for none), then act unless NULL (the
+ * other activations, computed as the activation kernels of the same ISA do). */
 typedef struct GemmEpi {
     const float *row_bias, *col_bias;
     float lo, hi;
+    const Activation *act;
 } GemmEpi;
 
 /* A microkernel computes an mr x nr tile from kc packed steps and stores m x n of it

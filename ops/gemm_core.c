@@ -28,6 +28,8 @@ void gemm_store_tile(const float *acc, int acc_ld, float *c, int64_t ldc, int m,
                     v = e->lo;
                 if (v > e->hi)
                     v = e->hi;
+                if (e->act)
+                    v = act_apply1(e->act, v);
             }
             c[i * ldc + j] = v;
         }
@@ -226,6 +228,7 @@ static const GemmEpi *tile_epi(const GemmArgs *g, int64_t i, int64_t jn, GemmEpi
     e->col_bias = g->bias_kind == GEMM_BIAS_COL ? g->bias + jn : NULL;
     e->lo = g->act.kind == ACT_RELU ? 0.0f : g->act.kind == ACT_CLIP ? g->act.alpha : -INFINITY;
     e->hi = g->act.kind == ACT_CLIP ? g->act.beta : INFINITY;
+    e->act = act_is_clamp(&g->act) ? NULL : &g->act;
     return e;
 }
 
@@ -233,9 +236,6 @@ static void tile_finish(const GemmArgs *g, int64_t i, int mc, int64_t jn, int nc
 {
     if (!epi_in_kernel(g))
         epilogue(g, i, i + mc, jn, jn + nc);
-    else if (!act_is_clamp(&g->act))
-        for (int r = 0; r < mc; r++)
-            act_apply_f32(&g->act, g->c + (i + r) * g->ldc + jn, nc);
 }
 
 /* Most columns per block: wider when B was packed at plan time (A's strips are then packed
