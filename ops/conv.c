@@ -167,7 +167,7 @@ static void fill_packed_w(const void *ctx, void *dst)
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    const GemmUkernel *uk = gemm_ukernel_best();
+    const GemmUkernel *uk = gemm_ukernel_for(g.Mg);
     int64_t K = g.Cg * g.w.k_vol;
     size_t stride = gemm_packed_a_bytes(uk, g.Mg, K) / sizeof(float);
     const float *w = c->in[1]->data;
@@ -182,7 +182,7 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    const GemmUkernel *uk = gemm_ukernel_best();
+    const GemmUkernel *uk = gemm_ukernel_for(g.Mg);
     int64_t K = g.Cg * g.w.k_vol;
     size_t per_group = gemm_packed_a_bytes(uk, g.Mg, K), packed = per_group * (size_t)g.G;
     size_t inline_bytes = c->packs ? 0 : packed;

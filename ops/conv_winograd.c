@@ -111,7 +111,7 @@ static void fill_packed_u(const void *ctx, void *dst)
     const PrepCtx *c = ctx;
     WinoGeom wg;
     geom_from(c->params, c->in[0], c->in[1], &wg);
-    const GemmUkernel *uk = gemm_ukernel_best();
+    const GemmUkernel *uk = gemm_ukernel_for(wg.g.M);
     int64_t M = wg.g.M, C = wg.g.C;
     size_t stride = u_stride_floats(uk, &wg);
     float *u = dst;
@@ -153,7 +153,7 @@ crun_status winograd_prepare(PrepCtx *c)
 {
     WinoGeom wg;
     geom_from(c->params, c->in[0], c->in[1], &wg);
-    const GemmUkernel *uk = gemm_ukernel_best();
+    const GemmUkernel *uk = gemm_ukernel_for(wg.g.M);
     size_t stride = u_stride_floats(uk, &wg), bytes = stride * WXI * sizeof(float);
     size_t inline_bytes = c->packs ? 0 : bytes;
     WinoState *s = mem_alloc_aligned(sizeof(WinoState) + inline_bytes);

@@ -53,6 +53,10 @@ typedef struct GemmUkernel {
 
 /* Best microkernel allowed on this CPU. */
 const GemmUkernel *gemm_ukernel_best(void);
+/* The microkernel of the best ISA that wastes least on an M-row product (a strip height
+ * dividing M beats a taller one padded). Depends on M and the CPU only, so a packer and
+ * a kernel that both ask get the same one. */
+const GemmUkernel *gemm_ukernel_for(int64_t M);
 /* The portable one (the oracle for the others). */
 const GemmUkernel *gemm_ukernel_ref(void);
 /* Every microkernel built in (some may not run on this CPU: check isa_allowed). */

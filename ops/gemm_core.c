@@ -51,25 +51,26 @@ static void ukernel_ref_4x8(int64_t kc, const float *a, const float *b, float *c
 static const GemmUkernel ukernel_ref = {"gemm_f32_4x8_ref", ISA_SCALAR, REF_MR, REF_NR, ukernel_ref_4x8};
 
 #ifdef CRUN_HAVE_AVX2
-extern const GemmUkernel gemm_ukernel_avx2;
+extern const GemmUkernel gemm_ukernel_avx2, gemm_ukernel_avx2_4;
 #endif
 #ifdef CRUN_HAVE_AVX512
-extern const GemmUkernel gemm_ukernel_avx512;
+extern const GemmUkernel gemm_ukernel_avx512, gemm_ukernel_avx512_8, gemm_ukernel_avx512_4;
 #endif
 #ifdef CRUN_HAVE_NEON
-extern const GemmUkernel gemm_ukernel_neon;
+extern const GemmUkernel gemm_ukernel_neon, gemm_ukernel_neon_4;
 #endif
 
-/* Every microkernel built in, best first; the tests run each one. */
+/* Every microkernel built in, best ISA first and, within an ISA, tallest first; the
+ * tests run each one. */
 static const GemmUkernel *const ukernels[] = {
 #ifdef CRUN_HAVE_AVX512
-    &gemm_ukernel_avx512,
+    &gemm_ukernel_avx512, &gemm_ukernel_avx512_8, &gemm_ukernel_avx512_4,
 #endif
 #ifdef CRUN_HAVE_AVX2
-    &gemm_ukernel_avx2,
+    &gemm_ukernel_avx2, &gemm_ukernel_avx2_4,
 #endif
 #ifdef CRUN_HAVE_NEON
-    &gemm_ukernel_neon,
+    &gemm_ukernel_neon, &gemm_ukernel_neon_4,
 #endif
     &ukernel_ref,
 };
@@ -82,6 +83,27 @@ const GemmUkernel *gemm_ukernel_best(void)
         if (isa_allowed(ukernels[i]->isa))
             return ukernels[i];
     return &ukernel_ref;
+}
+
+/* Rows computed per real row when M rows are cut into strips of mr, over the kernel's
+ * relative speed (taller tiles reuse each B load across more rows). */
+static double strip_cost(const GemmUkernel *uk, int64_t M)
+{
+    double speed = uk->mr >= 12 ? 1.0 : uk->mr >= 6 ? 0.93 : 0.8;
+    return (double)((M + uk->mr - 1) / uk->mr * uk->mr) / (double)M / speed;
+}
+
+const GemmUkernel *gemm_ukernel_for(int64_t M)
+{
+    const GemmUkernel *best = gemm_ukernel_best();
+    if (M <= 0)
+        return best;
+    for (size_t i = 0; i < CRUN_ARRAY_LEN(ukernels); i++) {
+        const GemmUkernel *uk = ukernels[i];
+        if (uk->isa == best->isa && strip_cost(uk, M) < strip_cost(best, M))
+            best = uk;
+    }
+    return best;
 }
 
 int gemm_ukernel_count(void) { return (int)CRUN_ARRAY_LEN(ukernels); }

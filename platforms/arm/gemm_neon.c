@@ -1,7 +1,14 @@
-/* gemm_neon.c - the GEMM microkernel (platforms/simd/gemm.inc) built for NEON: an 8x8 tile
- * of C in 16 of the 32 vector registers. */
+/* gemm_neon.c - the GEMM microkernels (platforms/simd/gemm.inc) built for NEON: 8x8 (16
+ * of the 32 vector registers) and 4x8 for few rows. */
 #define VEC_ISA_NEON
 #define GEMM_MR 8
+#define GEMM_UKERNEL gemm_ukernel_8x8__neon
+#include "platforms/simd/gemm.inc"
+#undef GEMM_MR
+#undef GEMM_UKERNEL
+#define GEMM_MR 4
+#define GEMM_UKERNEL gemm_ukernel_4x8__neon
 #include "platforms/simd/gemm.inc"
 
-const GemmUkernel gemm_ukernel_neon = {"gemm_f32_8x8_neon", ISA_NEON, GEMM_MR, GEMM_NR, gemm_ukernel__neon};
+const GemmUkernel gemm_ukernel_neon = {"gemm_f32_8x8_neon", ISA_NEON, 8, GEMM_NR, gemm_ukernel_8x8__neon};
+const GemmUkernel gemm_ukernel_neon_4 = {"gemm_f32_4x8_neon", ISA_NEON, 4, GEMM_NR, gemm_ukernel_4x8__neon};
