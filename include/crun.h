@@ -159,7 +159,17 @@ typedef struct crun_step_info {
     int64_t arena_offset;  /* of output 0; -1 when it is not in the arena */
     int64_t size_bytes;    /* of output 0 */
     int64_t flops;         /* estimated floating point operations (a multiply-add counts 2) */
+    int64_t bytes_in;      /* bytes of the step's inputs, weights included (what it reads) */
 } crun_step_info;
+
+/* Wall time of one step over the runs since profiling was turned on (or since the plan
+ * last changed). */
+typedef struct crun_step_profile {
+    int64_t runs;
+    double total_ms;      /* summed over those runs */
+    double last_start_ms; /* in the last run: when the step began, from the run's start */
+    double last_ms;       /* in the last run: how long it took */
+} crun_step_profile;
 
 /* Version string, e.g. "0.1.0". Static storage. */
 CRUN_API const char *crun_version(void);
@@ -282,6 +292,13 @@ CRUN_API crun_status crun_session_get_output_item(const crun_session *session, i
 CRUN_API crun_status crun_session_memory_info(const crun_session *session, crun_memory_info *out);
 CRUN_API int32_t crun_session_step_count(const crun_session *session);
 CRUN_API crun_status crun_session_step_info(const crun_session *session, int32_t index, crun_step_info *out);
+/* Per-step timing, off by default. On, each run reads a monotonic clock once per step
+ * (counters are allocated here and at re-plans, never while running); off, a run pays
+ * one branch per step. Turning it on resets the counters. */
+CRUN_API crun_status crun_session_set_profiling(crun_session *session, int32_t on);
+/* The counters of step index; CRUN_ERR_INVALID_ARGUMENT when profiling is off or there
+ * is no such step. */
+CRUN_API crun_status crun_session_step_profile(const crun_session *session, int32_t index, crun_step_profile *out);
 /* How many plans the session has built: one at creation (or first run), one more each
  * time bound input shapes change to shapes it has not planned for just before. */
 CRUN_API int64_t crun_session_plan_count(const crun_session *session);

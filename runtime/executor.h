@@ -46,4 +46,15 @@ int64_t exec_plan_count(const Executor *e);
 /* Whether planning with default dims failed and was left for later. */
 bool exec_defaulted(const Executor *e);
 
+/* Per-step wall time of the runs since profiling was turned on or the plan changed. */
+typedef struct ExecStepTime {
+    int64_t runs;
+    double total_ms, last_start_ms, last_ms;
+} ExecStepTime;
+/* Turns timing on (allocating per-step counters now and at each re-plan, never while
+ * running) or off; off, a run pays one branch per step. */
+crun_status exec_set_profiling(Executor *e, bool on);
+/* Counters per step of the current plan, NULL when profiling is off. */
+const ExecStepTime *exec_step_times(const Executor *e);
+
 #endif

@@ -325,6 +325,28 @@ crun_status crun_session_step_info(const crun_session *s, int32_t index, crun_st
             out->arena_offset = (int64_t)pv->offset;
         out->size_bytes = (int64_t)pv->bytes;
     }
+    for (int k = 0; k < n->n_in; k++) {
+        const Tensor *t = n->in[k] < 0 ? NULL : &exec_values(s->exec)[n->in[k]];
+        if (t && t->kind == VALUE_TENSOR && !t->none)
+            out->bytes_in += (int64_t)tensor_bytes(t);
+    }
     out->flops = st->flops;
+    return CRUN_OK;
+}
+
+crun_status crun_session_set_profiling(crun_session *s, int32_t on)
+{
+    if (!s)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_set_profiling: session is NULL");
+    return exec_set_profiling(s->exec, on != 0);
+}
+
+crun_status crun_session_step_profile(const crun_session *s, int32_t index, crun_step_profile *out)
+{
+    const ExecStepTime *t = s ? exec_step_times(s->exec) : NULL;
+    if (!t || !out || index < 0 || index >= crun_session_step_count(s))
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_step_profile: %s",
+                         t ? "no such step" : "profiling is off (crun_session_set_profiling)");
+    *out = (crun_step_profile){t[index].runs, t[index].total_ms, t[index].last_start_ms, t[index].last_ms};
     return CRUN_OK;
 }

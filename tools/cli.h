@@ -32,6 +32,7 @@ typedef struct CliOptions {
     bool json;
     int warmup, runs;
     const char *isa;
+    const char *trace; /* profile: trace-event JSON to write */
 } CliOptions;
 
 /* Parses the options shared by run/info/bench from argv[first..]. Unknown options and
@@ -68,6 +69,7 @@ double cli_now(void);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 
 #endif

@@ -1,4 +1,4 @@
-/* crun.c - the command line: `crun MODEL`, `crun info`, `crun bench`, `crun test`. */
+/* crun.c - the command line: `crun MODEL`, `crun info`, `crun bench`, `crun profile`, `crun test`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +10,7 @@ static const char usage[] =
     "  crun MODEL [options]        run once and print the outputs (crun MODEL --help)\n"
     "  crun info MODEL [--nodes]   inputs, outputs, ops, parameters, FLOPs, memory plan\n"
     "  crun bench MODEL [options]  latency, load time, memory (--json for machines)\n"
+    "  crun profile MODEL [options] time per step, slowest first (--trace OUT.json)\n"
     "  crun test DIR...            run ONNX backend-test folders and compare outputs\n"
     "exit codes: 0 success, 1 failure while running, 2 usage error or bad input\n";
 
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench"))
         return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "profile"))
+        return cmd_profile(argc - 1, argv + 1);
     if (!strcmp(argv[1], "test"))
         return cmd_test(argc - 1, argv + 1);
     return cmd_run(argc, argv);
