@@ -35,10 +35,13 @@ static void fill_packed_b(const void *ctx, void *dst)
     gemm_pack_b_full(gemm_ukernel_best(), gemm_pack_b_matrix, &m, K, N, dst);
 }
 
-/* A GemmState whose b_packed holds B packed (when B is constant) for a K x N product. */
-static GemmState *state_with_b(PrepCtx *c, bool pack, int64_t K, int64_t N)
+/* A GemmState for an M x K x N product with the microkernel suiting M, whose b_packed
+ * holds B packed (when B is constant). The packing depends only on the ISA's strip width,
+ * which every microkernel of one ISA shares, so plans for any M share one packing. */
+static GemmState *state_with_b(PrepCtx *c, bool pack, int64_t M, int64_t K, int64_t N)
 {
-    const GemmUkernel *uk = gemm_ukernel_best();
+    const GemmUkernel *uk = gemm_ukernel_for(M), *layout = gemm_ukernel_best();
+    assert(uk->nr == layout->nr);
     size_t packed = pack ? gemm_packed_b_bytes(uk, K, N) : 0, inline_bytes = c->packs ? 0 : packed;
     GemmState *s = mem_alloc_aligned(sizeof(GemmState) + inline_bytes);
     if (!s)
@@ -46,7 +49,7 @@ static GemmState *state_with_b(PrepCtx *c, bool pack, int64_t K, int64_t N)
     s->uk = uk;
     s->b_packed = NULL;
     if (pack && c->packs)
-        s->b_packed = prep_shared(c, uk->name, packed, fill_packed_b); /* per microkernel: ISA limits vary */
+        s->b_packed = prep_shared(c, layout->name, packed, fill_packed_b); /* per ISA: limits vary */
     else if (pack) {
         fill_packed_b(c, s->inline_b);
         s->b_packed = s->inline_b;
@@ -160,7 +163,7 @@ static crun_status gemm_prepare(PrepCtx *c)
     const GemmParams *p = c->params;
     int64_t M, N, K, Kb;
     gemm_dims(p, c->in[0], c->in[1], &M, &N, &K, &Kb);
-    GemmState *s = state_with_b(c, c->in[1]->data != NULL, K, N);
+    GemmState *s = state_with_b(c, c->in[1]->data != NULL, M, K, N);
     if (!s)
         return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
     GemmArgs g = {.M = M, .N = N, .K = K, .uk = s->uk, .b_packed = s->b_packed};
@@ -312,10 +315,10 @@ static crun_status matmul_prepare(PrepCtx *c)
     int r;
     matmul_shape(c->in[0], c->in[1], &s, dims, &r);
     /* A 1-D B is a [K, 1] matrix: fill_packed_b reads dims[1], so pack only 2-D ones. */
-    GemmState *st = state_with_b(c, c->in[1]->data != NULL && c->in[1]->rank == 2, s.K, s.N);
+    int64_t m_all = b_is_2d(c->in[1]) ? s.M * s.n_batch : s.M;
+    GemmState *st = state_with_b(c, c->in[1]->data != NULL && c->in[1]->rank == 2, m_all, s.K, s.N);
     if (!st)
         return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
-    int64_t m_all = b_is_2d(c->in[1]) ? s.M * s.n_batch : s.M;
     GemmArgs g = {.M = m_all, .N = s.N, .K = s.K, .uk = st->uk, .b_packed = st->b_packed};
     c->ws_bytes = gemm_ws_bytes(&g, c->n_threads);
     return CRUN_OK;

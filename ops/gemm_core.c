@@ -51,26 +51,26 @@ static void ukernel_ref_4x8(int64_t kc, const float *a, const float *b, float *c
 static const GemmUkernel ukernel_ref = {"gemm_f32_4x8_ref", ISA_SCALAR, REF_MR, REF_NR, ukernel_ref_4x8};
 
 #ifdef CRUN_HAVE_AVX2
-extern const GemmUkernel gemm_ukernel_avx2, gemm_ukernel_avx2_4;
+extern const GemmUkernel gemm_ukernel_avx2, gemm_ukernel_avx2_4, gemm_ukernel_avx2_1;
 #endif
 #ifdef CRUN_HAVE_AVX512
-extern const GemmUkernel gemm_ukernel_avx512, gemm_ukernel_avx512_8, gemm_ukernel_avx512_4;
+extern const GemmUkernel gemm_ukernel_avx512, gemm_ukernel_avx512_8, gemm_ukernel_avx512_4, gemm_ukernel_avx512_1;
 #endif
 #ifdef CRUN_HAVE_NEON
-extern const GemmUkernel gemm_ukernel_neon, gemm_ukernel_neon_4;
+extern const GemmUkernel gemm_ukernel_neon, gemm_ukernel_neon_4, gemm_ukernel_neon_1;
 #endif
 
 /* Every microkernel built in, best ISA first and, within an ISA, tallest first; the
  * tests run each one. */
 static const GemmUkernel *const ukernels[] = {
 #ifdef CRUN_HAVE_AVX512
-    &gemm_ukernel_avx512, &gemm_ukernel_avx512_8, &gemm_ukernel_avx512_4,
+    &gemm_ukernel_avx512, &gemm_ukernel_avx512_8, &gemm_ukernel_avx512_4, &gemm_ukernel_avx512_1,
 #endif
 #ifdef CRUN_HAVE_AVX2
-    &gemm_ukernel_avx2, &gemm_ukernel_avx2_4,
+    &gemm_ukernel_avx2, &gemm_ukernel_avx2_4, &gemm_ukernel_avx2_1,
 #endif
 #ifdef CRUN_HAVE_NEON
-    &gemm_ukernel_neon, &gemm_ukernel_neon_4,
+    &gemm_ukernel_neon, &gemm_ukernel_neon_4, &gemm_ukernel_neon_1,
 #endif
     &ukernel_ref,
 };
@@ -89,7 +89,7 @@ const GemmUkernel *gemm_ukernel_best(void)
  * relative speed (taller tiles reuse each B load across more rows). */
 static double strip_cost(const GemmUkernel *uk, int64_t M)
 {
-    double speed = uk->mr >= 12 ? 1.0 : uk->mr >= 6 ? 0.93 : 0.8;
+    double speed = uk->mr >= 12 ? 1.0 : uk->mr >= 6 ? 0.93 : uk->mr >= 4 ? 0.8 : 0.4;
     return (double)((M + uk->mr - 1) / uk->mr * uk->mr) / (double)M / speed;
 }
 
