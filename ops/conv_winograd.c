@@ -275,27 +275,43 @@ static void output_transform(void *ctx, int64_t m, int thread)
     act_apply_f32(j->act, plane, OH * OW);
 }
 
+typedef struct ProductJob {
+    const WinoState *s;
+    const WinoGeom *wg;
+    float *v, *prod;
+    char *ws;
+    size_t ws_per_thread;
+} ProductJob;
+
+/* Product xi on one thread: the 36 products are independent and alike, so threads take
+ * whole products (balanced, and one barrier for all of them instead of one each). */
+static void product_task(void *ctx, int64_t xi, int thread)
+{
+    const ProductJob *j = ctx;
+    GemmArgs ga = product_args(j->s, j->wg);
+    GemmMatrix vm = {j->v + xi * j->wg->g.C * j->wg->tiles, j->wg->tiles, false};
+    ga.a_packed = j->s->u + xi * j->s->u_stride;
+    ga.b_src = &vm;
+    ga.c = j->prod + xi * j->wg->g.M * j->wg->tiles;
+    gemm_run(&ga, j->ws + (size_t)thread * j->ws_per_thread, NULL);
+}
+
 crun_status winograd_run(KernelCtx *k)
 {
     const WinoState *s = k->state;
     WinoGeom wg;
     geom_from(k->params, k->in[0], k->in[1], &wg);
     float *v = k->ws, *prod = v + v_floats(&wg), *scratch = prod + p_floats(&wg);
-    void *gemm_ws = scratch + scratch_floats(&wg) * (size_t)pool_threads(k->pool);
+    char *gemm_ws = (char *)(scratch + scratch_floats(&wg) * (size_t)pool_threads(k->pool));
     const Tensor *b = k->n_in > 2 ? k->in[2] : NULL;
     for (int64_t n = 0; n < wg.g.N; n++) {
         WinoJob j = {&wg, k->kdata, (const float *)k->in[0]->data + n * wg.g.C * wg.g.w.in_vol,
                      (float *)k->out[0]->data + n * wg.g.M * wg.g.w.out_vol, v, prod, scratch, b ? b->data : NULL,
                      &k->node->act};
         pool_for(k->pool, wg.g.C, input_transform, &j);
-        for (int xi = 0; xi < WXI; xi++) {
-            GemmArgs ga = product_args(s, &wg);
-            GemmMatrix vm = {v + xi * wg.g.C * wg.tiles, wg.tiles, false};
-            ga.a_packed = s->u + xi * s->u_stride;
-            ga.b_src = &vm;
-            ga.c = prod + xi * wg.g.M * wg.tiles;
-            gemm_run(&ga, gemm_ws, k->pool);
-        }
+        GemmArgs ga = product_args(s, &wg);
+        ProductJob pj = {s, &wg, v, prod, gemm_ws, gemm_ws_bytes(&ga, 1)};
+        pool_for(k->pool, WXI, product_task, &pj);
         pool_for(k->pool, wg.g.M, output_transform, &j);
     }
     return CRUN_OK;
