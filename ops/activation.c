@@ -5,7 +5,9 @@
 
 void act_apply_f32(const Activation *a, float *x, int64_t n)
 {
-    ActVecFn vec = a->kind == ACT_NONE ? NULL : act_vec_best();
+    if (a->kind == ACT_NONE && !a->affine)
+        return;
+    ActVecFn vec = act_vec_best();
     if (vec) {
         vec(a, x, x, n);
         return;

@@ -33,7 +33,7 @@ static inline float act_clip(float x, float lo, float hi)
     return x;
 }
 
-static inline float act_apply1(const Activation *a, float x)
+static inline float act_kind1(const Activation *a, float x)
 {
     switch (a->kind) {
     case ACT_NONE: return x;
@@ -49,6 +49,24 @@ static inline float act_apply1(const Activation *a, float x)
     case ACT_ERF: return erff(x);
     }
     return x;
+}
+
+/* The whole activation: its kind, then the fused scale and shift (rounded as a Mul then
+ * an Add would round them). */
+static inline float act_apply1(const Activation *a, float x)
+{
+    float y = act_kind1(a, x);
+    return a->affine ? y * a->mul + a->add : y;
+}
+
+/* Whether a is a plain clamp to [lo, hi] (none, Relu, Clip: kernels apply it in
+ * registers); for any other activation lo, hi = -inf, inf and the caller applies a. */
+static inline bool act_as_clamp(const Activation *a, float *lo, float *hi)
+{
+    bool clamp = !a->affine && (a->kind == ACT_NONE || a->kind == ACT_RELU || a->kind == ACT_CLIP);
+    *lo = clamp && a->kind == ACT_RELU ? 0.0f : clamp && a->kind == ACT_CLIP ? a->alpha : -INFINITY;
+    *hi = clamp && a->kind == ACT_CLIP ? a->beta : INFINITY;
+    return clamp;
 }
 
 /* Applies a to x[0..n) in place. */

@@ -418,13 +418,6 @@ typedef struct DwSimdJob {
     size_t ws_per_thread;
 } DwSimdJob;
 
-/* Relu and Clip become the kernel's clamp; other activations run on the finished plane. */
-static void act_clamp(const Activation *a, float *lo, float *hi)
-{
-    *lo = a->kind == ACT_RELU ? 0.0f : a->kind == ACT_CLIP ? a->alpha : -INFINITY;
-    *hi = a->kind == ACT_CLIP ? a->beta : INFINITY;
-}
-
 static void dw_simd_plane(void *ctx, int64_t t, int thread)
 {
     const DwSimdJob *j = ctx;
@@ -436,9 +429,10 @@ static void dw_simd_plane(void *ctx, int64_t t, int thread)
     wp.w = j->w + c * j->g->w.k_vol;
     wp.bias = j->b ? j->b[c] : 0.0f;
     wp.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
-    act_clamp(j->act, &wp.lo, &wp.hi);
+    /* Relu and Clip are the kernel's clamp; other activations run on the finished plane. */
+    bool clamp = act_as_clamp(j->act, &wp.lo, &wp.hi);
     j->uk->dwconv(&wp);
-    if (j->act->kind != ACT_RELU && j->act->kind != ACT_CLIP)
+    if (!clamp)
         act_apply_f32(j->act, wp.y, j->g->w.out_vol);
 }
 

@@ -239,8 +239,6 @@ static bool epi_in_kernel(const GemmArgs *g)
                                 (g->beta == 1.0f && (g->bias_kind == GEMM_BIAS_ROW || g->bias_kind == GEMM_BIAS_COL)));
 }
 
-static bool act_is_clamp(const Activation *a) { return a->kind == ACT_NONE || a->kind == ACT_RELU || a->kind == ACT_CLIP; }
-
 /* The epilogue of the tile at (i, jn) when the microkernel can apply it. */
 static const GemmEpi *tile_epi(const GemmArgs *g, int64_t i, int64_t jn, GemmEpi *e)
 {
@@ -248,9 +246,7 @@ static const GemmEpi *tile_epi(const GemmArgs *g, int64_t i, int64_t jn, GemmEpi
         return NULL;
     e->row_bias = g->bias_kind == GEMM_BIAS_ROW ? g->bias + i : NULL;
     e->col_bias = g->bias_kind == GEMM_BIAS_COL ? g->bias + jn : NULL;
-    e->lo = g->act.kind == ACT_RELU ? 0.0f : g->act.kind == ACT_CLIP ? g->act.alpha : -INFINITY;
-    e->hi = g->act.kind == ACT_CLIP ? g->act.beta : INFINITY;
-    e->act = act_is_clamp(&g->act) ? NULL : &g->act;
+    e->act = act_as_clamp(&g->act, &e->lo, &e->hi) ? NULL : &g->act;
     return e;
 }
 

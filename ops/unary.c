@@ -329,8 +329,8 @@ static crun_status unary_vec_run(KernelCtx *k)
 {
     const UnaryVec *uv = k->kdata;
     const UnaryParams *p = k->params;
-    UnaryVecJob j = {act_vec_for(uv->isa), {uv->kind, p ? p->alpha : 0, p ? p->beta : 0}, k->in[0]->data,
-                     k->out[0]->data, tensor_numel(k->out[0]), 16384};
+    UnaryVecJob j = {act_vec_for(uv->isa), {.kind = uv->kind, .alpha = p ? p->alpha : 0, .beta = p ? p->beta : 0},
+                     k->in[0]->data, k->out[0]->data, tensor_numel(k->out[0]), 16384};
     pool_for(k->pool, (j.n + j.chunk - 1) / j.chunk, unary_vec_task, &j);
     return CRUN_OK;
 }

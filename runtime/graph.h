@@ -89,9 +89,13 @@ typedef enum ActKind {
     ACT_ERF          /* erf x (the Erf op's vector kernel; never fused) */
 } ActKind;
 
+/* kind (with its alpha, beta), then, when affine is set, y = y * mul + add (a scale and
+ * shift layer after the activation, fused too). */
 typedef struct Activation {
     ActKind kind;
     float alpha, beta;
+    bool affine;
+    float mul, add;
 } Activation;
 
 typedef struct Node {

@@ -6,7 +6,7 @@
 #include "platforms/simd/vec.h"
 #include "runtime/graph.h"
 
-static inline __attribute__((always_inline)) vf act_one(const Activation *a, vf x)
+static inline __attribute__((always_inline)) vf act_kind_one(const Activation *a, vf x)
 {
     switch (a->kind) {
     case ACT_RELU: return vf_max(vf_zero(), x);
@@ -27,6 +27,14 @@ static inline __attribute__((always_inline)) vf act_one(const Activation *a, vf 
     case ACT_NONE: return x;
     }
     return x;
+}
+
+/* The whole activation: its kind, then the fused scale and shift (a multiply, then an
+ * add, as the unfused Mul and Add would round them). */
+static inline __attribute__((always_inline)) vf act_one(const Activation *a, vf x)
+{
+    vf y = act_kind_one(a, x);
+    return a->affine ? vf_add(vf_mul(y, vf_set1(a->mul)), vf_set1(a->add)) : y;
 }
 
 #endif

@@ -1,7 +1,9 @@
 /* batchnorm.c - folds BatchNormalization into the Conv before it:
  *   W'[m] = W[m] * a[m],  B'[m] = (B[m] - mean[m]) * a[m] + beta[m],
  *   a[m] = scale[m] / sqrt(var[m] + epsilon),
- * computed in double. New constants are made (the old ones may be shared). */
+ * computed in double; and, the same way, a Mul by a constant and an Add of a constant
+ * (one value, or one per output channel) that follow a Conv (exporters write scale and
+ * shift layers so). New constants are made unless the Conv is the only user. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,6 +97,96 @@ static crun_status fold(Graph *g, const Uses *u, Node *conv, Node *bn, int64_t M
     return CRUN_OK;
 }
 
+/* Per output channel m of a const float operand that broadcasts against a Conv output of
+ * rank r with M channels (one value, [M,1..] or [1,M,1..]); NULL when it does not. */
+static const float *channel_operand(const Graph *g, int v, int r, int64_t M, int64_t *step)
+{
+    const Value *c = &g->values[v];
+    if (!value_is_const(g, v) || c->dtype != CRUN_DTYPE_FLOAT || c->rank > r)
+        return NULL;
+    int64_t n = shape_numel(c->dims, c->rank);
+    if (n == 1) {
+        *step = 0;
+        return c->data;
+    }
+    /* The channel axis of the output is r - 2 axes from the end of c's (right-aligned) shape. */
+    int axis = c->rank - (r - 1);
+    if (n != M || axis < 0 || c->dims[axis] != M)
+        return NULL;
+    *step = 1;
+    return c->data;
+}
+
+/* Folds a Mul (scale) or Add (shift) by per-channel constants, the Conv's only consumer. */
+static crun_status fold_affine(Graph *g, const Uses *u, Node *conv, Node *op, Diag *d)
+{
+    const Value *w = &g->values[conv->in[1]];
+    int64_t M = w->dims[0], step;
+    int other = op->in[0] == conv->out[0] ? op->in[1] : op->in[0];
+    bool mul = !strcmp(op->op_type, "Mul");
+    const float *k = channel_operand(g, other, w->rank, M, &step);
+    if (!k)
+        return CRUN_OK;
+    Tensor wt = value_tensor(w), bt = {.dtype = CRUN_DTYPE_FLOAT, .rank = 1, .dims = {M}};
+    int64_t per = tensor_numel(&wt) / M;
+    int b_in = conv->n_in > 2 ? conv->in[2] : -1;
+    int wv = mul ? writable_const(g, u, conv->in[1], "affine_folded_weight", &wt) : conv->in[1];
+    int bv = wv < 0 ? -1 : writable_const(g, u, b_in, "affine_folded_bias", &bt);
+    if (wv < 0 || bv < 0)
+        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    const float *w0 = g->values[conv->in[1]].data, *b0 = b_in >= 0 ? g->values[b_in].data : NULL;
+    k = g->values[other].data; /* the additions above may have moved g->values */
+    float *w1 = g->values[wv].data, *b1 = g->values[bv].data;
+    for (int64_t m = 0; m < M; m++) {
+        double a = k[m * step], b = b0 ? b0[m] : 0.0;
+        if (mul)
+            for (int64_t i = 0; i < per; i++)
+                w1[m * per + i] = (float)(w0[m * per + i] * a);
+        b1[m] = (float)(mul ? b * a : b + a);
+    }
+    if (!node_set_input(conv, 1, wv) || !node_set_input(conv, 2, bv))
+        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    graph_replace_uses(g, op->out[0], conv->out[0]);
+    op->dead = true;
+    size_t len = strlen(conv->fused);
+    snprintf(conv->fused + len, sizeof conv->fused - len, "%s%s", len ? "+" : "", op->op_type);
+    return CRUN_OK;
+}
+
+/* Scale and shift layers after Conv: a run of Mul / Add by constants folds in one by one. */
+static crun_status fold_affine_runs(Graph *g, Diag *d, bool *changed)
+{
+    bool again = true;
+    crun_status st = CRUN_OK;
+    while (again && st == CRUN_OK) {
+        again = false;
+        if (*changed)
+            graph_compact(g); /* folded nodes must not count as consumers below */
+        Uses u;
+        if (uses_build(g, &u) != CRUN_OK)
+            return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int i = 0; i < g->n_nodes && st == CRUN_OK; i++) {
+            Node *conv = &g->nodes[i];
+            if (conv->dead || strcmp(conv->op_type, "Conv") || conv->domain[0] || conv->n_out != 1 ||
+                conv->act.kind != ACT_NONE || !value_is_const(g, conv->in[1]) ||
+                g->values[conv->in[1]].dtype != CRUN_DTYPE_FLOAT || g->values[conv->in[1]].rank < 3 ||
+                (conv->n_in > 2 && conv->in[2] >= 0 && !const_f32(g, conv->in[2], g->values[conv->in[1]].dims[0])))
+                continue;
+            int ci = single_consumer(g, &u, conv->out[0]);
+            Node *op = ci < 0 ? NULL : &g->nodes[ci];
+            if (!op || op->dead || op->domain[0] || op->n_in != 2 || op->n_out != 1 ||
+                (strcmp(op->op_type, "Mul") && strcmp(op->op_type, "Add")) || op->in[0] == op->in[1])
+                continue;
+            bool dead_before = op->dead;
+            st = fold_affine(g, &u, conv, op, d);
+            if (op->dead && !dead_before)
+                again = *changed = true;
+        }
+        uses_free(&u);
+    }
+    return st;
+}
+
 crun_status pass_fold_batchnorm(Graph *g, Diag *d)
 {
     Uses u;
@@ -114,6 +206,8 @@ crun_status pass_fold_batchnorm(Graph *g, Diag *d)
         changed = true;
     }
     uses_free(&u);
+    if (st == CRUN_OK)
+        st = fold_affine_runs(g, d, &changed);
     if (st == CRUN_OK && changed)
         graph_compact(g);
     return st;

@@ -174,13 +174,21 @@ static int silu_of(const Graph *g, const Uses *u, int v, int *mul)
     return -1;
 }
 
-/* Whether value v is a float constant within a relative 1e-6 of want. */
-static bool const_near(const Graph *g, int v, float want)
+/* The value of v when it is a one-element float constant. */
+static bool scalar_value(const Graph *g, int v, float *out)
 {
     const Value *val = v < 0 ? NULL : &g->values[v];
     if (!val || !value_is_const(g, v) || val->dtype != CRUN_DTYPE_FLOAT || shape_numel(val->dims, val->rank) != 1)
         return false;
-    return fabsf(((const float *)val->data)[0] - want) <= 1e-6f * fabsf(want);
+    *out = ((const float *)val->data)[0];
+    return true;
+}
+
+/* Whether value v is a float constant within a relative 1e-6 of want. */
+static bool const_near(const Graph *g, int v, float want)
+{
+    float c;
+    return scalar_value(g, v, &c) && fabsf(c - want) <= 1e-6f * fabsf(want);
 }
 
 /* The other operand of a two-input node n of type op, one of whose operands is v. */
@@ -221,6 +229,91 @@ static int gelu_of(const Graph *g, const Uses *u, int v, int chain[5])
     return -1;
 }
 
+/* HardSwish as exporters decompose it, on v: x * Clip(x + 3, 0, 6) / 6 (or * 1/6). Returns
+ * the last node's index and fills chain[] with the four nodes, or -1. */
+static int hardswish_of(const Graph *g, const Uses *u, int v, int chain[4])
+{
+    if (uses_count(u, v) != 2 || value_escapes(g, v))
+        return -1;
+    for (int k = 0; k < 2; k++) {
+        int add = u->idx[u->start[v] + k], mul = u->idx[u->start[v] + 1 - k];
+        if (!const_near(g, other_operand(&g->nodes[add], "Add", v), 3.0f))
+            continue;
+        int clip = single_consumer(g, u, g->nodes[add].out[0]);
+        Activation a;
+        if (clip < 0 || g->nodes[clip].in[0] != g->nodes[add].out[0] || !activation_of(g, &g->nodes[clip], &a) ||
+            a.kind != ACT_CLIP || a.alpha != 0.0f || a.beta != 6.0f)
+            continue;
+        if (single_consumer(g, u, g->nodes[clip].out[0]) != mul ||
+            other_operand(&g->nodes[mul], "Mul", v) != g->nodes[clip].out[0])
+            continue;
+        int last = single_consumer(g, u, g->nodes[mul].out[0]), p = g->nodes[mul].out[0];
+        if (last < 0 || !(const_near(g, other_operand(&g->nodes[last], "Div", p), 6.0f) ||
+                          const_near(g, other_operand(&g->nodes[last], "Mul", p), 1.0f / 6.0f)))
+            continue;
+        if (g->nodes[last].in[0] != p && !strcmp(g->nodes[last].op_type, "Div"))
+            continue; /* 6 / x is not x / 6 */
+        int nodes[4] = {add, clip, mul, last};
+        memcpy(chain, nodes, sizeof nodes);
+        return last;
+    }
+    return -1;
+}
+
+/* A Mul by a constant scalar, then maybe an Add of one, after the chain n absorbed (whose
+ * end was value end, now n's output): a scale and shift layer, folded into n's activation. */
+static void fuse_post_affine(Graph *g, const Uses *u, Node *n, int end)
+{
+    int mi = single_consumer(g, u, end);
+    float s, t = 0.0f;
+    if (mi < 0 || !scalar_value(g, other_operand(&g->nodes[mi], "Mul", n->out[0]), &s))
+        return;
+    Node *m = &g->nodes[mi];
+    int ai = single_consumer(g, u, m->out[0]);
+    bool add = ai >= 0 && scalar_value(g, other_operand(&g->nodes[ai], "Add", m->out[0]), &t);
+    n->act.affine = true;
+    n->act.mul = s;
+    n->act.add = t;
+    absorb(g, n, m, "Mul");
+    if (add)
+        absorb(g, n, &g->nodes[ai], "Add");
+}
+
+/* Fuses the activation reading n's output, if any: the value its last node wrote (now
+ * n's output), or -1. */
+static int fuse_one_activation(Graph *g, const Uses *u, Node *n)
+{
+    int chain[5], last;
+    if ((last = gelu_of(g, u, n->out[0], chain)) >= 0) {
+        n->act = (Activation){.kind = ACT_GELU};
+        for (int k = 0; k < 4; k++)
+            g->nodes[chain[k]].dead = true;
+        absorb(g, n, &g->nodes[last], "Gelu");
+        return g->nodes[last].out[0];
+    }
+    if ((last = hardswish_of(g, u, n->out[0], chain)) >= 0) {
+        n->act = (Activation){.kind = ACT_HARDSWISH};
+        for (int k = 0; k < 3; k++)
+            g->nodes[chain[k]].dead = true;
+        absorb(g, n, &g->nodes[last], "HardSwish");
+        return g->nodes[last].out[0];
+    }
+    int mul, sig = silu_of(g, u, n->out[0], &mul);
+    if (sig >= 0) {
+        n->act = (Activation){.kind = ACT_SILU};
+        g->nodes[sig].dead = true;
+        absorb(g, n, &g->nodes[mul], "Sigmoid+Mul");
+        return g->nodes[mul].out[0];
+    }
+    int ci = single_consumer(g, u, n->out[0]);
+    Activation a;
+    if (ci < 0 || g->nodes[ci].in[0] != n->out[0] || !activation_of(g, &g->nodes[ci], &a))
+        return -1;
+    n->act = a;
+    absorb(g, n, &g->nodes[ci], g->nodes[ci].op_type);
+    return g->nodes[ci].out[0];
+}
+
 crun_status pass_fuse_activation(Graph *g, Diag *d)
 {
     Uses u;
@@ -232,29 +325,10 @@ crun_status pass_fuse_activation(Graph *g, Diag *d)
         if (n->dead || !(n->op->flags & OPF_ACT_EPILOGUE) || n->act.kind != ACT_NONE || n->n_out != 1 ||
             !weight_is_const_f32(g, n))
             continue;
-        int chain[5];
-        if (gelu_of(g, &u, n->out[0], chain) >= 0) {
-            n->act = (Activation){ACT_GELU, 0, 0};
-            for (int k = 0; k < 4; k++)
-                g->nodes[chain[k]].dead = true;
-            absorb(g, n, &g->nodes[chain[4]], "Gelu");
-            changed = true;
+        int end = fuse_one_activation(g, &u, n);
+        if (end < 0)
             continue;
-        }
-        int mul, sig = silu_of(g, &u, n->out[0], &mul);
-        if (sig >= 0) {
-            n->act = (Activation){ACT_SILU, 0, 0};
-            g->nodes[sig].dead = true;
-            absorb(g, n, &g->nodes[mul], "Sigmoid+Mul");
-            changed = true;
-            continue;
-        }
-        int ci = single_consumer(g, &u, n->out[0]);
-        Activation a;
-        if (ci < 0 || g->nodes[ci].in[0] != n->out[0] || !activation_of(g, &g->nodes[ci], &a))
-            continue;
-        n->act = a;
-        absorb(g, n, &g->nodes[ci], g->nodes[ci].op_type);
+        fuse_post_affine(g, &u, n, end);
         changed = true;
     }
     uses_free(&u);

@@ -32,7 +32,7 @@ static bool check_gemm(const GemmUkernel *uk, GemmCase c, ThreadPool *pool, char
         gemm_pack_b_full(uk, gemm_pack_b_matrix, &bm, c.K, c.N, pb);
     GemmArgs g = {.M = c.M, .N = c.N, .K = c.K, .uk = uk, .a_packed = pa, .a = am, .b_packed = pb,
                   .pack_b = gemm_pack_b_matrix, .b_src = &bm, .c = y, .ldc = c.N, .alpha = 1, .beta = 1,
-                  .bias_kind = GEMM_BIAS_COL, .bias = bias, .act = {ACT_RELU, 0, 0}};
+                  .bias_kind = GEMM_BIAS_COL, .bias = bias, .act = {.kind = ACT_RELU}};
     void *ws = mem_alloc_aligned(gemm_ws_bytes(&g, pool_threads(pool)));
     gemm_run(&g, ws, pool);
     bool ok = floats_close(y, want, (long)(c.M * c.N), 1e-4, 1e-4, why, size);
