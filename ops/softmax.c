@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "ops/registry.h"
+#include "platforms/softmax.h"
 #include "runtime/threadpool.h"
 
 typedef struct SoftmaxParams {
@@ -122,8 +123,70 @@ static crun_status softmax_run_any(KernelCtx *k, bool log)
 static crun_status softmax_run(KernelCtx *k) { return softmax_run_any(k, false); }
 static crun_status logsoftmax_run(KernelCtx *k) { return softmax_run_any(k, true); }
 
-static const KernelVariant softmax_kernels[] = {{"softmax_ref", ISA_SCALAR, NULL, NULL, softmax_run, NULL}, {0}};
-static const KernelVariant logsoftmax_kernels[] = {{"logsoftmax_ref", ISA_SCALAR, NULL, NULL, logsoftmax_run, NULL},
+/* ---- float32 rows that are contiguous (the last axis) through the vector kernels ---- */
+
+static bool softmax_simd_applies(const PrepCtx *c, const void *kdata)
+{
+    int64_t len, inner;
+    softmax_split(c->node, c->params, c->in[0], &len, &inner);
+    return c->in[0]->dtype == CRUN_DTYPE_FLOAT && inner == 1;
+}
+
+typedef struct SimdRowJob {
+    SoftmaxRowFn fn;
+    const float *x;
+    float *y;
+    int64_t len, rows, per_task;
+    bool log;
+} SimdRowJob;
+
+static void simd_rows_task(void *ctx, int64_t t, int thread)
+{
+    const SimdRowJob *j = ctx;
+    int64_t end = CRUN_MIN(j->rows, (t + 1) * j->per_task);
+    for (int64_t r = t * j->per_task; r < end; r++)
+        j->fn(j->x + r * j->len, j->y + r * j->len, j->len, j->log);
+}
+
+static crun_status softmax_simd_any(KernelCtx *k, bool log)
+{
+    int64_t n = tensor_numel(k->in[0]), inner;
+    if (n == 0)
+        return CRUN_OK;
+    SimdRowJob j = {*(const SoftmaxRowFn *)k->kdata, k->in[0]->data, k->out[0]->data, 0, 0, 0, log};
+    softmax_split(k->node, k->params, k->in[0], &j.len, &inner);
+    j.rows = n / j.len;
+    j.per_task = j.len >= 4096 ? 1 : 4096 / j.len;
+    pool_for(k->pool, (j.rows + j.per_task - 1) / j.per_task, simd_rows_task, &j);
+    return CRUN_OK;
+}
+
+static crun_status softmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, false); }
+static crun_status logsoftmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, true); }
+
+#define SOFTMAX_VARIANTS(name, run) \
+    SOFTMAX_AVX512(name, run) SOFTMAX_AVX2(name, run) SOFTMAX_NEON(name, run)
+#ifdef CRUN_HAVE_AVX512
+#define SOFTMAX_AVX512(name, run) {name "_avx512", ISA_AVX512, softmax_simd_applies, NULL, run, &softmax_row_avx512},
+#else
+#define SOFTMAX_AVX512(name, run)
+#endif
+#ifdef CRUN_HAVE_AVX2
+#define SOFTMAX_AVX2(name, run) {name "_avx2", ISA_AVX2, softmax_simd_applies, NULL, run, &softmax_row_avx2},
+#else
+#define SOFTMAX_AVX2(name, run)
+#endif
+#ifdef CRUN_HAVE_NEON
+#define SOFTMAX_NEON(name, run) {name "_neon", ISA_NEON, softmax_simd_applies, NULL, run, &softmax_row_neon},
+#else
+#define SOFTMAX_NEON(name, run)
+#endif
+
+static const KernelVariant softmax_kernels[] = {SOFTMAX_VARIANTS("softmax", softmax_simd_run)
+                                                {"softmax_ref", ISA_SCALAR, NULL, NULL, softmax_run, NULL},
+                                                {0}};
+static const KernelVariant logsoftmax_kernels[] = {SOFTMAX_VARIANTS("logsoftmax", logsoftmax_simd_run)
+                                                   {"logsoftmax_ref", ISA_SCALAR, NULL, NULL, logsoftmax_run, NULL},
                                                    {0}};
 const OpDesc op_Softmax = {"", "Softmax", 1, 1, 1, 1, 0, parse_softmax, softmax_infer, softmax_flops,
                            softmax_kernels};

@@ -310,3 +310,28 @@ TEST(gelu_and_silu_fuse_and_match_reference)
         CHECK_MSG(ok, "%s: %s", which ? "SiLU" : "GELU", why);
     }
 }
+
+/* Softmax and LogSoftmax rows (the last axis) against the reference, every ISA, on row
+ * lengths around every vector width and values far apart (exp's whole range). */
+TEST(softmax_kernels_match_reference)
+{
+    const int64_t lens[] = {1, 3, 8, 15, 16, 17, 31, 33, 128, 1000};
+    for (int log = 0; log < 2; log++)
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            int64_t n = lens[l], dx[2] = {5, n};
+            float *x = malloc((size_t)(5 * n) * 4);
+            fill_random(x, 5 * n, 51 + (unsigned)l, -30, 30);
+            OnnxBuilder *b = ob_new(13);
+            ob_input(b, "x", CRUN_DTYPE_FLOAT, 2, dx, NULL);
+            ob_node(b, log ? "LogSoftmax" : "Softmax", "x", "y");
+            ob_output(b, "y");
+            crun_model *m = ob_load(b);
+            ob_free(b);
+            TIn in = {CRUN_DTYPE_FLOAT, 2, {5, n}, x};
+            char why[240] = "did not load";
+            bool ok = m && best_vs_reference_every_isa(m, &in, 1 + (int)(l % 2), true, why, sizeof why);
+            free(x);
+            crun_model_free(m);
+            CHECK_MSG(ok, "%s n=%lld: %s", log ? "LogSoftmax" : "Softmax", (long long)n, why);
+        }
+}
