@@ -183,6 +183,30 @@ def test_bench_json():
     check(rc == 0 and "median" in out, "bench human output")
 
 
+def test_profile_table_and_trace():
+    path = save(model_identity(), "m.onnx")
+    trace = os.path.join(TMP, "trace.json")
+    rc, out, err = crun("profile", path, "--runs", 4, "--warmup", 1, "--trace", trace)
+    check(rc == 0, "profile: " + err)
+    rows = [l.split() for l in out.splitlines() if l.strip()[:1].isdigit()]
+    check(len(rows) == 2, "profile prints one row per step: %r" % out)
+    check(all(r[2] in ("Relu", "Gather") for r in rows), "profile rows name the op: %r" % rows)
+    ms = [float(r[-4]) for r in rows]
+    check(ms == sorted(ms, reverse=True), "profile rows are sorted slowest first: %r" % ms)
+    try:
+        events = json.load(open(trace))["traceEvents"]
+    except (OSError, ValueError, KeyError) as e:
+        events = []
+        check(False, "trace is trace-event JSON: %s" % e)
+    check(len(events) == 2 and all(e["ph"] == "X" and e["dur"] >= 0 and "kernel" in e["args"] for e in events),
+          "trace has one complete event per step: %r" % events)
+    if len(events) == 2:
+        check(events[1]["ts"] >= events[0]["ts"], "trace events in run order")
+    one_line_error(*crun("profile", os.path.join(TMP, "none.onnx")), 2, "none.onnx", "profile of a missing model")
+    one_line_error(*crun("profile", path, "--trace", os.path.join(TMP, "no", "dir", "t.json")), 2, "t.json",
+                   "profile trace to an unwritable path")
+
+
 def make_case(root, name, x, y_expected):
     d = os.path.join(root, name)
     os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
