@@ -173,6 +173,7 @@ static crun_status lppool_run(KernelCtx *k) { return pool_run(k, POOL_LP); }
 
 /* ---- float32 2-D max pooling through the SIMD window kernels (platforms/window.h) ---- */
 
+/* The 2-D float32 windows the SIMD kernels take (MaxPool without Indices; AveragePool). */
 static bool maxpool_simd_applies(const PrepCtx *c, const void *kdata)
 {
     PoolGeom g;
@@ -242,7 +243,90 @@ static const KernelVariant maxpool_kernels[] = {
 #endif
     {"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL},
     {0}};
-static const KernelVariant avgpool_kernels[] = {{"avgpool_ref", ISA_SCALAR, NULL, NULL, avgpool_run, NULL}, {0}};
+/* ---- float32 2-D average pooling: window sums by the depthwise kernel with every tap 1,
+ * then a division by the window's count, which is a row factor times a column factor ---- */
+
+/* Elements the count includes along one axis for output position o (AveragePool's
+ * count_include_pad: the window up to the end padding, else only inside the input). */
+static int64_t axis_count(const WindowGeom *w, int a, int64_t o, bool include_pad)
+{
+    int64_t lo = o * w->s[a] - w->pb[a], hi = lo + w->k[a];
+    if (include_pad)
+        return CRUN_MIN(hi, w->in[a] + w->pe[a]) - lo;
+    return CRUN_MAX((int64_t)1, CRUN_MIN(hi, w->in[a]) - CRUN_MAX(lo, (int64_t)0));
+}
+
+/* Workspace: the per-thread window scratch, then 1/row count, 1/column count, the taps. */
+static size_t avg_extra_floats(const PoolGeom *g)
+{
+    return align_up((size_t)(g->w.out[1] + g->w.out[2] + WINDOW_MAX_K * WINDOW_MAX_K), 16);
+}
+
+static crun_status avgpool_simd_prepare(PrepCtx *c)
+{
+    PoolGeom g;
+    char buf[160];
+    pool_geom(c->params, c->in[0], &g, buf, sizeof buf);
+    c->ws_bytes = maxpool_scratch_bytes(&g) * (size_t)c->n_threads + avg_extra_floats(&g) * sizeof(float);
+    return CRUN_OK;
+}
+
+typedef struct AvgSimdJob {
+    MaxSimdJob base;
+    const float *inv_row, *inv_col, *ones;
+} AvgSimdJob;
+
+static void avgpool_simd_plane(void *ctx, int64_t t, int thread)
+{
+    const AvgSimdJob *j = ctx;
+    const PoolGeom *g = j->base.g;
+    WindowPlane wp;
+    window_plane_init(&g->w, &wp);
+    wp.x = j->base.x + t * g->w.in_vol;
+    wp.y = j->base.y + t * g->w.out_vol;
+    wp.w = j->ones;
+    wp.lo = -INFINITY;
+    wp.hi = INFINITY;
+    wp.scratch = (float *)(j->base.ws + (size_t)thread * j->base.ws_per_thread);
+    j->base.uk->dwconv(&wp);
+    for (int64_t oy = 0; oy < wp.OH; oy++)
+        for (int64_t ox = 0; ox < wp.OW; ox++)
+            wp.y[oy * wp.OW + ox] *= j->inv_row[oy] * j->inv_col[ox];
+}
+
+static crun_status avgpool_simd_run(KernelCtx *k)
+{
+    const PoolParams *p = k->params;
+    PoolGeom g;
+    char buf[160];
+    pool_geom(p, k->in[0], &g, buf, sizeof buf);
+    size_t per = maxpool_scratch_bytes(&g);
+    float *extra = (float *)((char *)k->ws + per * (size_t)pool_threads(k->pool));
+    float *inv_row = extra, *inv_col = extra + g.w.out[1], *ones = inv_col + g.w.out[2];
+    for (int64_t o = 0; o < g.w.out[1]; o++)
+        inv_row[o] = 1.0f / (float)axis_count(&g.w, 1, o, p->count_include_pad != 0);
+    for (int64_t o = 0; o < g.w.out[2]; o++)
+        inv_col[o] = 1.0f / (float)axis_count(&g.w, 2, o, p->count_include_pad != 0);
+    for (int i = 0; i < WINDOW_MAX_K * WINDOW_MAX_K; i++)
+        ones[i] = 1.0f;
+    AvgSimdJob j = {{&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, per}, inv_row, inv_col, ones};
+    pool_for(k->pool, g.planes, avgpool_simd_plane, &j);
+    return CRUN_OK;
+}
+
+static const KernelVariant avgpool_kernels[] = {
+#ifdef CRUN_HAVE_AVX512
+    {"avgpool_avx512", ISA_AVX512, maxpool_simd_applies, avgpool_simd_prepare, avgpool_simd_run,
+     &window_ukernels_avx512},
+#endif
+#ifdef CRUN_HAVE_AVX2
+    {"avgpool_avx2", ISA_AVX2, maxpool_simd_applies, avgpool_simd_prepare, avgpool_simd_run, &window_ukernels_avx2},
+#endif
+#ifdef CRUN_HAVE_NEON
+    {"avgpool_neon", ISA_NEON, maxpool_simd_applies, avgpool_simd_prepare, avgpool_simd_run, &window_ukernels_neon},
+#endif
+    {"avgpool_ref", ISA_SCALAR, NULL, NULL, avgpool_run, NULL},
+    {0}};
 static const KernelVariant lppool_kernels[] = {{"lppool_ref", ISA_SCALAR, NULL, NULL, lppool_run, NULL}, {0}};
 const OpDesc op_MaxPool = {"", "MaxPool", 1, 1, 1, 2, 0, parse_pool, pool_infer, pool_flops, maxpool_kernels};
 const OpDesc op_AveragePool = {"", "AveragePool", 1, 1, 1, 1, 0, parse_pool, pool_infer, pool_flops,

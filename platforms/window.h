@@ -44,7 +44,7 @@ typedef struct WindowUkernels {
 
 /* Largest window the kernels take (per axis) and largest stride. */
 #define WINDOW_MAX_K 7
-#define WINDOW_MAX_S 2
+#define WINDOW_MAX_S 4
 
 #ifdef CRUN_HAVE_AVX2
 extern const WindowUkernels window_ukernels_avx2;

@@ -181,7 +181,7 @@ TEST(conv_kernels_match_reference)
         {3, 5, 33, 3, 3, 1, 1, 3},    {4, 6, 17, 4, 5, 2, 2, 4},   {5, 3, 16, 5, 3, 2, 0, 5},
         {2, 9, 31, 2, 7, 1, 3, 2},    {3, 1, 1, 3, 3, 1, 1, 3},    {6, 12, 8, 6, 3, 1, 0, 6},
         {2, 11, 40, 2, 5, 1, 1, 2},   {1, 4, 4, 1, 3, 2, 1, 1},    {3, 7, 75, 3, 3, 2, 1, 3},
-        {2, 6, 66, 2, 5, 2, 2, 2},
+        {2, 6, 66, 2, 5, 2, 2, 2},    {4, 13, 40, 4, 3, 3, 1, 4},  {3, 9, 21, 3, 5, 4, 2, 3},
         /* Winograd F(4,3): tile grids with partial tiles at the right and bottom edges */
         {16, 26, 29, 12, 3, 1, 1, 1}, {9, 30, 35, 17, 3, 1, 0, 1}, {8, 33, 33, 40, 3, 1, 1, 1},
     };
@@ -197,15 +197,18 @@ TEST(conv_kernels_match_reference)
         }
 }
 
-/* MaxPool 2-D (SIMD window kernels) against the reference, every ISA. */
-TEST(maxpool_kernels_match_reference)
+/* MaxPool and AveragePool 2-D (SIMD window kernels) against the reference, every ISA;
+ * average pooling with and without count_include_pad (ceil_mode windows end in padding). */
+TEST(pool_kernels_match_reference)
 {
     struct {
         int C, H, W, K, stride, pad, ceil;
     } cases[] = {
         {3, 112, 112, 3, 2, 1, 0}, {2, 7, 9, 2, 2, 0, 0}, {2, 8, 17, 3, 1, 1, 0}, {1, 5, 5, 3, 2, 0, 1},
         {4, 6, 33, 2, 1, 0, 0},    {2, 13, 13, 5, 2, 2, 1}, {1, 1, 1, 1, 1, 0, 0}, {3, 10, 15, 7, 2, 3, 0},
+        {2, 9, 50, 3, 3, 1, 0},    {3, 12, 21, 4, 4, 0, 1},
     };
+    for (int kind = 0; kind < 3; kind++) /* max, average, average counting pads */
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int64_t dx[4] = {2, cases[c].C, cases[c].H, cases[c].W}, k[2] = {cases[c].K, cases[c].K};
         int64_t st[2] = {cases[c].stride, cases[c].stride}, p = cases[c].pad, pads[4] = {p, p, p, p};
@@ -214,7 +217,9 @@ TEST(maxpool_kernels_match_reference)
         fill_random(x, nx, 21 + (unsigned)c, -1, 1);
         OnnxBuilder *b = ob_new(13);
         ob_input(b, "x", CRUN_DTYPE_FLOAT, 4, dx, NULL);
-        Onnx__NodeProto *n = ob_node(b, "MaxPool", "x", "y");
+        Onnx__NodeProto *n = ob_node(b, kind ? "AveragePool" : "MaxPool", "x", "y");
+        if (kind)
+            ob_attr_int(b, n, "count_include_pad", kind == 2);
         ob_attr_ints(b, n, "kernel_shape", k, 2);
         ob_attr_ints(b, n, "strides", st, 2);
         ob_attr_ints(b, n, "pads", pads, 4);
@@ -227,7 +232,7 @@ TEST(maxpool_kernels_match_reference)
         bool ok = m && best_vs_reference_every_isa(m, &in, 1 + (int)(c % 2), true, why, sizeof why);
         free(x);
         crun_model_free(m);
-        CHECK_MSG(ok, "case %zu: %s", c, why);
+        CHECK_MSG(ok, "%s case %zu: %s", kind ? "AveragePool" : "MaxPool", c, why);
     }
 }
 
