@@ -463,25 +463,9 @@ static bool wino_applies(const PrepCtx *c, const void *kdata) { return winograd_
 /* The 1x1 and im2col variants share code (the GEMM reads the input directly when the
  * kernel is pointwise); they are listed apart so plans say which one runs. */
 static const KernelVariant conv_kernels[] = {
-#ifdef CRUN_HAVE_AVX512
-    {"conv_dw_avx512", ISA_AVX512, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_avx512},
-#endif
-#ifdef CRUN_HAVE_AVX2
-    {"conv_dw_avx2", ISA_AVX2, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_avx2},
-#endif
-#ifdef CRUN_HAVE_NEON
-    {"conv_dw_neon", ISA_NEON, dw_simd_applies, dw_simd_prepare, dw_simd_run, &window_ukernels_neon},
-#endif
+    KV_SIMD("conv_dw", dw_simd_applies, dw_simd_prepare, dw_simd_run, window_ukernels)
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
-#ifdef CRUN_HAVE_AVX512
-    {"conv_winograd_avx512", ISA_AVX512, wino_applies, winograd_prepare, winograd_run, &wino_ukernels_avx512},
-#endif
-#ifdef CRUN_HAVE_AVX2
-    {"conv_winograd_avx2", ISA_AVX2, wino_applies, winograd_prepare, winograd_run, &wino_ukernels_avx2},
-#endif
-#ifdef CRUN_HAVE_NEON
-    {"conv_winograd_neon", ISA_NEON, wino_applies, winograd_prepare, winograd_run, &wino_ukernels_neon},
-#endif
+    KV_SIMD("conv_winograd", wino_applies, winograd_prepare, winograd_run, wino_ukernels)
     {"conv_winograd_f43", ISA_SCALAR, wino_applies, winograd_prepare, winograd_run, NULL},
     {"conv_1x1_gemm", ISA_SCALAR, pointwise_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_im2col_gemm", ISA_SCALAR, gemm_applies, conv_gemm_prepare, conv_gemm_run, NULL},

@@ -231,16 +231,7 @@ static crun_status maxpool_simd_run(KernelCtx *k)
 }
 
 static const KernelVariant maxpool_kernels[] = {
-#ifdef CRUN_HAVE_AVX512
-    {"maxpool_avx512", ISA_AVX512, maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run,
-     &window_ukernels_avx512},
-#endif
-#ifdef CRUN_HAVE_AVX2
-    {"maxpool_avx2", ISA_AVX2, maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, &window_ukernels_avx2},
-#endif
-#ifdef CRUN_HAVE_NEON
-    {"maxpool_neon", ISA_NEON, maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, &window_ukernels_neon},
-#endif
+    KV_SIMD("maxpool", maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, window_ukernels)
     {"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL},
     {0}};
 /* ---- float32 2-D average pooling: window sums by the depthwise kernel with every tap 1,
@@ -315,16 +306,7 @@ static crun_status avgpool_simd_run(KernelCtx *k)
 }
 
 static const KernelVariant avgpool_kernels[] = {
-#ifdef CRUN_HAVE_AVX512
-    {"avgpool_avx512", ISA_AVX512, maxpool_simd_applies, avgpool_simd_prepare, avgpool_simd_run,
-     &window_ukernels_avx512},
-#endif
-#ifdef CRUN_HAVE_AVX2
-    {"avgpool_avx2", ISA_AVX2, maxpool_simd_applies, avgpool_simd_prepare, avgpool_simd_run, &window_ukernels_avx2},
-#endif
-#ifdef CRUN_HAVE_NEON
-    {"avgpool_neon", ISA_NEON, maxpool_simd_applies, avgpool_simd_prepare, avgpool_simd_run, &window_ukernels_neon},
-#endif
+    KV_SIMD("avgpool", maxpool_simd_applies, avgpool_simd_prepare, avgpool_simd_run, window_ukernels)
     {"avgpool_ref", ISA_SCALAR, NULL, NULL, avgpool_run, NULL},
     {0}};
 static const KernelVariant lppool_kernels[] = {{"lppool_ref", ISA_SCALAR, NULL, NULL, lppool_run, NULL}, {0}};

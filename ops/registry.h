@@ -111,6 +111,28 @@ typedef struct OpDesc {
     const KernelVariant *kernels; /* terminated by an entry with name NULL */
 } OpDesc;
 
+/* Kernel-table entries, one per SIMD ISA built in, of a kernel written once and built per
+ * ISA: KV_SIMD("maxpool", applies, prepare, run, window_ukernels) gives "maxpool_avx512"
+ * with data &window_ukernels_avx512, then the AVX2 and NEON ones, best first. */
+#ifdef CRUN_HAVE_AVX512
+#define KV_AVX512(name, applies, prepare, run, data) {name "_avx512", ISA_AVX512, applies, prepare, run, &data##_avx512},
+#else
+#define KV_AVX512(name, applies, prepare, run, data)
+#endif
+#ifdef CRUN_HAVE_AVX2
+#define KV_AVX2(name, applies, prepare, run, data) {name "_avx2", ISA_AVX2, applies, prepare, run, &data##_avx2},
+#else
+#define KV_AVX2(name, applies, prepare, run, data)
+#endif
+#ifdef CRUN_HAVE_NEON
+#define KV_NEON(name, applies, prepare, run, data) {name "_neon", ISA_NEON, applies, prepare, run, &data##_neon},
+#else
+#define KV_NEON(name, applies, prepare, run, data)
+#endif
+#define KV_SIMD(name, applies, prepare, run, data) \
+    KV_AVX512(name, applies, prepare, run, data) KV_AVX2(name, applies, prepare, run, data) \
+    KV_NEON(name, applies, prepare, run, data)
+
 /* The op for (domain, name), or NULL. */
 const OpDesc *op_lookup(const char *domain, const char *name);
 /* Picks the kernel variant for a prepared context: first whose ISA is allowed and whose

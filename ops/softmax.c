@@ -164,28 +164,12 @@ static crun_status softmax_simd_any(KernelCtx *k, bool log)
 static crun_status softmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, false); }
 static crun_status logsoftmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, true); }
 
-#define SOFTMAX_VARIANTS(name, run) \
-    SOFTMAX_AVX512(name, run) SOFTMAX_AVX2(name, run) SOFTMAX_NEON(name, run)
-#ifdef CRUN_HAVE_AVX512
-#define SOFTMAX_AVX512(name, run) {name "_avx512", ISA_AVX512, softmax_simd_applies, NULL, run, &softmax_row_avx512},
-#else
-#define SOFTMAX_AVX512(name, run)
-#endif
-#ifdef CRUN_HAVE_AVX2
-#define SOFTMAX_AVX2(name, run) {name "_avx2", ISA_AVX2, softmax_simd_applies, NULL, run, &softmax_row_avx2},
-#else
-#define SOFTMAX_AVX2(name, run)
-#endif
-#ifdef CRUN_HAVE_NEON
-#define SOFTMAX_NEON(name, run) {name "_neon", ISA_NEON, softmax_simd_applies, NULL, run, &softmax_row_neon},
-#else
-#define SOFTMAX_NEON(name, run)
-#endif
-
-static const KernelVariant softmax_kernels[] = {SOFTMAX_VARIANTS("softmax", softmax_simd_run)
+static const KernelVariant softmax_kernels[] = {KV_SIMD("softmax", softmax_simd_applies, NULL, softmax_simd_run,
+                                                        softmax_row)
                                                 {"softmax_ref", ISA_SCALAR, NULL, NULL, softmax_run, NULL},
                                                 {0}};
-static const KernelVariant logsoftmax_kernels[] = {SOFTMAX_VARIANTS("logsoftmax", logsoftmax_simd_run)
+static const KernelVariant logsoftmax_kernels[] = {KV_SIMD("logsoftmax", softmax_simd_applies, NULL,
+                                                           logsoftmax_simd_run, softmax_row)
                                                    {"logsoftmax_ref", ISA_SCALAR, NULL, NULL, logsoftmax_run, NULL},
                                                    {0}};
 const OpDesc op_Softmax = {"", "Softmax", 1, 1, 1, 1, 0, parse_softmax, softmax_infer, softmax_flops,
