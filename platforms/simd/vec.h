@@ -30,6 +30,12 @@ static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 static inline vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+/* 1/a to about 1 ulp: the 14-bit estimate and one Newton step (a division costs far more). */
+static inline vf vf_recip(vf a)
+{
+    __m512 r = _mm512_rcp14_ps(a);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(a, r, _mm512_set1_ps(1.0f)), r);
+}
 static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
 static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
@@ -78,6 +84,12 @@ static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
 static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+/* 1/a to about 1 ulp: the 12-bit estimate and one Newton step. */
+static inline vf vf_recip(vf a)
+{
+    __m256 r = _mm256_rcp_ps(a);
+    return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(a, r, _mm256_set1_ps(1.0f)), r);
+}
 static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
 static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
@@ -136,6 +148,7 @@ static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
 static inline vf vf_sub(vf a, vf b) { return vsubq_f32(a, b); }
 static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
 static inline vf vf_div(vf a, vf b) { return vdivq_f32(a, b); }
+static inline vf vf_recip(vf a) { return vdivq_f32(vdupq_n_f32(1.0f), a); }
 static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
 static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
 static inline vf vf_min(vf a, vf b) { return vminq_f32(a, b); }
@@ -172,13 +185,13 @@ static inline vf vf_exp(vf x)
     return vf_mul(p, vf_pow2i(vf_to_vi(n)));
 }
 
-/* 1 / (1 + e^-x) with one division: x >= 0 gives r = 1/(1+e), else e/(1+e) = e r,
+/* 1 / (1 + e^-x) with one reciprocal: x >= 0 gives r = 1/(1+e), else e/(1+e) = e r,
  * where e = e^-|x| never overflows. */
 static inline vf vf_sigmoid(vf x)
 {
     vf ax = vf_max(x, vf_sub(vf_zero(), x));
     vf e = vf_exp(vf_sub(vf_zero(), ax));
-    vf r = vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e));
+    vf r = vf_recip(vf_add(vf_set1(1.0f), e)); /* 1 + e is in [1, 2]: the estimate is safe */
     return vf_select_nonneg(x, r, vf_mul(e, r));
 }
 
@@ -194,7 +207,8 @@ static inline vf vf_erf(vf x)
     for (int i = 1; i < 10; i++)
         p = vf_fma(p, x2, vf_set1(taylor[i]));
     vf small = vf_mul(vf_mul(x, vf_set1(1.12837916709551257f)), p);
-    vf t = vf_div(vf_set1(1.0f), vf_fma(ax, vf_set1(0.3275911f), vf_set1(1.0f)));
+    /* |x| capped so 1 + p|x| stays finite (the reciprocal's Newton step would make inf NaN) */
+    vf t = vf_recip(vf_fma(vf_min(vf_set1(1e6f), ax), vf_set1(0.3275911f), vf_set1(1.0f)));
     vf q = vf_set1(1.061405429f);
     q = vf_fma(q, t, vf_set1(-1.453152027f));
     q = vf_fma(q, t, vf_set1(1.421413741f));
@@ -210,7 +224,7 @@ static inline vf vf_tanh(vf x)
 {
     vf ax = vf_max(x, vf_sub(vf_zero(), x));
     vf e = vf_exp(vf_mul(ax, vf_set1(-2.0f)));
-    vf t = vf_div(vf_sub(vf_set1(1.0f), e), vf_add(vf_set1(1.0f), e));
+    vf t = vf_mul(vf_sub(vf_set1(1.0f), e), vf_recip(vf_add(vf_set1(1.0f), e))); /* 1 + e in [1, 2] */
     return vf_select_nonneg(x, t, vf_sub(vf_zero(), t));
 }
 
