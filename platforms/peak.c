@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#ifdef CRUN_HAVE_NEON
+float peak_loop_neon(int64_t iters);
+#endif
 #ifdef CRUN_HAVE_AVX2
 float peak_loop_avx2(int64_t iters);
 #endif
@@ -48,6 +51,10 @@ double fma_peak_gflops(Isa *isa_out)
 #ifdef CRUN_HAVE_AVX2
     if (isa == ISA_AVX2)
         loop = peak_loop_avx2, width = 8;
+#endif
+#ifdef CRUN_HAVE_NEON
+    if (isa == ISA_NEON)
+        loop = peak_loop_neon, width = 4;
 #endif
     if (width == 1)
         isa = ISA_SCALAR;
