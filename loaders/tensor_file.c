@@ -11,7 +11,7 @@
 #include "onnx.pb-c.h"
 
 /* Tensor files bigger than this are refused before reading. */
-#define MAX_TENSOR_FILE ((size_t)4 << 30)
+#define MAX_TENSOR_FILE ((uint64_t)4 << 30) /* 64-bit: (size_t)4 << 30 is 0 on 32-bit hosts */
 
 static crun_status read_all(const char *path, void **buf, size_t *size, Diag *d)
 {
@@ -19,7 +19,8 @@ static crun_status read_all(const char *path, void **buf, size_t *size, Diag *d)
     if (!f)
         return diag_fail(d, CRUN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAX_TENSOR_FILE) {
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAX_TENSOR_FILE ||
+        (uint64_t)sb.st_size > SIZE_MAX / 2) {
         fclose(f);
         return diag_fail(d, CRUN_ERR_IO, "%s: not a regular file of a sane size", path);
     }

@@ -388,7 +388,7 @@ static crun_status depthwise_run(KernelCtx *k)
 
 /* ---- depthwise through the SIMD window kernels (platforms/window.h) ---- */
 
-static bool dw_simd_applies(const PrepCtx *c, const void *kdata)
+KV_SIMD_ONLY static bool dw_simd_applies(const PrepCtx *c, const void *kdata)
 {
     ConvGeom g;
     char buf[160];
@@ -397,7 +397,7 @@ static bool dw_simd_applies(const PrepCtx *c, const void *kdata)
            window_plane_init(&g.w, &wp);
 }
 
-static crun_status dw_simd_prepare(PrepCtx *c)
+KV_SIMD_ONLY static crun_status dw_simd_prepare(PrepCtx *c)
 {
     ConvGeom g;
     char buf[160];
@@ -436,7 +436,7 @@ static void dw_simd_plane(void *ctx, int64_t t, int thread)
         act_apply_f32(j->act, wp.y, j->g->w.out_vol);
 }
 
-static crun_status dw_simd_run(KernelCtx *k)
+KV_SIMD_ONLY static crun_status dw_simd_run(KernelCtx *k)
 {
     ConvGeom g;
     geom_of(k, &g);

@@ -174,7 +174,7 @@ static crun_status lppool_run(KernelCtx *k) { return pool_run(k, POOL_LP); }
 /* ---- float32 2-D max pooling through the SIMD window kernels (platforms/window.h) ---- */
 
 /* The 2-D float32 windows the SIMD kernels take (MaxPool without Indices; AveragePool). */
-static bool maxpool_simd_applies(const PrepCtx *c, const void *kdata)
+KV_SIMD_ONLY static bool maxpool_simd_applies(const PrepCtx *c, const void *kdata)
 {
     PoolGeom g;
     char buf[160];
@@ -191,7 +191,7 @@ static size_t maxpool_scratch_bytes(const PoolGeom *g)
     return align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
 }
 
-static crun_status maxpool_simd_prepare(PrepCtx *c)
+KV_SIMD_ONLY static crun_status maxpool_simd_prepare(PrepCtx *c)
 {
     PoolGeom g;
     char buf[160];
@@ -220,7 +220,7 @@ static void maxpool_simd_plane(void *ctx, int64_t t, int thread)
     j->uk->maxpool(&wp);
 }
 
-static crun_status maxpool_simd_run(KernelCtx *k)
+KV_SIMD_ONLY static crun_status maxpool_simd_run(KernelCtx *k)
 {
     PoolGeom g;
     char buf[160];
@@ -253,7 +253,7 @@ static size_t avg_extra_floats(const PoolGeom *g)
     return align_up((size_t)(g->w.out[1] + g->w.out[2] + WINDOW_MAX_K * WINDOW_MAX_K), 16);
 }
 
-static crun_status avgpool_simd_prepare(PrepCtx *c)
+KV_SIMD_ONLY static crun_status avgpool_simd_prepare(PrepCtx *c)
 {
     PoolGeom g;
     char buf[160];
@@ -285,7 +285,7 @@ static void avgpool_simd_plane(void *ctx, int64_t t, int thread)
             wp.y[oy * wp.OW + ox] *= j->inv_row[oy] * j->inv_col[ox];
 }
 
-static crun_status avgpool_simd_run(KernelCtx *k)
+KV_SIMD_ONLY static crun_status avgpool_simd_run(KernelCtx *k)
 {
     const PoolParams *p = k->params;
     PoolGeom g;

@@ -129,6 +129,9 @@ typedef struct OpDesc {
 #else
 #define KV_NEON(name, applies, prepare, run, data)
 #endif
+/* Marks the functions only KV_SIMD entries name: with no SIMD ISA built (armv7, or the
+ * ISA options off) they are unused, which is not an error. */
+#define KV_SIMD_ONLY __attribute__((unused))
 #define KV_SIMD(name, applies, prepare, run, data) \
     KV_AVX512(name, applies, prepare, run, data) KV_AVX2(name, applies, prepare, run, data) \
     KV_NEON(name, applies, prepare, run, data)

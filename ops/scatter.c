@@ -328,7 +328,7 @@ static crun_status gather_nd_infer(InferCtx *c)
 {
     const NdParams *p = c->params;
     const Tensor *x = c->in[0], *ind = c->in[1];
-    NdGeom g;
+    NdGeom g = {0};
     crun_status st = nd_geom(c, x, ind, p->batch_dims, &g);
     if (st != CRUN_OK)
         return st;
@@ -355,7 +355,7 @@ static crun_status gather_nd_run(KernelCtx *k)
 {
     const NdParams *p = k->params;
     const Tensor *x = k->in[0], *ind = k->in[1];
-    NdGeom g;
+    NdGeom g = {0};
     crun_status st = nd_geom_run(k, p->batch_dims, &g);
     int64_t n = g.batch * g.tuples;
     size_t es = dtype_size(x->dtype), slice_bytes = (size_t)g.slice * es;
@@ -376,7 +376,7 @@ static crun_status scatter_nd_infer(InferCtx *c)
 {
     const NdParams *p = c->params;
     const Tensor *x = c->in[0], *ind = c->in[1], *upd = c->in[2];
-    NdGeom g;
+    NdGeom g = {0};
     crun_status st = nd_geom(c, x, ind, 0, &g);
     if (st != CRUN_OK)
         return st;
@@ -403,7 +403,7 @@ static crun_status scatter_nd_run(KernelCtx *k)
     const NdParams *p = k->params;
     const Tensor *x = k->in[0], *ind = k->in[1], *upd = k->in[2];
     Tensor *y = k->out[0];
-    NdGeom g;
+    NdGeom g = {0};
     crun_status st = nd_geom_run(k, 0, &g);
     int64_t n = g.batch * g.tuples, off = 0;
     for (int64_t t = 0; t < n && st == CRUN_OK; t++) /* validate before writing */

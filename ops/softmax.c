@@ -125,7 +125,7 @@ static crun_status logsoftmax_run(KernelCtx *k) { return softmax_run_any(k, true
 
 /* ---- float32 rows that are contiguous (the last axis) through the vector kernels ---- */
 
-static bool softmax_simd_applies(const PrepCtx *c, const void *kdata)
+KV_SIMD_ONLY static bool softmax_simd_applies(const PrepCtx *c, const void *kdata)
 {
     int64_t len, inner;
     softmax_split(c->node, c->params, c->in[0], &len, &inner);
@@ -161,8 +161,8 @@ static crun_status softmax_simd_any(KernelCtx *k, bool log)
     return CRUN_OK;
 }
 
-static crun_status softmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, false); }
-static crun_status logsoftmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, true); }
+KV_SIMD_ONLY static crun_status softmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, false); }
+KV_SIMD_ONLY static crun_status logsoftmax_simd_run(KernelCtx *k) { return softmax_simd_any(k, true); }
 
 static const KernelVariant softmax_kernels[] = {KV_SIMD("softmax", softmax_simd_applies, NULL, softmax_simd_run,
                                                         softmax_row)

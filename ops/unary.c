@@ -304,7 +304,7 @@ typedef struct UnaryVec {
     Isa isa;
 } UnaryVec;
 
-static bool unary_vec_applies(const PrepCtx *c, const void *kdata)
+KV_SIMD_ONLY static bool unary_vec_applies(const PrepCtx *c, const void *kdata)
 {
     const UnaryVec *uv = kdata;
     return c->in[0]->dtype == CRUN_DTYPE_FLOAT && act_vec_for(uv->isa) != NULL;
@@ -325,7 +325,7 @@ static void unary_vec_task(void *ctx, int64_t t, int thread)
     j->fn(&j->act, j->y + i0, j->x + i0, CRUN_MIN(j->chunk, j->n - i0));
 }
 
-static crun_status unary_vec_run(KernelCtx *k)
+KV_SIMD_ONLY static crun_status unary_vec_run(KernelCtx *k)
 {
     const UnaryVec *uv = k->kdata;
     const UnaryParams *p = k->params;

@@ -194,8 +194,10 @@ static _Atomic size_t mem_cap; /* 0: not decided yet */
 static size_t default_cap(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    size_t phys = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : (size_t)8 << 30;
-    return phys / 4 * 3; /* three quarters of the machine */
+    uint64_t phys = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : (uint64_t)8 << 30;
+    uint64_t cap = phys / 4 * 3; /* three quarters of the machine */
+    /* A 32-bit process cannot address more than its size_t, whatever the machine has. */
+    return cap > SIZE_MAX / 4 * 3 ? SIZE_MAX / 4 * 3 : (size_t)cap;
 }
 
 size_t mem_limit(void)
