@@ -10,6 +10,7 @@
 
 #include "ops/dtype_loops.h"
 #include "ops/registry.h"
+#include "platforms/softmax.h"
 #include "runtime/threadpool.h"
 
 /* ---- typed row primitives ---- */
@@ -473,7 +474,51 @@ static crun_status layernorm_run(KernelCtx *k)
     return CRUN_OK;
 }
 
+/* ---- float32 rows along the last axis, scale and bias one per element, no Mean or
+ * InvStdDev output: the vector row kernels (platforms/softmax.h) ---- */
+
+KV_SIMD_ONLY static bool layernorm_simd_applies(const PrepCtx *c, const void *kdata)
+{
+    const Tensor *x = c->in[0], *b = c->n_in > 2 ? c->in[2] : NULL;
+    int axis = ln_axis(c->params, x->rank);
+    if (x->dtype != CRUN_DTYPE_FLOAT || axis != x->rank - 1 || ((const EpsParams *)c->params)->stash != CRUN_DTYPE_FLOAT)
+        return false;
+    for (int k = 1; k < c->n_out; k++)
+        if (c->out[k])
+            return false;
+    int64_t L = x->dims[axis];
+    return c->in[1]->dtype == CRUN_DTYPE_FLOAT && tensor_numel(c->in[1]) == L &&
+           (!b || (b->dtype == CRUN_DTYPE_FLOAT && tensor_numel(b) == L));
+}
+
+typedef struct LnSimdJob {
+    LayerNormRowFn fn;
+    const float *x, *scale, *bias;
+    float *y;
+    int64_t L;
+    float eps;
+} LnSimdJob;
+
+static void layernorm_simd_unit(const void *job, int64_t r)
+{
+    const LnSimdJob *j = job;
+    j->fn(j->x + r * j->L, j->y + r * j->L, j->L, j->scale, j->bias, j->eps);
+}
+
+KV_SIMD_ONLY static crun_status layernorm_simd_run(KernelCtx *k)
+{
+    const Tensor *x = k->in[0], *b = k->n_in > 2 ? k->in[2] : NULL;
+    int64_t L = x->dims[x->rank - 1];
+    if (tensor_numel(x) == 0)
+        return CRUN_OK;
+    LnSimdJob j = {*(const LayerNormRowFn *)k->kdata, x->data, k->in[1]->data, b ? b->data : NULL, k->out[0]->data,
+                   L, ((const EpsParams *)k->params)->epsilon};
+    run_units(k->pool, &j, layernorm_simd_unit, tensor_numel(x) / L, 2 * L);
+    return CRUN_OK;
+}
+
 static const KernelVariant layernorm_kernels[] = {
+    KV_SIMD("layernorm", layernorm_simd_applies, NULL, layernorm_simd_run, layernorm_row)
     {"layernorm_ref", ISA_SCALAR, NULL, layernorm_prepare, layernorm_run, NULL}, {0}};
 const OpDesc op_LayerNormalization = {"", "LayerNormalization", 2, 3, 1, 3, 0, parse_layernorm, layernorm_infer,
                                       bn_flops, layernorm_kernels};

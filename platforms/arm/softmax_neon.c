@@ -6,3 +6,4 @@
 #include "platforms/softmax.h"
 
 const SoftmaxRowFn softmax_row_neon = softmax_row_f32__neon;
+const LayerNormRowFn layernorm_row_neon = layernorm_row_f32__neon;

@@ -6,3 +6,4 @@
 #include "platforms/softmax.h"
 
 const SoftmaxRowFn softmax_row_avx2 = softmax_row_f32__avx2;
+const LayerNormRowFn layernorm_row_avx2 = layernorm_row_f32__avx2;

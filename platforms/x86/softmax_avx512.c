@@ -6,3 +6,4 @@
 #include "platforms/softmax.h"
 
 const SoftmaxRowFn softmax_row_avx512 = softmax_row_f32__avx512;
+const LayerNormRowFn layernorm_row_avx512 = layernorm_row_f32__avx512;

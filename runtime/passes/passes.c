@@ -6,10 +6,11 @@
 typedef crun_status (*PassFn)(Graph *g, Diag *d);
 
 /* Order matters: identities go first so patterns match through them; folding makes
- * BatchNorm parameters and bias shapes constant; BatchNorm folding leaves Conv + bias
- * for the bias and activation fusions; dead-node removal sweeps what they orphaned. */
+ * BatchNorm parameters, bias shapes and LayerNorm's epsilon constant; BatchNorm folding
+ * leaves Conv + bias for the bias and activation fusions; dead-node removal sweeps what
+ * they orphaned. */
 static const PassFn pass_list[] = {
-    pass_remove_identity, pass_fold_constants, pass_fold_batchnorm,
+    pass_remove_identity, pass_fold_constants,  pass_fold_batchnorm, pass_fuse_layernorm,
     pass_fuse_bias,       pass_fuse_activation, pass_remove_dead,
 };
 

@@ -8,6 +8,7 @@
 crun_status pass_remove_identity(Graph *g, Diag *d);
 crun_status pass_fold_constants(Graph *g, Diag *d);
 crun_status pass_fold_batchnorm(Graph *g, Diag *d);
+crun_status pass_fuse_layernorm(Graph *g, Diag *d);
 crun_status pass_fuse_bias(Graph *g, Diag *d);
 crun_status pass_fuse_activation(Graph *g, Diag *d);
 crun_status pass_remove_dead(Graph *g, Diag *d);

@@ -351,3 +351,89 @@ TEST(softmax_kernels_match_reference)
             CHECK_MSG(ok, "%s n=%lld: %s", log ? "LogSoftmax" : "Softmax", (long long)n, why);
         }
 }
+
+/* LayerNormalization rows (last axis) against the reference, every ISA, on row lengths
+ * around every vector width, with and without a bias. */
+TEST(layernorm_kernels_match_reference)
+{
+    const int64_t lens[] = {1, 7, 16, 17, 33, 256, 1000};
+    for (int with_bias = 0; with_bias < 2; with_bias++)
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            int64_t n = lens[l], dx[2] = {6, n}, dv[1] = {n};
+            float *x = malloc((size_t)(6 * n) * 4), *sc = malloc((size_t)n * 4), *bi = malloc((size_t)n * 4);
+            fill_random(x, 6 * n, 61 + (unsigned)l, -3, 5);
+            fill_random(sc, n, 62, 0.5f, 2);
+            fill_random(bi, n, 63, -1, 1);
+            OnnxBuilder *b = ob_new(17);
+            ob_input(b, "x", CRUN_DTYPE_FLOAT, 2, dx, NULL);
+            ob_init_f32(b, "s", 1, dv, sc);
+            ob_init_f32(b, "b", 1, dv, bi);
+            ob_node(b, "LayerNormalization", with_bias ? "x,s,b" : "x,s", "y");
+            ob_output(b, "y");
+            crun_model *m = ob_load(b);
+            ob_free(b);
+            TIn in = {CRUN_DTYPE_FLOAT, 2, {6, n}, x};
+            char why[240] = "did not load";
+            bool ok = m && best_vs_reference_every_isa(m, &in, 1 + (int)(l % 2), true, why, sizeof why);
+            free(x);
+            free(sc);
+            free(bi);
+            crun_model_free(m);
+            CHECK_MSG(ok, "n=%lld bias=%d: %s", (long long)n, with_bias, why);
+        }
+}
+
+/* LayerNorm as exporters before opset 17 write it becomes one LayerNormalization step
+ * that gives the values the nine ops would. */
+TEST(decomposed_layernorm_fuses)
+{
+    int64_t dx[3] = {2, 5, 24}, dv[1] = {24}, one[1] = {1};
+    float sc[24], bi[24], two = 2.0f, eps = 1e-5f, x[2 * 5 * 24];
+    int64_t axes[1] = {-1};
+    fill_random(sc, 24, 71, 0.5f, 2);
+    fill_random(bi, 24, 72, -1, 1);
+    fill_random(x, 2 * 5 * 24, 73, -4, 4);
+    OnnxBuilder *b = ob_new(13);
+    ob_input(b, "x", CRUN_DTYPE_FLOAT, 3, dx, NULL);
+    ob_init_f32(b, "s", 1, dv, sc);
+    ob_init_f32(b, "b", 1, dv, bi);
+    ob_init_f32(b, "two", 1, one, &two);
+    ob_init_f32(b, "eps", 1, one, &eps);
+    ob_attr_ints(b, ob_node(b, "ReduceMean", "x", "m"), "axes", axes, 1);
+    ob_node(b, "Sub", "x,m", "d");
+    ob_node(b, "Pow", "d,two", "p");
+    ob_attr_ints(b, ob_node(b, "ReduceMean", "p", "v"), "axes", axes, 1);
+    ob_node(b, "Add", "v,eps", "ve");
+    ob_node(b, "Sqrt", "ve", "sd");
+    ob_node(b, "Div", "d,sd", "n");
+    ob_node(b, "Mul", "n,s", "g");
+    ob_node(b, "Add", "g,b", "y");
+    ob_output(b, "y");
+    crun_model *m = ob_load(b);
+    ob_free(b);
+    CHECK(m);
+    TIn in = {CRUN_DTYPE_FLOAT, 3, {2, 5, 24}, x};
+    crun_session *s = run_inputs(m, 1, 1, &in);
+    CHECK(s);
+    crun_step_info st;
+    crun_tensor y;
+    bool one_step = crun_session_step_count(s) == 1 && crun_session_step_info(s, 0, &st) == CRUN_OK &&
+                    strcmp(st.op_type, "LayerNormalization") == 0;
+    bool ok = crun_session_get_output(s, 0, &y) == CRUN_OK;
+    for (int r = 0; r < 10 && ok; r++) { /* the nine ops' arithmetic, in double */
+        const float *xr = x + r * 24;
+        double mean = 0, var = 0;
+        for (int i = 0; i < 24; i++)
+            mean += xr[i] / 24.0;
+        for (int i = 0; i < 24; i++)
+            var += (xr[i] - mean) * (xr[i] - mean) / 24.0;
+        for (int i = 0; i < 24 && ok; i++) {
+            double want = (xr[i] - mean) / sqrt(var + 1e-5) * sc[i] + bi[i];
+            ok = fabs(((const float *)y.data)[r * 24 + i] - want) <= 1e-4 * (1 + fabs(want));
+        }
+    }
+    crun_session_free(s);
+    crun_model_free(m);
+    CHECK_MSG(one_step, "the pattern did not become one LayerNormalization step");
+    CHECK_MSG(ok, "fused LayerNorm differs from the nine ops' arithmetic");
+}
