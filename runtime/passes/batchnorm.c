@@ -148,8 +148,7 @@ static crun_status fold_affine(Graph *g, const Uses *u, Node *conv, Node *op, Di
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     graph_replace_uses(g, op->out[0], conv->out[0]);
     op->dead = true;
-    size_t len = strlen(conv->fused);
-    snprintf(conv->fused + len, sizeof conv->fused - len, "%s%s", len ? "+" : "", op->op_type);
+    note_fused(conv, op->op_type);
     return CRUN_OK;
 }
 

@@ -9,17 +9,9 @@
 #include "ops/registry.h"
 #include "runtime/passes/passes.h"
 
-static bool is_op(const Node *n, const char *op) { return !n->dead && !strcmp(n->op_type, op) && !n->domain[0]; }
-
 static bool weight_is_const_f32(const Graph *g, const Node *n)
 {
     return n->n_in > 1 && value_is_const(g, n->in[1]) && g->values[n->in[1]].dtype == CRUN_DTYPE_FLOAT;
-}
-
-static void note_fused(Node *n, const char *what)
-{
-    size_t len = strlen(n->fused);
-    snprintf(n->fused + len, sizeof n->fused - len, "%s%s", len ? "+" : "", what);
 }
 
 /* Replaces consumer's output by producer's and kills consumer. */
@@ -35,7 +27,7 @@ static void absorb(Graph *g, Node *producer, Node *consumer, const char *what)
 /* The constant operand of an Add whose other operand is v, or -1. */
 static int add_const_operand(const Graph *g, const Node *add, int v)
 {
-    if (!is_op(add, "Add") || add->n_in != 2)
+    if (!node_is(add, "Add") || add->n_in != 2)
         return -1;
     int other = add->in[0] == v ? add->in[1] : add->in[1] == v ? add->in[0] : -1;
     if (other < 0 || other == v || !value_is_const(g, other) || g->values[other].dtype != CRUN_DTYPE_FLOAT)
@@ -83,7 +75,7 @@ crun_status pass_fuse_bias(Graph *g, Diag *d)
     bool changed = false;
     for (int i = 0; i < g->n_nodes; i++) {
         Node *n = &g->nodes[i];
-        bool mm = is_op(n, "MatMul"), conv = is_op(n, "Conv");
+        bool mm = node_is(n, "MatMul"), conv = node_is(n, "Conv");
         if ((!mm && !conv) || n->n_out != 1 || !weight_is_const_f32(g, n) || n->act.kind != ACT_NONE)
             continue;
         int ci = single_consumer(g, &u, n->out[0]);
@@ -115,11 +107,7 @@ static bool const_scalar(const Graph *g, const Node *n, int k, float def, float 
         *out = def;
         return true;
     }
-    const Value *v = &g->values[n->in[k]];
-    if (!value_is_const(g, n->in[k]) || v->dtype != CRUN_DTYPE_FLOAT || shape_numel(v->dims, v->rank) != 1)
-        return false;
-    *out = ((const float *)v->data)[0];
-    return true;
+    return scalar_const(g, n->in[k], out);
 }
 
 static bool activation_of(const Graph *g, const Node *n, Activation *a)
@@ -162,7 +150,7 @@ static int silu_of(const Graph *g, const Uses *u, int v, int *mul)
     int c[2] = {u->idx[u->start[v]], u->idx[u->start[v] + 1]};
     for (int k = 0; k < 2; k++) { /* either consumer may be the Sigmoid */
         const Node *s = &g->nodes[c[k]], *m = &g->nodes[c[1 - k]];
-        if (!is_op(s, "Sigmoid") || !is_op(m, "Mul") || s->n_out != 1 || m->n_in != 2 || s->in[0] != v)
+        if (!node_is(s, "Sigmoid") || !node_is(m, "Mul") || s->n_out != 1 || m->n_in != 2 || s->in[0] != v)
             continue;
         if (single_consumer(g, u, s->out[0]) != c[1 - k])
             continue;
@@ -174,29 +162,11 @@ static int silu_of(const Graph *g, const Uses *u, int v, int *mul)
     return -1;
 }
 
-/* The value of v when it is a one-element float constant. */
-static bool scalar_value(const Graph *g, int v, float *out)
-{
-    const Value *val = v < 0 ? NULL : &g->values[v];
-    if (!val || !value_is_const(g, v) || val->dtype != CRUN_DTYPE_FLOAT || shape_numel(val->dims, val->rank) != 1)
-        return false;
-    *out = ((const float *)val->data)[0];
-    return true;
-}
-
 /* Whether value v is a float constant within a relative 1e-6 of want. */
 static bool const_near(const Graph *g, int v, float want)
 {
     float c;
-    return scalar_value(g, v, &c) && fabsf(c - want) <= 1e-6f * fabsf(want);
-}
-
-/* The other operand of a two-input node n of type op, one of whose operands is v. */
-static int other_operand(const Node *n, const char *op, int v)
-{
-    if (!is_op(n, op) || n->n_in != 2 || n->n_out != 1)
-        return -1;
-    return n->in[0] == v ? n->in[1] : n->in[1] == v ? n->in[0] : -1;
+    return scalar_const(g, v, &c) && fabsf(c - want) <= 1e-6f * fabsf(want);
 }
 
 /* The exact GELU as exporters write it, on v: Div(v, sqrt 2) -> Erf -> Add(1) -> Mul(v, .)
@@ -208,10 +178,10 @@ static int gelu_of(const Graph *g, const Uses *u, int v, int chain[5])
     for (int k = 0; k < 2; k++) {
         int div = u->idx[u->start[v] + k], mul = u->idx[u->start[v] + 1 - k];
         const Node *dn = &g->nodes[div];
-        if (!is_op(dn, "Div") || dn->n_in != 2 || dn->in[0] != v || !const_near(g, dn->in[1], 1.41421356f))
+        if (!node_is(dn, "Div") || dn->n_in != 2 || dn->in[0] != v || !const_near(g, dn->in[1], 1.41421356f))
             continue;
         int erf = single_consumer(g, u, dn->out[0]);
-        if (erf < 0 || !is_op(&g->nodes[erf], "Erf"))
+        if (erf < 0 || !node_is(&g->nodes[erf], "Erf"))
             continue;
         int add = single_consumer(g, u, g->nodes[erf].out[0]);
         int one = add < 0 ? -1 : other_operand(&g->nodes[add], "Add", g->nodes[erf].out[0]);
@@ -266,11 +236,11 @@ static void fuse_post_affine(Graph *g, const Uses *u, Node *n, int end)
 {
     int mi = single_consumer(g, u, end);
     float s, t = 0.0f;
-    if (mi < 0 || !scalar_value(g, other_operand(&g->nodes[mi], "Mul", n->out[0]), &s))
+    if (mi < 0 || !scalar_const(g, other_operand(&g->nodes[mi], "Mul", n->out[0]), &s))
         return;
     Node *m = &g->nodes[mi];
     int ai = single_consumer(g, u, m->out[0]);
-    bool add = ai >= 0 && scalar_value(g, other_operand(&g->nodes[ai], "Add", m->out[0]), &t);
+    bool add = ai >= 0 && scalar_const(g, other_operand(&g->nodes[ai], "Add", m->out[0]), &t);
     n->act.affine = true;
     n->act.mul = s;
     n->act.add = t;

@@ -11,29 +11,10 @@
 #include "ops/registry.h"
 #include "runtime/passes/passes.h"
 
-static bool is(const Node *n, const char *op) { return n && !n->dead && !n->domain[0] && !strcmp(n->op_type, op); }
-
 static Node *only_consumer(Graph *g, const Uses *u, int v)
 {
     int i = single_consumer(g, u, v);
     return i < 0 ? NULL : &g->nodes[i];
-}
-
-/* The other operand of a two-input node whose operand is v, -1 if v is not one. */
-static int other(const Node *n, int v)
-{
-    if (n->n_in != 2)
-        return -1;
-    return n->in[0] == v ? n->in[1] : n->in[1] == v ? n->in[0] : -1;
-}
-
-static bool scalar_const(const Graph *g, int v, float *out)
-{
-    const Value *c = v < 0 ? NULL : &g->values[v];
-    if (!c || !value_is_const(g, v) || c->dtype != CRUN_DTYPE_FLOAT || shape_numel(c->dims, c->rank) != 1)
-        return false;
-    *out = ((const float *)c->data)[0];
-    return true;
 }
 
 /* A 1-D float constant of more than one element (a per-feature scale or shift). */
@@ -46,7 +27,7 @@ static bool vector_const(const Graph *g, int v)
 /* ReduceMean over the last axis only, keeping it (opset < 18: axes is an attribute). */
 static bool mean_last(const Node *n)
 {
-    if (!is(n, "ReduceMean") || n->n_in != 1 || n->opset >= 18)
+    if (!node_is(n, "ReduceMean") || n->n_in != 1 || n->opset >= 18)
         return false;
     const Attr *axes = node_attr(n, "axes"), *keep = node_attr(n, "keepdims");
     return axes && axes->type == ATTR_INTS && axes->n == 1 && axes->ints[0] == -1 && (!keep || keep->i == 1);
@@ -69,7 +50,7 @@ static bool match(Graph *g, const Uses *u, Node *mean, LnMatch *m)
     Node *sub = NULL;
     for (int k = u->start[x]; k < u->start[x + 1]; k++) {
         Node *c = &g->nodes[u->idx[k]];
-        if (is(c, "Sub") && c->n_in == 2 && c->in[0] == x && c->in[1] == mean->out[0])
+        if (node_is(c, "Sub") && c->n_in == 2 && c->in[0] == x && c->in[1] == mean->out[0])
             sub = c;
     }
     if (!sub || only_consumer(g, u, mean->out[0]) != sub || uses_count(u, sub->out[0]) != 2 ||
@@ -80,33 +61,34 @@ static bool match(Graph *g, const Uses *u, Node *mean, LnMatch *m)
     for (int k = u->start[d]; k < u->start[d + 1]; k++) {
         Node *c = &g->nodes[u->idx[k]];
         float two;
-        if ((is(c, "Pow") && c->in[0] == d && scalar_const(g, c->in[1], &two) && two == 2.0f) ||
-            (is(c, "Mul") && c->n_in == 2 && c->in[0] == d && c->in[1] == d))
+        if ((node_is(c, "Pow") && c->in[0] == d && scalar_const(g, c->in[1], &two) && two == 2.0f) ||
+            (node_is(c, "Mul") && c->n_in == 2 && c->in[0] == d && c->in[1] == d))
             sq = c;
-        else if (is(c, "Div") && c->n_in == 2 && c->in[0] == d)
+        else if (node_is(c, "Div") && c->n_in == 2 && c->in[0] == d)
             div = c;
     }
     Node *mean2 = sq ? only_consumer(g, u, sq->out[0]) : NULL;
     if (!div || !mean_last(mean2))
         return false;
     Node *add = only_consumer(g, u, mean2->out[0]);
-    if (!is(add, "Add") || !scalar_const(g, other(add, mean2->out[0]), &m->eps) || !(m->eps >= 0.0f))
+    if (!scalar_const(g, other_operand(add, "Add", mean2->out[0]), &m->eps) || !(m->eps >= 0.0f))
         return false;
     Node *sqrt = only_consumer(g, u, add->out[0]);
-    if (!is(sqrt, "Sqrt") || only_consumer(g, u, sqrt->out[0]) != div || div->in[1] != sqrt->out[0])
+    if (!node_is(sqrt, "Sqrt") || only_consumer(g, u, sqrt->out[0]) != div || div->in[1] != sqrt->out[0])
         return false;
     Node *chain[7] = {mean, sub, sq, mean2, add, sqrt, div};
     memcpy(m->nodes, chain, sizeof chain);
     m->n_nodes = 7;
     m->x = x;
     Node *mul = only_consumer(g, u, div->out[0]);
-    if (!is(mul, "Mul") || !vector_const(g, other(mul, div->out[0])))
+    m->gamma = other_operand(mul, "Mul", div->out[0]);
+    if (!vector_const(g, m->gamma))
         return false; /* LayerNormalization needs its scale */
-    m->gamma = other(mul, div->out[0]);
     m->nodes[m->n_nodes++] = mul;
     Node *shift = only_consumer(g, u, mul->out[0]);
-    if (is(shift, "Add") && vector_const(g, other(shift, mul->out[0]))) {
-        m->beta = other(shift, mul->out[0]);
+    int beta = other_operand(shift, "Add", mul->out[0]);
+    if (vector_const(g, beta)) {
+        m->beta = beta;
         m->nodes[m->n_nodes++] = shift;
     }
     return true;

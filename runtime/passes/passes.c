@@ -2,6 +2,7 @@
 #include "runtime/passes/passes.h"
 
 #include <stdio.h>
+#include <string.h>
 
 typedef crun_status (*PassFn)(Graph *g, Diag *d);
 
@@ -63,4 +64,28 @@ int single_consumer(const Graph *g, const Uses *u, int v)
     if (uses_count(u, v) != 1 || value_escapes(g, v))
         return -1;
     return u->idx[u->start[v]];
+}
+
+bool node_is(const Node *n, const char *op) { return n && !n->dead && !n->domain[0] && !strcmp(n->op_type, op); }
+
+int other_operand(const Node *n, const char *op, int v)
+{
+    if (!node_is(n, op) || n->n_in != 2 || n->n_out != 1)
+        return -1;
+    return n->in[0] == v ? n->in[1] : n->in[1] == v ? n->in[0] : -1;
+}
+
+bool scalar_const(const Graph *g, int v, float *out)
+{
+    const Value *val = v < 0 ? NULL : &g->values[v];
+    if (!val || !value_is_const(g, v) || val->dtype != CRUN_DTYPE_FLOAT || shape_numel(val->dims, val->rank) != 1)
+        return false;
+    *out = ((const float *)val->data)[0];
+    return true;
+}
+
+void note_fused(Node *n, const char *what)
+{
+    size_t len = strlen(n->fused);
+    snprintf(n->fused + len, sizeof n->fused - len, "%s%s", len ? "+" : "", what);
 }

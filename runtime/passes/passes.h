@@ -32,5 +32,14 @@ int graph_add_const(Graph *g, const char *base_name, Tensor *t);
 /* Node index of the only consumer of value v, or -1 when v has another use, is a graph
  * output or is captured by a subgraph. */
 int single_consumer(const Graph *g, const Uses *u, int v);
+/* True when n is a live node of op in the default domain (false for NULL). */
+bool node_is(const Node *n, const char *op);
+/* The other operand of n, a two-input, one-output node of op one of whose operands is v;
+ * -1 when n is not such a node. */
+int other_operand(const Node *n, const char *op, int v);
+/* The value of v when it is a one-element float constant. */
+bool scalar_const(const Graph *g, int v, float *out);
+/* Appends what to n->fused ("Add+Relu"), for crun info. */
+void note_fused(Node *n, const char *what);
 
 #endif
