@@ -402,9 +402,7 @@ KV_SIMD_ONLY static crun_status dw_simd_prepare(PrepCtx *c)
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    WindowPlane wp;
-    window_plane_init(&g.w, &wp);
-    c->ws_bytes = align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN) * (size_t)c->n_threads;
+    c->ws_bytes = window_plane_scratch_bytes(&g.w) * (size_t)c->n_threads;
     return CRUN_OK;
 }
 
@@ -441,10 +439,7 @@ KV_SIMD_ONLY static crun_status dw_simd_run(KernelCtx *k)
     ConvGeom g;
     geom_of(k, &g);
     DwSimdJob j = {&g, k->kdata, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
-                   k->out[0]->data, &k->node->act, k->ws, 0};
-    WindowPlane wp;
-    window_plane_init(&g.w, &wp);
-    j.ws_per_thread = align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
+                   k->out[0]->data, &k->node->act, k->ws, window_plane_scratch_bytes(&g.w)};
     pool_for(k->pool, g.N * g.C, dw_simd_plane, &j);
     return CRUN_OK;
 }

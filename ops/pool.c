@@ -184,19 +184,12 @@ KV_SIMD_ONLY static bool maxpool_simd_applies(const PrepCtx *c, const void *kdat
            !pool_geom(c->params, x, &g, buf, sizeof buf) && window_plane_init(&g.w, &wp);
 }
 
-static size_t maxpool_scratch_bytes(const PoolGeom *g)
-{
-    WindowPlane wp;
-    window_plane_init(&g->w, &wp);
-    return align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
-}
-
 KV_SIMD_ONLY static crun_status maxpool_simd_prepare(PrepCtx *c)
 {
     PoolGeom g;
     char buf[160];
     pool_geom(c->params, c->in[0], &g, buf, sizeof buf);
-    c->ws_bytes = maxpool_scratch_bytes(&g) * (size_t)c->n_threads;
+    c->ws_bytes = window_plane_scratch_bytes(&g.w) * (size_t)c->n_threads;
     return CRUN_OK;
 }
 
@@ -225,7 +218,7 @@ KV_SIMD_ONLY static crun_status maxpool_simd_run(KernelCtx *k)
     PoolGeom g;
     char buf[160];
     pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
-    MaxSimdJob j = {&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, maxpool_scratch_bytes(&g)};
+    MaxSimdJob j = {&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, window_plane_scratch_bytes(&g.w)};
     pool_for(k->pool, g.planes, maxpool_simd_plane, &j);
     return CRUN_OK;
 }
@@ -258,7 +251,7 @@ KV_SIMD_ONLY static crun_status avgpool_simd_prepare(PrepCtx *c)
     PoolGeom g;
     char buf[160];
     pool_geom(c->params, c->in[0], &g, buf, sizeof buf);
-    c->ws_bytes = maxpool_scratch_bytes(&g) * (size_t)c->n_threads + avg_extra_floats(&g) * sizeof(float);
+    c->ws_bytes = window_plane_scratch_bytes(&g.w) * (size_t)c->n_threads + avg_extra_floats(&g) * sizeof(float);
     return CRUN_OK;
 }
 
@@ -291,7 +284,7 @@ KV_SIMD_ONLY static crun_status avgpool_simd_run(KernelCtx *k)
     PoolGeom g;
     char buf[160];
     pool_geom(p, k->in[0], &g, buf, sizeof buf);
-    size_t per = maxpool_scratch_bytes(&g);
+    size_t per = window_plane_scratch_bytes(&g.w);
     float *extra = (float *)((char *)k->ws + per * (size_t)pool_threads(k->pool));
     float *inv_row = extra, *inv_col = extra + g.w.out[1], *ones = inv_col + g.w.out[2];
     for (int64_t o = 0; o < g.w.out[1]; o++)

@@ -115,3 +115,10 @@ bool window_plane_init(const WindowGeom *g, WindowPlane *wp)
     return g->k[1] <= WINDOW_MAX_K && g->k[2] <= WINDOW_MAX_K && g->s[1] <= WINDOW_MAX_S && g->s[2] <= WINDOW_MAX_S &&
            g->d[1] == 1 && g->d[2] == 1;
 }
+
+size_t window_plane_scratch_bytes(const WindowGeom *g)
+{
+    WindowPlane wp;
+    window_plane_init(g, &wp);
+    return align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
+}

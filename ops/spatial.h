@@ -44,5 +44,7 @@ const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const 
 /* Sets the geometry of wp to g's last two axes for the SIMD window kernels (data pointers
  * left NULL); false when those kernels do not take g (dilation, window or stride too big). */
 bool window_plane_init(const WindowGeom *g, WindowPlane *wp);
+/* Bytes of scratch (a whole number of aligned blocks) one thread needs for g's planes. */
+size_t window_plane_scratch_bytes(const WindowGeom *g);
 
 #endif
