@@ -10,27 +10,42 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ops/activation.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
+#include "ops/qlinear.h"
 #include "quant/quant.h"
 #include "runtime/threadpool.h"
 
-static bool is_8bit(crun_dtype t) { return t == CRUN_DTYPE_UINT8 || t == CRUN_DTYPE_INT8; }
+
+QuantRange qout_range(const Node *n, crun_dtype out, float sy, int32_t zy)
+{
+    QuantRange r = out == CRUN_DTYPE_INT8 ? QUANT_I8 : QUANT_U8;
+    float lo, hi;
+    act_as_clamp(&n->act, &lo, &hi);
+    /* The clamp's ends quantized: Q is monotone, so Q(clamp(y)) = clamp(Q(y)). */
+    if (lo > -INFINITY)
+        r.lo = CRUN_MAX(r.lo, quant_quantize(lo, sy, zy, r));
+    if (hi < INFINITY)
+        r.hi = CRUN_MIN(r.hi, quant_quantize(hi, sy, zy, r));
+    if (r.hi < r.lo)
+        r.hi = r.lo;
+    return r;
+}
 
 static inline int32_t ld8(const void *p, int64_t i, bool is_signed)
 {
     return is_signed ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
 }
 
-/* A zero point or scale given once or once per row/column/channel: the value for index i. */
-static int32_t zp_at(const Tensor *z, int64_t i)
+int32_t zp_at(const Tensor *z, int64_t i)
 {
     if (!z)
         return 0;
     return (int32_t)tensor_get_int(z, tensor_numel(z) == 1 ? 0 : i);
 }
 
-static float scale_at(const Tensor *s, int64_t i) { return ((const float *)s->data)[tensor_numel(s) == 1 ? 0 : i]; }
+float scale_at(const Tensor *s, int64_t i) { return ((const float *)s->data)[tensor_numel(s) == 1 ? 0 : i]; }
 
 /* Checks an optional zero point (and scale) of operand `what`: numel 1 or `per` values. */
 static crun_status check_q(InferCtx *c, const char *what, const Tensor *scale, const Tensor *zp, crun_dtype data_type,
@@ -77,11 +92,11 @@ static void store_row(const QOut *q, const uint32_t *acc, int64_t n, Tensor *y, 
     }
     float sa = scale_at(q->sa, row);
     bool sb_per = tensor_numel(q->sb) > 1;
-    float mult = sa * scale_at(q->sb, col_scale ? col0 : row) / q->sy;
+    float mult = quant_multiplier(sa, scale_at(q->sb, col_scale ? col0 : row), q->sy);
     int32_t bias = q->bias ? ((const int32_t *)q->bias->data)[row] : 0;
     for (int64_t j = 0; j < n; j++) {
         if (col_scale && sb_per)
-            mult = sa * scale_at(q->sb, col0 + j) / q->sy;
+            mult = quant_multiplier(sa, scale_at(q->sb, col0 + j), q->sy);
         int32_t v = quant_requantize((int32_t)(acc[j] + (uint32_t)bias), mult, q->zy, q->r);
         if (y->dtype == CRUN_DTYPE_INT8)
             ((int8_t *)y->data)[off + j] = (int8_t)v;
@@ -90,12 +105,15 @@ static void store_row(const QOut *q, const uint32_t *acc, int64_t n, Tensor *y, 
     }
 }
 
-/* ================= MatMulInteger, QLinearMatMul ================= */
+/* The packed kernels' entries, one per ISA, before the reference. */
+#define QPACKED(op, fam, io, isa_id, suffix) \
+    {op "_" suffix, isa_id, fam##_packed_applies, fam##_packed_prepare, fam##_packed_run, \
+     &(const QPackedKernel){&io, isa_id}},
+#define QPACKED_ALL(op, fam, io) \
+    QPACKED(op, fam, io, ISA_AVX512VNNI, "avx512vnni") QPACKED(op, fam, io, ISA_AVX2, "avx2") \
+    QPACKED(op, fam, io, ISA_NEONDOT, "neondot") QPACKED(op, fam, io, ISA_SCALAR, "packed")
 
-/* Input positions of A, B and their zero points/scales in each op. */
-typedef struct QMatMulIO {
-    int a, b, za, zb, sa, sb, sy, zy; /* -1: not an input of this op */
-} QMatMulIO;
+/* ================= MatMulInteger, QLinearMatMul ================= */
 
 static const QMatMulIO MATMUL_INTEGER_IO = {0, 1, 2, 3, -1, -1, -1, -1};
 static const QMatMulIO QLINEAR_MATMUL_IO = {0, 3, 2, 5, 1, 4, 6, 7};
@@ -217,18 +235,21 @@ static crun_status qmatmul_run(KernelCtx *k)
     if (io->sy >= 0) {
         t.q = (QOut){.requant = true, .sa = k->in[io->sa], .sb = k->in[io->sb],
                      .sy = *(const float *)k->in[io->sy]->data, .zy = zp_at(k->in[io->zy], 0),
-                     .r = k->out[0]->dtype == CRUN_DTYPE_INT8 ? QUANT_I8 : QUANT_U8};
+};
+        t.q.r = qout_range(k->node, k->out[0]->dtype, t.q.sy, t.q.zy);
     }
     pool_for(k->pool, t.s.n_batch * t.s.M, qmatmul_row, &t);
     return CRUN_OK;
 }
 
 static const KernelVariant matmul_integer_kernels[] = {
+    QPACKED_ALL("matmul_integer", qmatmul, MATMUL_INTEGER_IO)
     {"matmul_integer_ref", ISA_SCALAR, NULL, qmatmul_prepare, qmatmul_run, &MATMUL_INTEGER_IO},
     {0},
 };
 
 static const KernelVariant qlinear_matmul_kernels[] = {
+    QPACKED_ALL("qlinear_matmul", qmatmul, QLINEAR_MATMUL_IO)
     {"qlinear_matmul_ref", ISA_SCALAR, NULL, qmatmul_prepare, qmatmul_run, &QLINEAR_MATMUL_IO},
     {0},
 };
@@ -239,11 +260,6 @@ const OpDesc op_QLinearMatMul = {"", "QLinearMatMul", 8, 8, 1, 1, 0, NULL, qline
                                  qlinear_matmul_flops, qlinear_matmul_kernels};
 
 /* ================= ConvInteger, QLinearConv ================= */
-
-/* Input positions in each op; -1: not an input of this op. */
-typedef struct QConvIO {
-    int x, w, zx, zw, sx, sw, sy, zy, bias;
-} QConvIO;
 
 static const QConvIO CONV_INTEGER_IO = {0, 1, 2, 3, -1, -1, -1, -1, -1};
 static const QConvIO QLINEAR_CONV_IO = {0, 3, 2, 5, 1, 4, 6, 7, 8};
@@ -411,18 +427,21 @@ static crun_status qconv_run(KernelCtx *k)
          * row = m and the channel's scale from sb). */
         t.q = (QOut){.requant = true, .bias = in_at(k, io->bias), .sa = k->in[io->sx], .sb = k->in[io->sw],
                      .sy = *(const float *)k->in[io->sy]->data, .zy = zp_at(k->in[io->zy], 0),
-                     .r = k->out[0]->dtype == CRUN_DTYPE_INT8 ? QUANT_I8 : QUANT_U8};
+};
+        t.q.r = qout_range(k->node, k->out[0]->dtype, t.q.sy, t.q.zy);
     }
     pool_for(k->pool, t.g.N * t.g.G * t.n_chunks, qconv_task, &t);
     return CRUN_OK;
 }
 
 static const KernelVariant conv_integer_kernels[] = {
+    QPACKED_ALL("conv_integer", qconv, CONV_INTEGER_IO)
     {"conv_integer_ref", ISA_SCALAR, NULL, qconv_prepare, qconv_run, &CONV_INTEGER_IO},
     {0},
 };
 
 static const KernelVariant qlinear_conv_kernels[] = {
+    QPACKED_ALL("qlinear_conv", qconv, QLINEAR_CONV_IO)
     {"qlinear_conv_ref", ISA_SCALAR, NULL, qconv_prepare, qconv_run, &QLINEAR_CONV_IO},
     {0},
 };

@@ -7,7 +7,7 @@ ActVecFn act_vec_neon(void);
 
 ActVecFn act_vec_for(Isa isa)
 {
-    switch (isa) {
+    switch (isa_base(isa)) {
 #ifdef CRUN_HAVE_AVX512
     case ISA_AVX512: return act_vec_avx512();
 #endif

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const isa_names[ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+static const char *const isa_names[ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot"};
 static bool has_isa[ISA_COUNT];
 static int n_cpus = 1;
 static Isa isa_limit = ISA_COUNT;
@@ -21,8 +21,10 @@ static void detect(void)
         has_isa[ISA_AVX2] = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
         has_isa[ISA_AVX512] = has_isa[ISA_AVX2] && cpuinfo_has_x86_avx512f() && cpuinfo_has_x86_avx512bw() &&
                               cpuinfo_has_x86_avx512dq() && cpuinfo_has_x86_avx512vl();
+        has_isa[ISA_AVX512VNNI] = has_isa[ISA_AVX512] && cpuinfo_has_x86_avx512vnni();
 #elif defined(__aarch64__)
         has_isa[ISA_NEON] = cpuinfo_has_arm_neon();
+        has_isa[ISA_NEONDOT] = has_isa[ISA_NEON] && cpuinfo_has_arm_neon_dot();
 #endif
         n_cpus = (int)cpuinfo_get_processors_count();
     }
@@ -48,14 +50,23 @@ bool isa_parse(const char *name, Isa *out)
     return false;
 }
 
-/* The x86 levels nest (avx512 implies avx2); NEON stands alone. */
+Isa isa_base(Isa isa)
+{
+    if (isa == ISA_AVX512VNNI)
+        return ISA_AVX512;
+    if (isa == ISA_NEONDOT)
+        return ISA_NEON;
+    return isa;
+}
+
+/* The levels nest within a family (avx512vnni > avx512 > avx2, neondot > neon): a limit
+ * allows its own level and those below it. */
 static bool isa_within_limit(Isa isa)
 {
     if (isa_limit == ISA_COUNT || isa == ISA_SCALAR)
         return true;
-    if (isa_limit == ISA_AVX512)
-        return isa == ISA_AVX2 || isa == ISA_AVX512;
-    return isa == isa_limit;
+    bool x86 = isa <= ISA_AVX512VNNI, limit_x86 = isa_limit <= ISA_AVX512VNNI;
+    return x86 == limit_x86 && isa <= isa_limit;
 }
 
 bool isa_allowed(Isa isa)

@@ -8,7 +8,9 @@ typedef enum Isa {
     ISA_SCALAR = 0, /* portable C */
     ISA_AVX2,       /* x86-64 AVX2 + FMA + F16C */
     ISA_AVX512,     /* x86-64 AVX-512 F/BW/DQ/VL */
+    ISA_AVX512VNNI, /* AVX-512 plus VNNI (8-bit dot products: the int8 kernels) */
     ISA_NEON,       /* aarch64 Advanced SIMD */
+    ISA_NEONDOT,    /* NEON plus the ARMv8.2 dot product (SDOT: the int8 kernels) */
     ISA_COUNT
 } Isa;
 
@@ -20,6 +22,9 @@ bool isa_parse(const char *name, Isa *out);
 bool isa_allowed(Isa isa);
 /* Best ISA allowed here. */
 Isa isa_best(void);
+/* The float-vector level of an ISA: the integer extensions (VNNI, dot product) add no
+ * float instructions, so their float kernels are those of the base ISA. */
+Isa isa_base(Isa isa);
 /* Caps the ISAs kernels may use (process-wide); ISA_COUNT removes the cap. */
 void isa_set_limit(Isa limit);
 /* Number of logical processors (at least 1). */

@@ -41,7 +41,7 @@ volatile float peak_sink; /* keeps the loops from being optimised away */
 
 double fma_peak_gflops(Isa *isa_out)
 {
-    Isa isa = isa_best();
+    Isa isa = isa_base(isa_best());
     int width = 1;
     float (*loop)(int64_t) = peak_loop_scalar;
 #ifdef CRUN_HAVE_AVX512

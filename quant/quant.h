@@ -49,6 +49,15 @@ static inline int32_t quant_requantize(int32_t acc, float multiplier, int32_t zp
     return quant_round_sat((float)acc * multiplier, zp, r);
 }
 
+/* The requantization multiplier scale_a * scale_b / scale_y, in that order, as every int8
+ * kernel computes it; 0 when that is not a finite number (a zero output scale), so the
+ * output is the zero point. */
+static inline float quant_multiplier(float scale_a, float scale_b, float scale_y)
+{
+    float m = scale_a * scale_b / scale_y;
+    return isfinite(m) ? m : 0.0f;
+}
+
 /* Scale and zero point that map [min(lo, 0), max(hi, 0)] onto r (DynamicQuantizeLinear and
  * calibration): the range always holds 0 so zero is exact. An all-zero range gives scale 0
  * and zero point 0 (clamped into r). */

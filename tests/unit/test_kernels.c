@@ -111,7 +111,7 @@ static bool best_vs_reference_every_isa(crun_model *m, const TIn *in, int thread
                 if (ref[i] > biggest || -ref[i] > biggest)
                     biggest = ref[i] > 0 ? ref[i] : -ref[i];
             atol = fmax(atol, 1e-5 * biggest);
-        } else if (want_simd && isa != ISA_SCALAR && strcmp(st.isa, isa_name((Isa)isa)) != 0) {
+        } else if (want_simd && isa != ISA_SCALAR && strcmp(st.isa, isa_name(isa_base((Isa)isa))) != 0) {
             snprintf(why, size, "under %s the step ran %s (%s)", isa_name((Isa)isa), st.kernel, st.isa);
             ok = false;
         } else if ((long)(t.size_bytes / 4) != n_ref) {

@@ -1,0 +1,356 @@
+/* qlinear_packed.c - QLinearConv, ConvInteger, QLinearMatMul and MatMulInteger with
+ * constant weights on the packed 8-bit GEMM (qgemm.h): weights packed once per model,
+ * activations packed per cache block (im2col for convolutions), zero points, bias and
+ * requantization folded into the microkernel's epilogue. Bit-exact with qlinear.c. */
+#include <string.h>
+
+#include "ops/conv.h"
+#include "ops/gemm.h"
+#include "ops/qgemm.h"
+#include "ops/qlinear.h"
+#include "runtime/packcache.h"
+#include "runtime/threadpool.h"
+
+static const Tensor *opt(const Tensor *const *in, int n_in, int i) { return i >= 0 && i < n_in ? in[i] : NULL; }
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* A variant of this ISA exists when a microkernel of it is built in (the registry has
+ * already checked that the CPU allows the ISA). */
+static bool qpacked_isa_ok(const void *kdata)
+{
+    const QPackedKernel *kv = kdata;
+    return qgemm_ukernel_for_isa(kv->isa) != NULL;
+}
+
+/* The weights packed for one microkernel: groups of strips, then each row's sum. */
+typedef struct QPackState {
+    const QGemmUkernel *uk;
+    size_t group_stride; /* bytes of packed A per group */
+    const int8_t *packed;
+    const int32_t *wsum;
+    _Alignas(64) unsigned char inline_data[]; /* the packing when the model keeps no cache */
+} QPackState;
+
+/* Shape of the weights as GEMM rows: M rows of K in G groups; (m, k) at sm, sk. */
+typedef struct QWeights {
+    const Tensor *w;
+    int64_t G, Mg, K, sm, sk, gstride; /* gstride: elements between groups' first rows */
+} QWeights;
+
+typedef struct QPackCtx {
+    const QGemmUkernel *uk;
+    QWeights q;
+} QPackCtx;
+
+static size_t qpack_bytes(const QPackCtx *p, size_t *group_stride)
+{
+    *group_stride = align64(qgemm_packed_a_bytes(p->uk, p->q.Mg, p->q.K));
+    return *group_stride * (size_t)p->q.G + (size_t)(p->q.G * p->q.Mg) * sizeof(int32_t);
+}
+
+static void fill_qpack(const void *ctx, void *dst)
+{
+    const QPackCtx *p = ctx;
+    size_t gs;
+    size_t total = qpack_bytes(p, &gs);
+    int32_t *wsum = (int32_t *)((char *)dst + gs * (size_t)p->q.G);
+    (void)total;
+    for (int64_t g = 0; g < p->q.G; g++)
+        qgemm_pack_a(p->uk, (const uint8_t *)p->q.w->data + g * p->q.gstride, p->q.w->dtype == CRUN_DTYPE_INT8,
+                     p->q.Mg, p->q.K, p->q.sm, p->q.sk, (int8_t *)((char *)dst + gs * (size_t)g), wsum + g * p->q.Mg);
+}
+
+/* Packs the weights (through the model's cache when there is one) into c->state. */
+static crun_status qpack_prepare(PrepCtx *c, const QWeights *q)
+{
+    const QPackedKernel *kv = c->kdata;
+    QPackCtx p = {qgemm_ukernel_for_isa(kv->isa), *q};
+    size_t gs, bytes = qpack_bytes(&p, &gs), inline_bytes = c->packs ? 0 : bytes;
+    QPackState *s = mem_alloc_aligned(sizeof *s + inline_bytes);
+    if (!s)
+        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
+    const void *blk;
+    if (c->packs) {
+        blk = packcache_get(c->packs, c->node, p.uk->name, bytes, fill_qpack, &p);
+    } else {
+        fill_qpack(&p, s->inline_data);
+        blk = s->inline_data;
+    }
+    if (!blk) {
+        mem_free(s);
+        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
+    }
+    s->uk = p.uk;
+    s->group_stride = gs;
+    s->packed = blk;
+    s->wsum = (const int32_t *)((const char *)blk + gs * (size_t)q->G);
+    c->state = s;
+    c->state_bytes = sizeof *s + inline_bytes;
+    return CRUN_OK;
+}
+
+/* The per-row epilogue arrays for M rows, made at run time from the scales and zero
+ * points (which may be computed values, as DynamicQuantizeLinear's are). */
+typedef struct QRows {
+    int32_t *row_add, *row_zw;
+    float *mult;
+} QRows;
+
+static size_t qrows_bytes(int64_t M) { return 3 * align64((size_t)M * 4); }
+
+static QRows qrows_at(void *ws, int64_t M)
+{
+    char *p = ws;
+    size_t a = align64((size_t)M * 4);
+    return (QRows){(int32_t *)p, (int32_t *)(p + a), (float *)(p + 2 * a)};
+}
+
+/* Operand facts in the kernel's canonical form (weights s8, activations as uk wants). */
+typedef struct QSide {
+    uint8_t flip;  /* xor applied to the activations when packing */
+    int32_t zx;    /* activations' zero point after the flip */
+} QSide;
+
+static QSide qside(const QGemmUkernel *uk, const Tensor *x, const Tensor *zx)
+{
+    bool xs = x->dtype == CRUN_DTYPE_INT8;
+    int32_t z = zp_at(zx, 0);
+    if (xs == uk->b_signed)
+        return (QSide){0, z};
+    return (QSide){0x80, xs ? z + 128 : z - 128};
+}
+
+/* Fills rows[m] for M rows: row_add = bias - zx * wsum + K * zx * zw, row_zw = zw (NULL
+ * unless some zw is nonzero), mult = sx * sw / sy. Returns whether row_zw is needed. */
+static bool qrows_fill(QRows *r, int64_t M, int64_t K, const int32_t *wsum, const Tensor *w, const Tensor *zw,
+                       QSide side, const Tensor *bias, const Tensor *sx, const Tensor *sw, float sy)
+{
+    bool any_zw = false;
+    int32_t wshift = w->dtype == CRUN_DTYPE_INT8 ? 0 : 128;
+    for (int64_t m = 0; m < M; m++) {
+        int32_t z = zp_at(zw, m) - wshift;
+        uint32_t b = bias ? (uint32_t)((const int32_t *)bias->data)[m] : 0;
+        r->row_add[m] = (int32_t)(b - (uint32_t)side.zx * (uint32_t)wsum[m] +
+                                  (uint32_t)K * (uint32_t)side.zx * (uint32_t)z);
+        r->row_zw[m] = z;
+        any_zw |= z != 0;
+        if (sx)
+            r->mult[m] = quant_multiplier(scale_at(sx, 0), scale_at(sw, m), sy);
+    }
+    return any_zw;
+}
+
+static QGemmEpi qepi(const QRows *r, bool any_zw, const KernelCtx *k, const Tensor *sy, const Tensor *zy)
+{
+    QGemmEpi e = {.row_add = r->row_add, .row_zw = any_zw ? r->row_zw : NULL, .out = QOUT_I32};
+    if (sy) {
+        float s = scale_at(sy, 0);
+        e.zy = zp_at(zy, 0);
+        QuantRange qr = qout_range(k->node, k->out[0]->dtype, s, e.zy);
+        e.lo = qr.lo, e.hi = qr.hi, e.mult = r->mult;
+        e.out = k->out[0]->dtype == CRUN_DTYPE_INT8 ? QOUT_S8 : QOUT_U8;
+    }
+    return e;
+}
+
+/* ================= convolutions ================= */
+
+static void qconv_geom(const void *params, const Tensor *x, const Tensor *w, ConvGeom *g)
+{
+    char buf[160];
+    const char *err = conv_geom(params, x, w, g, buf, sizeof buf);
+    assert(!err); /* infer checked these shapes */
+    (void)err;
+}
+
+static bool is_pointwise(const ConvGeom *g)
+{
+    for (int i = 0; i < 3; i++)
+        if (g->w.k[i] != 1 || g->w.s[i] != 1 || g->w.pb[i] || g->w.pe[i])
+            return false;
+    return true;
+}
+
+bool qconv_packed_applies(const PrepCtx *c, const void *kdata)
+{
+    if (!qpacked_isa_ok(kdata))
+        return false;
+    const QConvIO *io = ((const QPackedKernel *)kdata)->io;
+    if (!c->in[io->w]->data)
+        return false;
+    ConvGeom g;
+    qconv_geom(c->params, c->in[io->x], c->in[io->w], &g);
+    /* One output channel per group (depthwise) would waste whole strips. */
+    return g.Mg >= 2;
+}
+
+static QGemmArgs qconv_args(const QPackState *s, const ConvGeom *g, const QGemmEpi *e)
+{
+    return (QGemmArgs){.M = g->Mg, .N = g->w.out_vol, .K = g->Cg * g->w.k_vol, .uk = s->uk, .epi = *e,
+                       .rs = g->w.out_vol, .cs = 1};
+}
+
+crun_status qconv_packed_prepare(PrepCtx *c)
+{
+    const QConvIO *io = ((const QPackedKernel *)c->kdata)->io;
+    ConvGeom g;
+    qconv_geom(c->params, c->in[io->x], c->in[io->w], &g);
+    int64_t K = g.Cg * g.w.k_vol;
+    QWeights q = {c->in[io->w], g.G, g.Mg, K, K, 1, g.Mg * K};
+    crun_status st = qpack_prepare(c, &q);
+    if (st != CRUN_OK)
+        return st;
+    QGemmEpi e = {0};
+    QGemmArgs ga = qconv_args(c->state, &g, &e);
+    c->ws_bytes = qrows_bytes(g.M) + qgemm_ws_bytes(&ga, c->n_threads);
+    return CRUN_OK;
+}
+
+/* im2col on 8-bit data: B[k][p] = x[c][iz][iy][ix] for k = (c, kz, ky, kx) and output
+ * position p, the zero point in the padding. */
+typedef struct QIm2col {
+    const WindowGeom *w;
+    const uint8_t *x; /* first channel of this image and group */
+    uint8_t pad;      /* the raw zero point: (pad - zx) is 0 */
+} QIm2col;
+
+/* Row k of B for columns [n0, n0 + nc), a run per output row. */
+static void qim2col_row(const QIm2col *s, int64_t k, int64_t n0, int64_t nc, uint8_t *dst)
+{
+    const WindowGeom *w = s->w;
+    int64_t kx = k % w->k[2], ky = k / w->k[2] % w->k[1], kz = k / (w->k[2] * w->k[1]) % w->k[0];
+    const uint8_t *plane = s->x + (k / w->k_vol) * w->in_vol;
+    int64_t OW = w->out[2], OH = w->out[1], W = w->in[2];
+    int64_t off = kx * w->d[2] - w->pb[2], sx = w->s[2];
+    for (int64_t p = n0; p < n0 + nc;) {
+        int64_t ox = p % OW, t = p / OW, run = CRUN_MIN(OW - ox, n0 + nc - p);
+        int64_t iy = (t % OH) * w->s[1] - w->pb[1] + ky * w->d[1], iz = (t / OH) * w->s[0] - w->pb[0] + kz * w->d[0];
+        uint8_t *d = dst + (p - n0);
+        if (iy < 0 || iy >= w->in[1] || iz < 0 || iz >= w->in[0]) {
+            memset(d, s->pad, (size_t)run);
+        } else {
+            const uint8_t *row = plane + (iz * w->in[1] + iy) * W;
+            int64_t base = ox * sx + off;
+            /* Columns [lo, hi) read inside the row; the padding around them. */
+            int64_t lo = base >= 0 ? 0 : (-base + sx - 1) / sx, hi = W - base <= 0 ? 0 : (W - base + sx - 1) / sx;
+            lo = CRUN_MIN(lo, run);
+            hi = CRUN_MAX(lo, CRUN_MIN(hi, run));
+            memset(d, s->pad, (size_t)lo);
+            if (sx == 1)
+                memcpy(d + lo, row + base + lo, (size_t)(hi - lo));
+            else
+                for (int64_t i = lo; i < hi; i++)
+                    d[i] = row[base + i * sx];
+            memset(d + hi, s->pad, (size_t)(run - hi));
+        }
+        p += run;
+    }
+}
+
+static void qpack_b_im2col(const void *src, int64_t K, int64_t n0, int64_t nc, const QGemmUkernel *uk, uint8_t flip,
+                           uint8_t *dst, int32_t *col_sum)
+{
+    const QIm2col *s = src;
+    uint8_t rows[4][1024]; /* the driver's blocks are at most 1024 columns */
+    assert(nc <= 1024);
+    int64_t kq = qgemm_quads(K);
+    for (int64_t q = 0; q < kq; q++) {
+        const uint8_t *r[4];
+        for (int t = 0; t < 4; t++) {
+            r[t] = NULL;
+            if (4 * q + t < K) {
+                qim2col_row(s, 4 * q + t, n0, nc, rows[t]);
+                r[t] = rows[t];
+            }
+        }
+        qgemm_pack_quad(r, nc, uk, kq, q, flip, dst, col_sum);
+    }
+    qgemm_pack_tail(nc, uk->nr, kq, dst);
+}
+
+crun_status qconv_packed_run(KernelCtx *k)
+{
+    const QConvIO *io = ((const QPackedKernel *)k->kdata)->io;
+    const QPackState *s = k->state;
+    const Tensor *x = k->in[io->x], *w = k->in[io->w];
+    ConvGeom g;
+    qconv_geom(k->params, x, w, &g);
+    int64_t K = g.Cg * g.w.k_vol;
+    const Tensor *zx = opt(k->in, k->n_in, io->zx), *sy = opt(k->in, k->n_in, io->sy);
+    QSide side = qside(s->uk, x, zx);
+    QRows r = qrows_at(k->ws, g.M);
+    bool any_zw = qrows_fill(&r, g.M, K, s->wsum, w, opt(k->in, k->n_in, io->zw), side, opt(k->in, k->n_in, io->bias),
+                             opt(k->in, k->n_in, io->sx), opt(k->in, k->n_in, io->sw), sy ? scale_at(sy, 0) : 1.0f);
+    QGemmEpi e = qepi(&r, any_zw, k, sy, opt(k->in, k->n_in, io->zy));
+    size_t esz = e.out == QOUT_I32 ? 4 : 1;
+    void *gemm_ws = (char *)k->ws + qrows_bytes(g.M);
+    bool pointwise = is_pointwise(&g);
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t grp = 0; grp < g.G; grp++) {
+            const uint8_t *xg = (const uint8_t *)x->data + (n * g.C + grp * g.Cg) * g.w.in_vol;
+            QGemmMatrix xm = {xg, g.w.in_vol};
+            QIm2col ic = {&g.w, xg, (uint8_t)zp_at(zx, 0)};
+            QGemmArgs ga = qconv_args(s, &g, &e);
+            int64_t m0 = grp * g.Mg;
+            ga.epi.row_add += m0;
+            ga.epi.row_zw = ga.epi.row_zw ? ga.epi.row_zw + m0 : NULL;
+            ga.epi.mult = ga.epi.mult ? ga.epi.mult + m0 : NULL;
+            ga.a_packed = (const int8_t *)((const char *)s->packed + s->group_stride * (size_t)grp);
+            ga.pack_b = pointwise ? qgemm_pack_b_kn : qpack_b_im2col;
+            ga.b_src = pointwise ? (const void *)&xm : (const void *)&ic;
+            ga.b_flip = side.flip;
+            ga.c = (char *)k->out[0]->data + (size_t)((n * g.M + m0) * g.w.out_vol) * esz;
+            qgemm_run(&ga, gemm_ws, k->pool);
+        }
+    return CRUN_OK;
+}
+
+/* ================= matrix products ================= */
+
+/* Constant 2-D B (the weights), and A quantized per tensor (a per-row A scale would be a
+ * per-column one here, which the epilogue does not take). */
+bool qmatmul_packed_applies(const PrepCtx *c, const void *kdata)
+{
+    if (!qpacked_isa_ok(kdata))
+        return false;
+    const QMatMulIO *io = ((const QPackedKernel *)kdata)->io;
+    const Tensor *a = c->in[io->a], *b = c->in[io->b];
+    const Tensor *za = opt(c->in, c->n_in, io->za), *sa = opt(c->in, c->n_in, io->sa);
+    return b->data && b->rank == 2 && b->dims[0] > 0 && a->rank >= 1 && (!za || tensor_numel(za) == 1) &&
+           (!sa || tensor_numel(sa) == 1);
+}
+
+crun_status qmatmul_packed_prepare(PrepCtx *c)
+{
+    const QMatMulIO *io = ((const QPackedKernel *)c->kdata)->io;
+    const Tensor *a = c->in[io->a], *b = c->in[io->b];
+    int64_t K = b->dims[0], N = b->dims[1], T = tensor_numel(a) / (K > 0 ? K : 1);
+    QWeights q = {b, 1, N, K, 1, N, 0};
+    crun_status st = qpack_prepare(c, &q);
+    if (st != CRUN_OK)
+        return st;
+    QGemmArgs ga = {.M = N, .N = T, .K = K, .uk = ((const QPackState *)c->state)->uk};
+    c->ws_bytes = qrows_bytes(N) + qgemm_ws_bytes(&ga, c->n_threads);
+    return CRUN_OK;
+}
+
+crun_status qmatmul_packed_run(KernelCtx *k)
+{
+    const QMatMulIO *io = ((const QPackedKernel *)k->kdata)->io;
+    const QPackState *s = k->state;
+    const Tensor *a = k->in[io->a], *b = k->in[io->b];
+    int64_t K = b->dims[0], N = b->dims[1], T = K > 0 ? tensor_numel(a) / K : 0;
+    const Tensor *za = opt(k->in, k->n_in, io->za), *sy = opt(k->in, k->n_in, io->sy);
+    QSide side = qside(s->uk, a, za);
+    QRows r = qrows_at(k->ws, N);
+    bool any_zw = qrows_fill(&r, N, K, s->wsum, b, opt(k->in, k->n_in, io->zb), side, NULL,
+                             opt(k->in, k->n_in, io->sa), opt(k->in, k->n_in, io->sb), sy ? scale_at(sy, 0) : 1.0f);
+    QGemmEpi e = qepi(&r, any_zw, k, sy, opt(k->in, k->n_in, io->zy));
+    QGemmMatrix am = {a->data, K};
+    /* Rows of the product are B's columns, its columns A's rows: y[t][n] at n + t * N. */
+    QGemmArgs ga = {.M = N, .N = T, .K = K, .uk = s->uk, .a_packed = s->packed, .pack_b = qgemm_pack_b_nk,
+                    .b_src = &am, .b_flip = side.flip, .epi = e, .c = k->out[0]->data, .rs = 1, .cs = N};
+    qgemm_run(&ga, (char *)k->ws + qrows_bytes(N), k->pool);
+    return CRUN_OK;
+}

@@ -1,0 +1,286 @@
+/* test_int8.c - the packed 8-bit GEMM and the integer kernels built on it, bit for bit
+ * against a brute-force formula and against the reference kernels, under every ISA this
+ * CPU has, on shapes that hit every tile and block edge. */
+#include <stdlib.h>
+
+#include "ops/qgemm.h"
+#include "quant/quant.h"
+#include "runtime/threadpool.h"
+#include "testutil.h"
+
+static uint32_t rng_state = 12345;
+static int32_t rnd(int32_t lo, int32_t hi)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return lo + (int32_t)((rng_state >> 8) % (uint32_t)(hi - lo + 1));
+}
+
+static void fill_bytes(uint8_t *p, int64_t n, bool is_signed)
+{
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(is_signed ? rnd(-128, 127) : rnd(0, 255));
+}
+
+static int32_t byte_val(const uint8_t *p, int64_t i, bool is_signed) { return is_signed ? (int8_t)p[i] : p[i]; }
+
+typedef struct QCase {
+    int64_t M, N, K;
+    bool w_signed, x_signed, zw_nonzero, nk; /* nk: B given as N x K (a MatMul's A) */
+    QOutKind out;
+} QCase;
+
+/* acc[m][p] = sum (w - zw)(x - zx) + bias, then requantized; the definition. */
+static void brute(const QCase *c, const uint8_t *w, const int32_t *zw, const uint8_t *x, int32_t zx,
+                  const int32_t *bias, const float *mult, int32_t zy, QuantRange r, void *y)
+{
+    for (int64_t m = 0; m < c->M; m++)
+        for (int64_t p = 0; p < c->N; p++) {
+            uint32_t acc = (uint32_t)bias[m];
+            for (int64_t k = 0; k < c->K; k++) {
+                int32_t xv = byte_val(x, c->nk ? p * c->K + k : k * c->N + p, c->x_signed);
+                acc += (uint32_t)((byte_val(w, m * c->K + k, c->w_signed) - zw[m]) * (xv - zx));
+            }
+            int64_t at = m * c->N + p;
+            if (c->out == QOUT_I32)
+                ((int32_t *)y)[at] = (int32_t)acc;
+            else
+                ((uint8_t *)y)[at] = (uint8_t)quant_requantize((int32_t)acc, mult[m], zy, r);
+        }
+}
+
+/* Runs the packed GEMM with uk the way qlinear_packed.c does (canonical signedness, the
+ * zero-point terms in row_add) and compares with brute(). */
+static bool check_qgemm(const QGemmUkernel *uk, QCase c, ThreadPool *pool, char *why, size_t size)
+{
+    size_t esz = c.out == QOUT_I32 ? 4 : 1;
+    uint8_t *w = malloc((size_t)(c.M * c.K + 1)), *x = malloc((size_t)(c.K * c.N + 1));
+    int32_t *zw = malloc((size_t)c.M * 4), *bias = malloc((size_t)c.M * 4), *wsum = malloc((size_t)c.M * 4);
+    int32_t *row_add = malloc((size_t)c.M * 4), *row_zw = malloc((size_t)c.M * 4);
+    float *mult = malloc((size_t)c.M * 4);
+    void *y = malloc((size_t)(c.M * c.N) * esz + 1), *want = malloc((size_t)(c.M * c.N) * esz + 1);
+    fill_bytes(w, c.M * c.K, c.w_signed);
+    fill_bytes(x, c.K * c.N, c.x_signed);
+    int32_t zx = c.x_signed ? rnd(-128, 127) : rnd(0, 255), zy = c.out == QOUT_S8 ? rnd(-20, 20) : rnd(100, 140);
+    for (int64_t m = 0; m < c.M; m++) {
+        zw[m] = c.zw_nonzero ? (c.w_signed ? rnd(-128, 127) : rnd(0, 255)) : (c.w_signed ? 0 : 128);
+        bias[m] = rnd(-100000, 100000);
+        mult[m] = (float)rnd(1, 1000) * 1e-6f;
+    }
+    QuantRange r = c.out == QOUT_S8 ? QUANT_I8 : QUANT_U8;
+    brute(&c, w, zw, x, zx, bias, mult, zy, r, want);
+
+    int8_t *pa = mem_alloc_aligned(qgemm_packed_a_bytes(uk, c.M, c.K));
+    qgemm_pack_a(uk, w, c.w_signed, c.M, c.K, c.K, 1, pa, wsum);
+    bool flip = c.x_signed != uk->b_signed;
+    int32_t zxc = flip ? (c.x_signed ? zx + 128 : zx - 128) : zx;
+    bool any_zw = false;
+    for (int64_t m = 0; m < c.M; m++) {
+        int32_t z = zw[m] - (c.w_signed ? 0 : 128);
+        row_add[m] = (int32_t)((uint32_t)bias[m] - (uint32_t)zxc * (uint32_t)wsum[m] +
+                               (uint32_t)c.K * (uint32_t)zxc * (uint32_t)z);
+        row_zw[m] = z;
+        any_zw |= z != 0;
+    }
+    QGemmMatrix xm = {x, c.nk ? c.K : c.N};
+    QGemmArgs g = {.M = c.M, .N = c.N, .K = c.K, .uk = uk, .a_packed = pa,
+                   .pack_b = c.nk ? qgemm_pack_b_nk : qgemm_pack_b_kn, .b_src = &xm, .b_flip = flip ? 0x80 : 0,
+                   .epi = {.row_add = row_add, .row_zw = any_zw ? row_zw : NULL, .mult = mult, .zy = zy, .lo = r.lo,
+                           .hi = r.hi, .out = c.out},
+                   .c = y, .rs = c.N, .cs = 1};
+    void *ws = mem_alloc_aligned(qgemm_ws_bytes(&g, pool_threads(pool)));
+    qgemm_run(&g, ws, pool);
+    bool ok = memcmp(y, want, (size_t)(c.M * c.N) * esz) == 0;
+    for (int64_t i = 0; !ok && i < c.M * c.N; i++) {
+        int32_t got = esz == 4 ? ((int32_t *)y)[i] : ((uint8_t *)y)[i];
+        int32_t exp = esz == 4 ? ((int32_t *)want)[i] : ((uint8_t *)want)[i];
+        if (got != exp) {
+            snprintf(why, size, "element (%lld, %lld) = %d, want %d", (long long)(i / c.N), (long long)(i % c.N), got,
+                     exp);
+            break;
+        }
+    }
+    mem_free(ws);
+    mem_free(pa);
+    free(w), free(x), free(zw), free(bias), free(wsum), free(row_add), free(row_zw), free(mult), free(y), free(want);
+    return ok;
+}
+
+TEST(qgemm_every_microkernel_every_edge)
+{
+    /* Tile edges of 4x8, 4x16, 8x32; K not a multiple of 4; N beyond one column block
+     * (128 KiB / K columns) and beyond the 1024-column cap. */
+    int64_t sizes[][3] = {{1, 1, 1},   {3, 5, 7},      {4, 8, 4},    {5, 9, 13},  {8, 32, 64}, {9, 33, 65},
+                          {17, 47, 3}, {16, 1030, 10}, {7, 300, 600}, {33, 17, 2}, {2, 2000, 5}, {12, 64, 1153}};
+    ThreadPool *pools[2] = {NULL, pool_create(3)};
+    for (int u = 0; u < qgemm_ukernel_count(); u++) {
+        const QGemmUkernel *uk = qgemm_ukernel_at(u);
+        if (!isa_allowed(uk->isa)) {
+            printf("  (%s: this CPU lacks %s, not run)\n", uk->name, isa_name(uk->isa));
+            continue;
+        }
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (int flags = 0; flags < 16; flags++)
+                for (int out = 0; out < 3; out++) {
+                    QCase c = {sizes[s][0], sizes[s][1], sizes[s][2], flags & 1, flags & 2, flags & 4, flags & 8,
+                               (QOutKind)out};
+                    char why[160] = "";
+                    bool ok = check_qgemm(uk, c, pools[(s + (size_t)flags) % 2], why, sizeof why);
+                    if (!ok)
+                        pool_free(pools[1]);
+                    CHECK_MSG(ok, "%s M=%lld N=%lld K=%lld flags=%d out=%d: %s", uk->name, (long long)c.M,
+                              (long long)c.N, (long long)c.K, flags, out, why);
+                }
+    }
+    pool_free(pools[1]);
+}
+
+/* ---- whole ops: the packed kernels against the reference ones, bit for bit ---- */
+
+/* Runs m with the reference kernels, then under every ISA this CPU has, comparing output
+ * 0's bytes; the first step must run a kernel named after the ISA (or "packed" on the
+ * scalar level) so each packed path is known to run. */
+static bool int_kernels_match_reference(crun_model *m, const TIn *in, int threads, char *why, size_t size)
+{
+    void *ref = NULL;
+    size_t n_ref = 0;
+    bool ok = true;
+    for (int isa = -1; isa < ISA_COUNT && ok; isa++) {
+        isa_set_limit(ISA_COUNT);
+        if (isa >= 0 && !isa_allowed((Isa)isa))
+            continue;
+        kernels_use_reference(isa < 0);
+        isa_set_limit(isa < 0 ? ISA_COUNT : (Isa)isa);
+        crun_session *s = run_inputs(m, threads, 1, in);
+        crun_tensor t;
+        crun_step_info st;
+        ok = s && crun_session_get_output(s, 0, &t) == CRUN_OK && crun_session_step_info(s, 0, &st) == CRUN_OK;
+        const QGemmUkernel *uk = isa >= 0 ? qgemm_ukernel_for_isa((Isa)isa) : NULL;
+        if (!ok) {
+            snprintf(why, size, "did not run: %s", crun_last_error());
+        } else if (isa < 0) {
+            n_ref = t.size_bytes;
+            ref = malloc(n_ref + 1);
+            memcpy(ref, t.data, n_ref);
+        } else if (uk && !strstr(st.kernel, isa == ISA_SCALAR ? "packed" : isa_name((Isa)isa))) {
+            snprintf(why, size, "under %s the step ran %s", isa_name((Isa)isa), st.kernel);
+            ok = false;
+        } else if (t.size_bytes != n_ref || memcmp(t.data, ref, n_ref) != 0) {
+            snprintf(why, size, "%s differs from the reference", st.kernel);
+            ok = false;
+        }
+        crun_session_free(s);
+    }
+    kernels_use_reference(false);
+    isa_set_limit(ISA_COUNT);
+    free(ref);
+    return ok;
+}
+
+static crun_dtype dt8(bool s) { return s ? CRUN_DTYPE_INT8 : CRUN_DTYPE_UINT8; }
+
+/* A QLinearConv with per-channel weight scales and zero points, bias and the given types. */
+static crun_model *qconv_model(int C, int M, int K, int stride, int pad, int group, bool xs, bool ws, bool zw_nonzero,
+                               const int64_t *dx)
+{
+    int64_t dw[4] = {M, C / group, K, K}, dm[1] = {M}, st[2] = {stride, stride}, pads[4] = {pad, pad, pad, pad};
+    int64_t nw = (int64_t)M * (C / group) * K * K;
+    uint8_t *w = malloc((size_t)nw), zw[64];
+    float sw[64];
+    int32_t bias[64];
+    fill_bytes(w, nw, ws);
+    for (int m = 0; m < M; m++) {
+        zw[m] = (uint8_t)(zw_nonzero ? rnd(-10, 10) + (ws ? 0 : 128) : (ws ? 0 : 128));
+        sw[m] = 0.0005f * (float)(m % 7 + 1);
+        bias[m] = rnd(-5000, 5000);
+    }
+    float sx = 0.02f, sy = 0.15f;
+    uint8_t zx = (uint8_t)(xs ? -3 : 120), zy = (uint8_t)(xs ? 5 : 130);
+    OnnxBuilder *b = ob_new(13);
+    ob_input(b, "x", dt8(xs), 4, dx, NULL);
+    ob_initializer(b, ob_tensor(b, "sx", CRUN_DTYPE_FLOAT, 0, NULL, &sx));
+    ob_initializer(b, ob_tensor(b, "zx", dt8(xs), 0, NULL, &zx));
+    ob_initializer(b, ob_tensor(b, "w", dt8(ws), 4, dw, w));
+    ob_initializer(b, ob_tensor(b, "sw", CRUN_DTYPE_FLOAT, 1, dm, sw));
+    ob_initializer(b, ob_tensor(b, "zw", dt8(ws), 1, dm, zw));
+    ob_initializer(b, ob_tensor(b, "sy", CRUN_DTYPE_FLOAT, 0, NULL, &sy));
+    ob_initializer(b, ob_tensor(b, "zy", dt8(xs), 0, NULL, &zy));
+    ob_initializer(b, ob_tensor(b, "bias", CRUN_DTYPE_INT32, 1, dm, bias));
+    Onnx__NodeProto *n = ob_node(b, "QLinearConv", "x,sx,zx,w,sw,zw,sy,zy,bias", "y");
+    ob_attr_ints(b, n, "strides", st, 2);
+    ob_attr_ints(b, n, "pads", pads, 4);
+    ob_attr_int(b, n, "group", group);
+    ob_output(b, "y");
+    crun_model *m = ob_load(b);
+    ob_free(b);
+    free(w);
+    return m;
+}
+
+TEST(qlinear_conv_packed_matches_reference)
+{
+    struct {
+        int C, H, W, M, K, stride, pad, group;
+    } cases[] = {
+        {3, 13, 11, 8, 3, 1, 1, 1}, {8, 6, 7, 24, 1, 1, 0, 1}, {12, 5, 5, 6, 3, 1, 0, 3}, {5, 17, 3, 7, 3, 2, 0, 1},
+        {7, 20, 20, 9, 7, 3, 3, 1}, {16, 9, 9, 33, 3, 2, 1, 1}, {64, 7, 7, 40, 3, 1, 1, 1}, {20, 30, 30, 5, 1, 1, 0, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int types = 0; types < 8; types++) {
+            bool xs = types & 1, ws = types & 2, zw = types & 4;
+            int64_t dx[4] = {2, cases[c].C, cases[c].H, cases[c].W};
+            crun_model *m = qconv_model(cases[c].C, cases[c].M, cases[c].K, cases[c].stride, cases[c].pad,
+                                        cases[c].group, xs, ws, zw, dx);
+            CHECK_MSG(m, "case %zu: %s", c, crun_last_error());
+            int64_t nx = dx[0] * dx[1] * dx[2] * dx[3];
+            uint8_t *x = malloc((size_t)nx);
+            fill_bytes(x, nx, xs);
+            TIn in = {dt8(xs), 4, {dx[0], dx[1], dx[2], dx[3]}, x};
+            char why[200];
+            bool ok = int_kernels_match_reference(m, &in, 1 + (int)(c % 2), why, sizeof why);
+            free(x);
+            crun_model_free(m);
+            CHECK_MSG(ok, "case %zu types %d: %s", c, types, why);
+        }
+}
+
+TEST(qlinear_matmul_packed_matches_reference)
+{
+    int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 9}, {3, 64, 33}, {2, 40, 300}, {130, 17, 64}}; /* T, N, K */
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (int types = 0; types < 8; types++) {
+            bool as = types & 1, bs = types & 2, zb_nonzero = types & 4;
+            int64_t T = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+            int64_t da[3] = {2, T, K}, db[2] = {K, N}, dn[1] = {N};
+            uint8_t *a = malloc((size_t)(2 * T * K)), *bw = malloc((size_t)(K * N)), zb[64];
+            float sb[64];
+            fill_bytes(a, 2 * T * K, as);
+            fill_bytes(bw, K * N, bs);
+            for (int64_t j = 0; j < N; j++) {
+                zb[j] = (uint8_t)((zb_nonzero ? rnd(-9, 9) : 0) + (bs ? 0 : 128));
+                sb[j] = 0.001f * (float)(j % 5 + 1);
+            }
+            float sa = 0.03f, sy = 0.2f;
+            uint8_t za = (uint8_t)(as ? 7 : 110), zy = (uint8_t)(as ? -2 : 125);
+            OnnxBuilder *b = ob_new(13);
+            ob_input(b, "a", dt8(as), 3, da, NULL);
+            ob_initializer(b, ob_tensor(b, "sa", CRUN_DTYPE_FLOAT, 0, NULL, &sa));
+            ob_initializer(b, ob_tensor(b, "za", dt8(as), 0, NULL, &za));
+            ob_initializer(b, ob_tensor(b, "b", dt8(bs), 2, db, bw));
+            ob_initializer(b, ob_tensor(b, "sb", CRUN_DTYPE_FLOAT, 1, dn, sb));
+            ob_initializer(b, ob_tensor(b, "zb", dt8(bs), 1, dn, zb));
+            ob_initializer(b, ob_tensor(b, "sy", CRUN_DTYPE_FLOAT, 0, NULL, &sy));
+            ob_initializer(b, ob_tensor(b, "zy", dt8(as), 0, NULL, &zy));
+            ob_node(b, "QLinearMatMul", "a,sa,za,b,sb,zb,sy,zy", "y");
+            ob_output(b, "y");
+            crun_model *m = ob_load(b);
+            ob_free(b);
+            CHECK_MSG(m, "case %zu: %s", c, crun_last_error());
+            TIn in = {dt8(as), 3, {2, T, K}, a};
+            char why[200];
+            bool ok = int_kernels_match_reference(m, &in, 1 + (int)(c % 2), why, sizeof why);
+            free(a);
+            free(bw);
+            crun_model_free(m);
+            CHECK_MSG(ok, "case %zu types %d: %s", c, types, why);
+        }
+}
