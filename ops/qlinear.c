@@ -74,7 +74,7 @@ static const Tensor *opt_inf(const InferCtx *c, int i) { return c->n_in > i ? c-
 /* How a kernel finishes an int32 accumulator row: stored as is, or requantized. */
 typedef struct QOut {
     bool requant;
-    const Tensor *bias;          /* int32 per output channel (QLinearConv), or NULL */
+    const Tensor *bias;          /* int32 per output channel / column, or NULL */
     const Tensor *sa, *sb;       /* input scales */
     float sy;                    /* output scale */
     int32_t zy;
@@ -93,11 +93,14 @@ static void store_row(const QOut *q, const uint32_t *acc, int64_t n, Tensor *y, 
     float sa = scale_at(q->sa, row);
     bool sb_per = tensor_numel(q->sb) > 1;
     float mult = quant_multiplier(sa, scale_at(q->sb, col_scale ? col0 : row), q->sy);
-    int32_t bias = q->bias ? ((const int32_t *)q->bias->data)[row] : 0;
+    const int32_t *bias = q->bias ? q->bias->data : NULL;
+    int32_t b = bias && !col_scale ? bias[row] : 0;
     for (int64_t j = 0; j < n; j++) {
         if (col_scale && sb_per)
             mult = quant_multiplier(sa, scale_at(q->sb, col0 + j), q->sy);
-        int32_t v = quant_requantize((int32_t)(acc[j] + (uint32_t)bias), mult, q->zy, q->r);
+        if (bias && col_scale)
+            b = bias[col0 + j];
+        int32_t v = quant_requantize((int32_t)(acc[j] + (uint32_t)b), mult, q->zy, q->r);
         if (y->dtype == CRUN_DTYPE_INT8)
             ((int8_t *)y->data)[off + j] = (int8_t)v;
         else
@@ -115,8 +118,10 @@ static void store_row(const QOut *q, const uint32_t *acc, int64_t n, Tensor *y, 
 
 /* ================= MatMulInteger, QLinearMatMul ================= */
 
-static const QMatMulIO MATMUL_INTEGER_IO = {0, 1, 2, 3, -1, -1, -1, -1};
-static const QMatMulIO QLINEAR_MATMUL_IO = {0, 3, 2, 5, 1, 4, 6, 7};
+static const QMatMulIO MATMUL_INTEGER_IO = {0, 1, 2, 3, -1, -1, -1, -1, -1};
+/* Input 8, an int32 bias per column (scale a_scale * b_scale), is crun's extension: the QDQ
+ * pass puts a Gemm's bias there. */
+static const QMatMulIO QLINEAR_MATMUL_IO = {0, 3, 2, 5, 1, 4, 6, 7, 8};
 
 static const Tensor *in_at_infer(const InferCtx *c, int i) { return i < 0 ? NULL : opt_inf(c, i); }
 static const Tensor *in_at(const KernelCtx *k, int i) { return i < 0 ? NULL : opt_in(k, i); }
@@ -143,6 +148,10 @@ static crun_status qmatmul_infer_io(InferCtx *c, const QMatMulIO *io)
         const Tensor *sy = c->in[io->sy], *zy = c->in[io->zy];
         NODE_CHECK(c, sy->dtype == CRUN_DTYPE_FLOAT && tensor_numel(sy) == 1, "y_scale must be one float");
         NODE_CHECK(c, is_8bit(zy->dtype) && tensor_numel(zy) == 1, "y_zero_point must be one uint8 or int8");
+        const Tensor *bias = in_at_infer(c, io->bias);
+        if (bias)
+            NODE_CHECK(c, bias->dtype == CRUN_DTYPE_INT32 && tensor_numel(bias) == s.N,
+                       "the bias must be int32 with %lld values", (long long)s.N);
         out = zy->dtype;
     }
     out_set(c->out[0], out, r, dims);
@@ -233,7 +242,7 @@ static crun_status qmatmul_run(KernelCtx *k)
     int r;
     matmul_shape(k->in[io->a], k->in[io->b], &t.s, dims, &r);
     if (io->sy >= 0) {
-        t.q = (QOut){.requant = true, .sa = k->in[io->sa], .sb = k->in[io->sb],
+        t.q = (QOut){.requant = true, .bias = in_at(k, io->bias), .sa = k->in[io->sa], .sb = k->in[io->sb],
                      .sy = *(const float *)k->in[io->sy]->data, .zy = zp_at(k->in[io->zy], 0),
 };
         t.q.r = qout_range(k->node, k->out[0]->dtype, t.q.sy, t.q.zy);
@@ -256,7 +265,7 @@ static const KernelVariant qlinear_matmul_kernels[] = {
 
 const OpDesc op_MatMulInteger = {"", "MatMulInteger", 2, 4, 1, 1, 0, NULL, matmul_integer_infer,
                                  matmul_integer_flops, matmul_integer_kernels};
-const OpDesc op_QLinearMatMul = {"", "QLinearMatMul", 8, 8, 1, 1, 0, NULL, qlinear_matmul_infer,
+const OpDesc op_QLinearMatMul = {"", "QLinearMatMul", 8, 9, 1, 1, 0, NULL, qlinear_matmul_infer,
                                  qlinear_matmul_flops, qlinear_matmul_kernels};
 
 /* ================= ConvInteger, QLinearConv ================= */

@@ -8,7 +8,7 @@
 
 /* Input positions of A, B and their zero points/scales in each op; -1: not an input. */
 typedef struct QMatMulIO {
-    int a, b, za, zb, sa, sb, sy, zy;
+    int a, b, za, zb, sa, sb, sy, zy, bias;
 } QMatMulIO;
 
 typedef struct QConvIO {

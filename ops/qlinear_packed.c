@@ -344,7 +344,7 @@ crun_status qmatmul_packed_run(KernelCtx *k)
     const Tensor *za = opt(k->in, k->n_in, io->za), *sy = opt(k->in, k->n_in, io->sy);
     QSide side = qside(s->uk, a, za);
     QRows r = qrows_at(k->ws, N);
-    bool any_zw = qrows_fill(&r, N, K, s->wsum, b, opt(k->in, k->n_in, io->zb), side, NULL,
+    bool any_zw = qrows_fill(&r, N, K, s->wsum, b, opt(k->in, k->n_in, io->zb), side, opt(k->in, k->n_in, io->bias),
                              opt(k->in, k->n_in, io->sa), opt(k->in, k->n_in, io->sb), sy ? scale_at(sy, 0) : 1.0f);
     QGemmEpi e = qepi(&r, any_zw, k, sy, opt(k->in, k->n_in, io->zy));
     QGemmMatrix am = {a->data, K};

@@ -67,12 +67,12 @@ done:
     return st;
 }
 
-crun_status pass_fold_constants(Graph *g, Diag *d)
+static crun_status fold_all(Graph *g, Diag *d, bool keep_dq)
 {
     bool changed = false;
     for (int i = 0; i < g->n_nodes; i++) {
         Node *n = &g->nodes[i];
-        if (!foldable(g, n))
+        if (!foldable(g, n) || (keep_dq && node_is(n, "DequantizeLinear")))
             continue;
         crun_status st = fold_node(g, n, d);
         if (st != CRUN_OK)
@@ -83,3 +83,6 @@ crun_status pass_fold_constants(Graph *g, Diag *d)
         graph_compact(g);
     return CRUN_OK;
 }
+
+crun_status pass_fold_constants(Graph *g, Diag *d) { return fold_all(g, d, false); }
+crun_status pass_fold_constants_keep_dq(Graph *g, Diag *d) { return fold_all(g, d, true); }

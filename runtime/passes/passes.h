@@ -7,6 +7,9 @@
 
 crun_status pass_remove_identity(Graph *g, Diag *d);
 crun_status pass_fold_constants(Graph *g, Diag *d);
+/* Folding that leaves DequantizeLinear nodes for pass_fuse_qdq to match. */
+crun_status pass_fold_constants_keep_dq(Graph *g, Diag *d);
+crun_status pass_fuse_qdq(Graph *g, Diag *d);
 crun_status pass_fold_batchnorm(Graph *g, Diag *d);
 crun_status pass_fuse_layernorm(Graph *g, Diag *d);
 crun_status pass_fuse_bias(Graph *g, Diag *d);

@@ -284,3 +284,156 @@ TEST(qlinear_matmul_packed_matches_reference)
             CHECK_MSG(ok, "case %zu types %d: %s", c, types, why);
         }
 }
+
+/* ---- the QDQ pass: DequantizeLinear -> op -> QuantizeLinear runs as one integer op ---- */
+
+/* x (float) -> Q -> DQ -> Conv (weights int8 per channel under DQ, or the same values as
+ * float constants when float_weights) -> Relu -> Q -> DQ -> MaxPool 2x2 -> [Q -> DQ] ->
+ * Add with a 1x1 Conv branch -> Q -> DQ -> Flatten -> Gemm (transB) -> Q -> DQ. */
+typedef struct QdqNet {
+    int8_t w1[16 * 8 * 9], w2[16 * 16], w3[10 * 400];
+    float s1[16], s2[16], s3[10];
+    int32_t b1[16], b3[10];
+} QdqNet;
+
+static void qdq_weights(OnnxBuilder *b, const char *name, int rank, const int64_t *dims, const int8_t *w,
+                        const float *scales, int64_t n_scales, int axis, bool float_weights)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= dims[i];
+    int64_t per = n / n_scales;
+    if (float_weights) {
+        float *f = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) /* the channel is dim 0 (axis 0) or the last dim (axis 1) */
+            f[i] = (float)w[i] * scales[axis == 0 ? i / per : i % n_scales];
+        ob_init_f32(b, name, rank, dims, f);
+        free(f);
+        return;
+    }
+    char qn[32], sn[32], zn[32];
+    snprintf(qn, sizeof qn, "%s_q", name);
+    snprintf(sn, sizeof sn, "%s_s", name);
+    snprintf(zn, sizeof zn, "%s_z", name);
+    int8_t zeros[16] = {0};
+    int64_t ds[1] = {n_scales};
+    ob_initializer(b, ob_tensor(b, qn, CRUN_DTYPE_INT8, rank, dims, w));
+    ob_initializer(b, ob_tensor(b, sn, CRUN_DTYPE_FLOAT, 1, ds, scales));
+    ob_initializer(b, ob_tensor(b, zn, CRUN_DTYPE_INT8, 1, ds, zeros));
+    char ins[100];
+    snprintf(ins, sizeof ins, "%s,%s,%s", qn, sn, zn);
+    Onnx__NodeProto *dq = ob_node(b, "DequantizeLinear", ins, name);
+    ob_attr_int(b, dq, "axis", axis);
+}
+
+/* A Q -> DQ pair on value `in`, named out, with scale s and zero point z (uint8). */
+static void qdq_pair(OnnxBuilder *b, const char *in, const char *out, float s, uint8_t z)
+{
+    char sn[40], zn[40], qn[40], ins[120];
+    snprintf(sn, sizeof sn, "%s_s", out);
+    snprintf(zn, sizeof zn, "%s_z", out);
+    snprintf(qn, sizeof qn, "%s_q", out);
+    ob_initializer(b, ob_tensor(b, sn, CRUN_DTYPE_FLOAT, 0, NULL, &s));
+    ob_initializer(b, ob_tensor(b, zn, CRUN_DTYPE_UINT8, 0, NULL, &z));
+    snprintf(ins, sizeof ins, "%s,%s,%s", in, sn, zn);
+    ob_node(b, "QuantizeLinear", ins, qn);
+    snprintf(ins, sizeof ins, "%s,%s,%s", qn, sn, zn);
+    ob_node(b, "DequantizeLinear", ins, out);
+}
+
+static crun_model *qdq_net(const QdqNet *q, bool float_weights)
+{
+    OnnxBuilder *b = ob_new(13);
+    int64_t dx[4] = {1, 8, 10, 10}, dw1[4] = {16, 8, 3, 3}, dw2[4] = {16, 16, 1, 1}, dw3[2] = {10, 400};
+    int64_t d16[1] = {16}, d10[1] = {10}, k2[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
+    ob_input(b, "x", CRUN_DTYPE_FLOAT, 4, dx, NULL);
+    qdq_pair(b, "x", "xd", 0.02f, 128);
+    qdq_weights(b, "w1", 4, dw1, q->w1, q->s1, 16, 0, float_weights);
+    qdq_weights(b, "w2", 4, dw2, q->w2, q->s2, 16, 0, float_weights);
+    qdq_weights(b, "w3", 2, dw3, q->w3, q->s3, 10, 0, float_weights);
+    float bf1[16], bf3[10];
+    for (int i = 0; i < 16; i++)
+        bf1[i] = (float)q->b1[i] * 0.02f * q->s1[i];
+    for (int i = 0; i < 10; i++)
+        bf3[i] = (float)q->b3[i] * 0.05f * q->s3[i];
+    ob_init_f32(b, "b1", 1, d16, bf1); /* float biases: the pass quantizes them with sx * sw */
+    ob_init_f32(b, "b3", 1, d10, bf3);
+    Onnx__NodeProto *c1 = ob_node(b, "Conv", "xd,w1,b1", "c1");
+    ob_attr_ints(b, c1, "pads", pads, 4);
+    ob_node(b, "Relu", "c1", "r1");
+    qdq_pair(b, "r1", "r1d", 0.05f, 0);
+    Onnx__NodeProto *mp = ob_node(b, "MaxPool", "r1d", "p");
+    ob_attr_ints(b, mp, "kernel_shape", k2, 2);
+    ob_attr_ints(b, mp, "strides", k2, 2);
+    qdq_pair(b, "p", "pd", 0.05f, 0);
+    ob_node(b, "Conv", "pd,w2", "c2");
+    qdq_pair(b, "c2", "c2d", 0.04f, 120);
+    ob_node(b, "Add", "pd,c2d", "s");
+    ob_node(b, "Relu", "s", "sr");
+    qdq_pair(b, "sr", "sd", 0.05f, 0);
+    ob_node(b, "Flatten", "sd", "f");
+    qdq_pair(b, "f", "fd", 0.05f, 0);
+    Onnx__NodeProto *gm = ob_node(b, "Gemm", "fd,w3,b3", "g");
+    ob_attr_int(b, gm, "transB", 1);
+    qdq_pair(b, "g", "y", 0.1f, 128);
+    ob_output(b, "y");
+    crun_model *m = ob_load(b);
+    ob_free(b);
+    return m;
+}
+
+TEST(qdq_patterns_run_as_integer_ops)
+{
+    QdqNet q;
+    for (int i = 0; i < 16 * 8 * 9; i++)
+        q.w1[i] = (int8_t)rnd(-127, 127);
+    for (int i = 0; i < 16 * 16; i++)
+        q.w2[i] = (int8_t)rnd(-127, 127);
+    for (int i = 0; i < 10 * 400; i++)
+        q.w3[i] = (int8_t)rnd(-127, 127);
+    for (int i = 0; i < 16; i++) {
+        q.s1[i] = 0.002f + 0.0003f * (float)i, q.s2[i] = 0.004f, q.b1[i] = rnd(-2000, 2000);
+    }
+    for (int i = 0; i < 10; i++)
+        q.s3[i] = 0.001f * (float)(i + 1), q.b3[i] = rnd(-500, 500);
+    crun_model *mq = qdq_net(&q, false), *mf = qdq_net(&q, true);
+    CHECK_MSG(mq && mf, "%s", crun_last_error());
+    float x[800];
+    fill_random(x, 800, 5, -2, 2);
+    TIn in = {CRUN_DTYPE_FLOAT, 4, {1, 8, 10, 10}, x};
+    crun_session *sq = run_inputs(mq, 1, 1, &in), *sf = run_inputs(mf, 1, 1, &in);
+    CHECK(sq && sf);
+    /* The integer ops replaced the float chains (only the QDQ model's weights allow it). */
+    const char *want[] = {"qlinear_conv", "maxpool", "qlinear_add", "qlinear_matmul"};
+    for (size_t w = 0; w < 4; w++) {
+        bool found = false;
+        for (int i = 0; i < crun_session_step_count(sq); i++) {
+            crun_step_info st;
+            CHECK_OK(crun_session_step_info(sq, i, &st));
+            found |= strncmp(st.kernel, want[w], strlen(want[w])) == 0;
+        }
+        for (int i = 0; !found && i < crun_session_step_count(sq); i++) {
+            crun_step_info st;
+            crun_session_step_info(sq, i, &st);
+            printf("  step %d: %s %s\n", i, st.op_type, st.kernel);
+        }
+        CHECK_MSG(found, "no %s step in the QDQ model", want[w]);
+    }
+    crun_tensor tq, tf;
+    CHECK_OK(crun_session_get_output(sq, 0, &tq));
+    CHECK_OK(crun_session_get_output(sf, 0, &tf));
+    /* Integer accumulation rounds once where the float conv rounds every sum: outputs may
+     * differ by a step (0.1) at a rounding tie, and by a step more where a tie upstream
+     * moved an input by one. */
+    const float *yq = tq.data, *yf = tf.data;
+    int exact = 0;
+    for (int i = 0; i < 10; i++) {
+        CHECK_MSG(fabsf(yq[i] - yf[i]) <= 0.2f + 1e-6f, "logit %d: %g (int8) vs %g (float chain)", i, yq[i], yf[i]);
+        exact += yq[i] == yf[i];
+    }
+    CHECK_MSG(exact >= 7, "only %d of 10 logits equal", exact);
+    crun_session_free(sq);
+    crun_session_free(sf);
+    crun_model_free(mq);
+    crun_model_free(mf);
+}

@@ -1,0 +1,81 @@
+/* qlinear_ms.c - the com.microsoft 8-bit elementwise ops that quantization tools emit
+ * (and that the QDQ pass makes of DequantizeLinear -> Add/Mul -> QuantizeLinear):
+ * QLinearAdd and QLinearMul, with numpy broadcasting.
+ *
+ * Each output is what the float chain it replaces computes, operation for operation:
+ * dequantize both operands ((q - z) * s), add or multiply, apply a fused Relu/Clip, then
+ * quantize (round half even of v / s_y, + z_y, saturate), so fusing never changes a
+ * result. */
+#include "ops/activation.h"
+#include "ops/broadcast.h"
+#include "ops/qlinear.h"
+
+typedef struct QEltArgs {
+    float sa, sb, sy, lo, hi;
+    int32_t za, zb, zy;
+    QuantRange r;
+    bool is_signed, mul;
+} QEltArgs;
+
+static inline int32_t q8(const void *p, int64_t i, bool s) { return s ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i]; }
+
+static void qelt_loop(void *out, const void *const *in, const int64_t *s, int64_t n, const void *arg)
+{
+    const QEltArgs *q = arg;
+    for (int64_t i = 0; i < n; i++) {
+        float a = quant_dequantize(q8(in[0], i * s[0], q->is_signed), q->sa, q->za);
+        float b = quant_dequantize(q8(in[1], i * s[1], q->is_signed), q->sb, q->zb);
+        float v = q->mul ? a * b : a + b;
+        v = v < q->lo ? q->lo : v > q->hi ? q->hi : v; /* (NaN stays NaN, as without the clamp) */
+        int32_t y = quant_quantize(v, q->sy, q->zy, q->r);
+        if (q->is_signed)
+            ((int8_t *)out)[i] = (int8_t)y;
+        else
+            ((uint8_t *)out)[i] = (uint8_t)y;
+    }
+}
+
+static crun_status qelt_infer(InferCtx *c)
+{
+    const Tensor *a = c->in[0], *b = c->in[3];
+    NODE_CHECK(c, is_8bit(a->dtype) && a->dtype == b->dtype, "A and B must be both uint8 or both int8 (got %s and %s)",
+               dtype_name(a->dtype), dtype_name(b->dtype));
+    for (int i = 1; i < 8; i++) {
+        if (i == 3 || !c->in[i])
+            continue;
+        bool scale = i == 1 || i == 4 || i == 6;
+        NODE_CHECK(c, tensor_numel(c->in[i]) == 1, "input %d must hold one value", i);
+        NODE_CHECK(c, scale ? c->in[i]->dtype == CRUN_DTYPE_FLOAT : c->in[i]->dtype == a->dtype,
+                   "input %d must be %s", i, scale ? "float" : dtype_name(a->dtype));
+    }
+    NODE_CHECK(c, c->in[6], "C_scale is required");
+    int64_t dims[CRUN_MAX_RANK];
+    int r;
+    NODE_CHECK(c, broadcast_shape(a->dims, a->rank, b->dims, b->rank, dims, &r), "A and B do not broadcast");
+    out_set(c->out[0], a->dtype, r, dims);
+    return CRUN_OK;
+}
+
+static crun_status qelt_run(KernelCtx *k)
+{
+    const Tensor *a = k->in[0], *b = k->in[3], *zc = k->n_in > 7 ? k->in[7] : NULL;
+    QEltArgs q = {.sa = scale_at(k->in[1], 0), .sb = scale_at(k->in[4], 0), .sy = scale_at(k->in[6], 0),
+                  .za = zp_at(k->in[2], 0), .zb = zp_at(k->in[5], 0), .zy = zp_at(zc, 0),
+                  .is_signed = a->dtype == CRUN_DTYPE_INT8, .mul = *(const bool *)k->kdata};
+    q.r = q.is_signed ? QUANT_I8 : QUANT_U8;
+    act_as_clamp(&k->node->act, &q.lo, &q.hi);
+    const Tensor *ins[2] = {a, b};
+    BcastPlan bp;
+    bcast_plan(&bp, k->out[0], ins, 2);
+    bcast_run(&bp, k->out[0], ins, qelt_loop, &q, k->pool);
+    return CRUN_OK;
+}
+
+static const bool is_add = false, is_mul = true;
+static const KernelVariant qlinear_add_kernels[] = {{"qlinear_add_ref", ISA_SCALAR, NULL, NULL, qelt_run, &is_add}, {0}};
+static const KernelVariant qlinear_mul_kernels[] = {{"qlinear_mul_ref", ISA_SCALAR, NULL, NULL, qelt_run, &is_mul}, {0}};
+
+const OpDesc op_QLinearAdd = {"com.microsoft", "QLinearAdd", 7, 8, 1, 1, 0, NULL, qelt_infer, NULL,
+                              qlinear_add_kernels};
+const OpDesc op_QLinearMul = {"com.microsoft", "QLinearMul", 7, 8, 1, 1, 0, NULL, qelt_infer, NULL,
+                              qlinear_mul_kernels};
