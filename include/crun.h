@@ -308,6 +308,37 @@ CRUN_API int32_t crun_session_threads(const crun_session *session);
 /* Frees a session (and its arena unless the caller owns it). NULL is allowed. */
 CRUN_API void crun_session_free(crun_session *session);
 
+/* ---- post-training quantization ---- */
+
+typedef enum crun_calib_method {
+    CRUN_CALIB_MINMAX = 0,     /* the range seen */
+    CRUN_CALIB_PERCENTILE = 1, /* |x| clipped at a percentile of what was seen */
+    CRUN_CALIB_ENTROPY = 2     /* |x| clipped where the KL divergence of 8 bits is least */
+} crun_calib_method;
+
+typedef struct crun_quantize_options {
+    const char *calib_dir;     /* .npy files, one sample per file in name order (a model with
+                                * k inputs takes k consecutive files per sample); NULL: random */
+    int32_t calib_random;      /* samples to draw when calib_dir is NULL (uniform in [-1, 1]
+                                * for float inputs, [0, 10) for integer ones); default 16 */
+    crun_calib_method method;  /* default CRUN_CALIB_MINMAX */
+    float percentile;          /* for CRUN_CALIB_PERCENTILE; default 99.99 */
+    int32_t per_channel;       /* int8 weights per output channel (opset >= 13); default 1 */
+    const char *const *exclude;/* node names left in float (borrowed for the call) */
+    int32_t n_exclude;
+    int32_t threads;           /* for the calibration runs; 0 = all cores */
+    int32_t progress;          /* draw a progress bar on stderr when it is a terminal */
+} crun_quantize_options;
+
+CRUN_API void crun_quantize_options_init(crun_quantize_options *options);
+/* Calibrates model_path on the options' samples and writes a QDQ model to out_path:
+ * QuantizeLinear/DequantizeLinear (uint8, asymmetric) on the inputs and outputs of Conv,
+ * MatMul, Gemm, Add and MaxPool, int8 symmetric weights and int32 biases under
+ * DequantizeLinear, a standard model other runtimes run too. Reads and writes only the
+ * two files (and the calibration directory); options may be NULL for the defaults. */
+CRUN_API crun_status crun_quantize_file(const char *model_path, const char *out_path,
+                                        const crun_quantize_options *options);
+
 #ifdef __cplusplus
 }
 #endif

@@ -223,8 +223,100 @@ KV_SIMD_ONLY static crun_status maxpool_simd_run(KernelCtx *k)
     return CRUN_OK;
 }
 
+/* ---- 8-bit max pooling (the QDQ pass moves MaxPool onto quantized values) ---- */
+
+static bool maxpool8_applies(const PrepCtx *c, const void *kdata)
+{
+    (void)kdata;
+    crun_dtype t = c->in[0]->dtype;
+    return (t == CRUN_DTYPE_UINT8 || t == CRUN_DTYPE_INT8) && !(c->n_out > 1 && c->out[1]);
+}
+
+#define MAXPOOL8_ROW 4096 /* widest row the separable path buffers on the stack */
+
+/* First tap of a window starting at lo with dilation d that lies at or after 0. */
+static int64_t first_inside(int64_t lo, int64_t d) { return lo >= 0 ? lo : lo + (-lo + d - 1) / d * d; }
+
+/* One plane. int8 values are compared as uint8 after flipping the sign bit, which keeps
+ * their order; an empty window (all padding) gives the type's minimum, as the reference's
+ * -inf saturates to. */
+static void maxpool8_plane(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    const PoolJob *j = ctx;
+    const WindowGeom *w = &j->g->w;
+    const uint8_t *x = (const uint8_t *)j->x->data + t * w->in_vol;
+    uint8_t *y = (uint8_t *)j->y->data + t * w->out_vol;
+    uint8_t flip = j->x->dtype == CRUN_DTYPE_INT8 ? 0x80 : 0;
+    int64_t lo[3], hi[3];
+    for (int64_t oz = 0; oz < w->out[0]; oz++)
+        for (int64_t oy = 0; oy < w->out[1]; oy++)
+            for (int64_t ox = 0; ox < w->out[2]; ox++) {
+                int64_t o[3] = {oz, oy, ox};
+                for (int a = 0; a < 3; a++) {
+                    int64_t start = o[a] * w->s[a] - w->pb[a];
+                    lo[a] = first_inside(start, w->d[a]);
+                    hi[a] = CRUN_MIN(start + (w->k[a] - 1) * w->d[a], w->in[a] - 1);
+                }
+                uint8_t m = 0;
+                for (int64_t iz = lo[0]; iz <= hi[0]; iz += w->d[0])
+                    for (int64_t iy = lo[1]; iy <= hi[1]; iy += w->d[1]) {
+                        const uint8_t *row = x + (iz * w->in[1] + iy) * w->in[2];
+                        for (int64_t ix = lo[2]; ix <= hi[2]; ix += w->d[2]) {
+                            uint8_t v = row[ix] ^ flip;
+                            m = v > m ? v : m;
+                        }
+                    }
+                *y++ = m ^ flip;
+            }
+}
+
+/* 2-D windows without dilation, separably: the max down each window's rows (a loop
+ * compilers vectorize), then along the row. */
+static void maxpool8_plane_2d(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    const PoolJob *j = ctx;
+    const WindowGeom *w = &j->g->w;
+    const uint8_t *x = (const uint8_t *)j->x->data + t * w->in_vol;
+    uint8_t *y = (uint8_t *)j->y->data + t * w->out_vol;
+    uint8_t flip = j->x->dtype == CRUN_DTYPE_INT8 ? 0x80 : 0, col[MAXPOOL8_ROW];
+    int64_t W = w->in[2];
+    for (int64_t oy = 0; oy < w->out[1]; oy++, y += w->out[2]) {
+        int64_t y0 = oy * w->s[1] - w->pb[1], y1 = CRUN_MIN(y0 + w->k[1], w->in[1]);
+        y0 = CRUN_MAX(y0, 0);
+        memset(col, 0, (size_t)W);
+        for (int64_t iy = y0; iy < y1; iy++) {
+            const uint8_t *row = x + iy * W;
+            for (int64_t ix = 0; ix < W; ix++) {
+                uint8_t v = row[ix] ^ flip;
+                col[ix] = v > col[ix] ? v : col[ix];
+            }
+        }
+        for (int64_t ox = 0; ox < w->out[2]; ox++) {
+            int64_t x0 = ox * w->s[2] - w->pb[2], x1 = CRUN_MIN(x0 + w->k[2], W);
+            uint8_t m = 0;
+            for (int64_t ix = CRUN_MAX(x0, 0); ix < x1; ix++)
+                m = col[ix] > m ? col[ix] : m;
+            y[ox] = m ^ flip;
+        }
+    }
+}
+
+static crun_status maxpool8_run(KernelCtx *k)
+{
+    PoolGeom g;
+    char buf[160];
+    pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
+    PoolJob j = {&g, k->params, k->in[0], k->out[0], NULL, POOL_MAX};
+    bool plain_2d = g.w.in[0] == 1 && g.w.k[0] == 1 && g.w.d[1] == 1 && g.w.d[2] == 1 && g.w.in[2] <= MAXPOOL8_ROW;
+    pool_for(k->pool, g.planes, plain_2d ? maxpool8_plane_2d : maxpool8_plane, &j);
+    return CRUN_OK;
+}
+
 static const KernelVariant maxpool_kernels[] = {
     KV_SIMD("maxpool", maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, window_ukernels)
+    {"maxpool_u8", ISA_SCALAR, maxpool8_applies, NULL, maxpool8_run, NULL},
     {"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL},
     {0}};
 /* ---- float32 2-D average pooling: window sums by the depthwise kernel with every tap 1,

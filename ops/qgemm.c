@@ -232,7 +232,7 @@ static int64_t block_cols(const QGemmArgs *g)
     int64_t nc = (128 * 1024) / (kq * 4 > 0 ? kq * 4 : 1);
     nc = nc / nr * nr;
     nc = CRUN_MAX(nc, nr);
-    nc = CRUN_MIN(nc, 1024);
+    nc = CRUN_MIN(nc, QGEMM_NC_MAX);
     int64_t n_round = (g->N + nr - 1) / nr * nr;
     return CRUN_MIN(nc, n_round);
 }

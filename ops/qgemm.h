@@ -19,6 +19,9 @@
 
 struct ThreadPool;
 
+/* Most columns in one packed block (packers that build rows on the stack rely on it). */
+#define QGEMM_NC_MAX 1024
+
 typedef enum QOutKind { QOUT_I32, QOUT_U8, QOUT_S8 } QOutKind;
 
 /* How a microkernel finishes its tile. Row arrays point at the tile's first row, col_sum

@@ -215,36 +215,55 @@ typedef struct QIm2col {
     uint8_t pad;      /* the raw zero point: (pad - zx) is 0 */
 } QIm2col;
 
-/* Row k of B for columns [n0, n0 + nc), a run per output row. */
-static void qim2col_row(const QIm2col *s, int64_t k, int64_t n0, int64_t nc, uint8_t *dst)
+/* A run of columns that read one output row: first column (relative to the block), the
+ * output row's first input row and plane, its first output column, its length. */
+typedef struct QPiece {
+    int64_t dst, iy0, iz0, ox0, n;
+} QPiece;
+
+static int qim2col_pieces(const WindowGeom *w, int64_t n0, int64_t nc, QPiece *pc)
+{
+    int64_t OW = w->out[2], OH = w->out[1], ox = n0 % OW, t = n0 / OW;
+    int np = 0;
+    for (int64_t col = n0; col < n0 + nc;) {
+        int64_t n = CRUN_MIN(OW - ox, n0 + nc - col);
+        pc[np++] = (QPiece){col - n0, (t % OH) * w->s[1] - w->pb[1], (t / OH) * w->s[0] - w->pb[0], ox, n};
+        col += n;
+        ox = 0;
+        t++;
+    }
+    return np;
+}
+
+/* Row (c, kz, ky, kx) of B over the pieces, the zero point in the padding. */
+static void qim2col_row(const QIm2col *s, const QPiece *pc, int np, int64_t c, int64_t kz, int64_t ky, int64_t kx,
+                        uint8_t *dst)
 {
     const WindowGeom *w = s->w;
-    int64_t kx = k % w->k[2], ky = k / w->k[2] % w->k[1], kz = k / (w->k[2] * w->k[1]) % w->k[0];
-    const uint8_t *plane = s->x + (k / w->k_vol) * w->in_vol;
-    int64_t OW = w->out[2], OH = w->out[1], W = w->in[2];
-    int64_t off = kx * w->d[2] - w->pb[2], sx = w->s[2];
-    for (int64_t p = n0; p < n0 + nc;) {
-        int64_t ox = p % OW, t = p / OW, run = CRUN_MIN(OW - ox, n0 + nc - p);
-        int64_t iy = (t % OH) * w->s[1] - w->pb[1] + ky * w->d[1], iz = (t / OH) * w->s[0] - w->pb[0] + kz * w->d[0];
-        uint8_t *d = dst + (p - n0);
+    const uint8_t *plane = s->x + c * w->in_vol;
+    int64_t W = w->in[2], sx = w->s[2], off = kx * w->d[2] - w->pb[2];
+    for (int p = 0; p < np; p++) {
+        int64_t iy = pc[p].iy0 + ky * w->d[1], iz = pc[p].iz0 + kz * w->d[0], run = pc[p].n;
+        uint8_t *d = dst + pc[p].dst;
         if (iy < 0 || iy >= w->in[1] || iz < 0 || iz >= w->in[0]) {
             memset(d, s->pad, (size_t)run);
-        } else {
-            const uint8_t *row = plane + (iz * w->in[1] + iy) * W;
-            int64_t base = ox * sx + off;
-            /* Columns [lo, hi) read inside the row; the padding around them. */
-            int64_t lo = base >= 0 ? 0 : (-base + sx - 1) / sx, hi = W - base <= 0 ? 0 : (W - base + sx - 1) / sx;
-            lo = CRUN_MIN(lo, run);
-            hi = CRUN_MAX(lo, CRUN_MIN(hi, run));
-            memset(d, s->pad, (size_t)lo);
-            if (sx == 1)
-                memcpy(d + lo, row + base + lo, (size_t)(hi - lo));
-            else
-                for (int64_t i = lo; i < hi; i++)
-                    d[i] = row[base + i * sx];
-            memset(d + hi, s->pad, (size_t)(run - hi));
+            continue;
         }
-        p += run;
+        const uint8_t *row = plane + (iz * w->in[1] + iy) * W;
+        int64_t base = pc[p].ox0 * sx + off;
+        /* Columns [lo, hi) read inside the row; the padding around them. */
+        int64_t lo = base >= 0 ? 0 : (-base + sx - 1) / sx, hi = W - base <= 0 ? 0 : (W - base + sx - 1) / sx;
+        lo = CRUN_MIN(lo, run);
+        hi = CRUN_MAX(lo, CRUN_MIN(hi, run));
+        for (int64_t i = 0; i < lo; i++)
+            d[i] = s->pad;
+        if (sx == 1)
+            memcpy(d + lo, row + base + lo, (size_t)(hi - lo));
+        else
+            for (int64_t i = lo; i < hi; i++)
+                d[i] = row[base + i * sx];
+        for (int64_t i = hi; i < run; i++)
+            d[i] = s->pad;
     }
 }
 
@@ -252,16 +271,29 @@ static void qpack_b_im2col(const void *src, int64_t K, int64_t n0, int64_t nc, c
                            uint8_t *dst, int32_t *col_sum)
 {
     const QIm2col *s = src;
-    uint8_t rows[4][1024]; /* the driver's blocks are at most 1024 columns */
-    assert(nc <= 1024);
-    int64_t kq = qgemm_quads(K);
+    const WindowGeom *w = s->w;
+    uint8_t rows[4][QGEMM_NC_MAX];
+    QPiece pieces[QGEMM_NC_MAX + 1];
+    assert(nc <= QGEMM_NC_MAX);
+    int np = qim2col_pieces(w, n0, nc, pieces);
+    int64_t kq = qgemm_quads(K), c = 0, kz = 0, ky = 0, kx = 0;
     for (int64_t q = 0; q < kq; q++) {
         const uint8_t *r[4];
         for (int t = 0; t < 4; t++) {
             r[t] = NULL;
-            if (4 * q + t < K) {
-                qim2col_row(s, 4 * q + t, n0, nc, rows[t]);
-                r[t] = rows[t];
+            if (4 * q + t >= K)
+                continue;
+            qim2col_row(s, pieces, np, c, kz, ky, kx, rows[t]);
+            r[t] = rows[t];
+            if (++kx == w->k[2]) { /* next k: (c, kz, ky, kx) counts like an odometer */
+                kx = 0;
+                if (++ky == w->k[1]) {
+                    ky = 0;
+                    if (++kz == w->k[0]) {
+                        kz = 0;
+                        c++;
+                    }
+                }
             }
         }
         qgemm_pack_quad(r, nc, uk, kq, q, flip, dst, col_sum);

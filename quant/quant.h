@@ -18,19 +18,26 @@ typedef struct QuantRange {
 static const QuantRange QUANT_U8 = {0, 255};
 static const QuantRange QUANT_I8 = {-128, 127};
 
+/* rint for |v| <= 2^22 in the default rounding mode (ties to even): adding and
+ * subtracting 1.5 * 2^23 leaves no fraction bits. rintf itself is a library call where
+ * the baseline ISA has no rounding instruction (x86-64 before SSE4.1). */
+static inline float quant_rint_small(float v)
+{
+    const float magic = 12582912.0f;
+    return (v + magic) - magic;
+}
+
 /* round-half-even(v) + zp, saturated to r; NaN gives zp clamped into r. Float arithmetic
- * throughout (as ONNX specifies), with the clamp before any conversion so nothing
- * overflows. */
+ * throughout (as ONNX specifies). The clamp comes first, to integer bounds, which gives
+ * the same result as rounding first and keeps the rounding in quant_rint_small's range. */
 static inline int32_t quant_round_sat(float v, int32_t zp, QuantRange r)
 {
-    float q = rintf(v) + (float)zp;
-    if (!(q == q))
-        q = (float)zp;
-    if (q < (float)r.lo)
-        return r.lo;
-    if (q > (float)r.hi)
-        return r.hi;
-    return (int32_t)q;
+    float lo = (float)(r.lo - zp), hi = (float)(r.hi - zp);
+    if (!(v == v))
+        v = 0.0f;
+    v = v < lo ? lo : v > hi ? hi : v;
+    int32_t q = (int32_t)quant_rint_small(v) + zp;
+    return q < r.lo ? r.lo : q > r.hi ? r.hi : q; /* (only when zp itself lies outside r) */
 }
 
 /* QuantizeLinear: saturate(round(x / scale) + zp). A zero scale maps every x to zp. */

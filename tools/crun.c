@@ -1,4 +1,5 @@
-/* crun.c - the command line: `crun MODEL`, `crun info`, `crun bench`, `crun profile`, `crun test`. */
+/* crun.c - the command line: `crun MODEL`, `crun info`, `crun bench`, `crun profile`, `crun test`,
+ * `crun quantize`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@ static const char usage[] =
     "  crun bench MODEL [options]  latency, load time, memory (--json for machines)\n"
     "  crun profile MODEL [options] time per step, slowest first (--trace OUT.json)\n"
     "  crun test DIR...            run ONNX backend-test folders and compare outputs\n"
+    "  crun quantize MODEL -o OUT  post-training int8 quantization to a QDQ model\n"
     "exit codes: 0 success, 1 failure while running, 2 usage error or bad input\n";
 
 int main(int argc, char **argv)
@@ -30,6 +32,8 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "profile"))
         return cmd_profile(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "quantize"))
+        return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "test"))
         return cmd_test(argc - 1, argv + 1);
     return cmd_run(argc, argv);

@@ -8,11 +8,12 @@ typedef crun_status (*PassFn)(Graph *g, Diag *d);
 
 /* Order matters: identities go first so patterns match through them; folding makes
  * BatchNorm parameters, bias shapes and LayerNorm's epsilon constant, but QDQ patterns
- * are matched before the weights' DequantizeLinear nodes fold to float; BatchNorm folding
+ * are matched before the weights' DequantizeLinear nodes fold to float (and the ones the
+ * integer ops no longer read are removed before they would); BatchNorm folding
  * leaves Conv + bias for the bias and activation fusions; dead-node removal sweeps what
  * they orphaned. */
 static const PassFn pass_list[] = {
-    pass_remove_identity, pass_fold_constants_keep_dq, pass_fuse_qdq, pass_fold_constants,
+    pass_remove_identity, pass_fold_constants_keep_dq, pass_fuse_qdq, pass_remove_dead, pass_fold_constants,
     pass_fold_batchnorm,  pass_fuse_layernorm,
     pass_fuse_bias,       pass_fuse_activation, pass_remove_dead,
 };
