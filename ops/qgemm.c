@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ops/qgemm.h"
+#include "quant/quant.h"
 #include "runtime/threadpool.h"
 
 #if defined(__SSE2__)
@@ -27,7 +28,7 @@ void qgemm_store_tile(const int32_t *acc, int nr, const QGemmEpi *e, void *c, in
             }
             float v = (float)(int32_t)a * e->mult[i];
             v = v < lo ? lo : v > hi ? hi : v;
-            int32_t q = (int32_t)rintf(v) + e->zy;
+            int32_t q = (int32_t)quant_rint_small(v) + e->zy;
             if (e->out == QOUT_U8)
                 ((uint8_t *)c)[at] = (uint8_t)q;
             else

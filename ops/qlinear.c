@@ -14,6 +14,7 @@
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include "ops/qlinear.h"
+#include "platforms/window.h"
 #include "quant/quant.h"
 #include "runtime/threadpool.h"
 
@@ -445,12 +446,17 @@ static crun_status qconv_run(KernelCtx *k)
 
 static const KernelVariant conv_integer_kernels[] = {
     QPACKED_ALL("conv_integer", qconv, CONV_INTEGER_IO)
+    {"conv_integer_dw", ISA_SCALAR, qconv_dw_applies, qconv_dw_prepare, qconv_dw_run,
+     &(const QPackedKernel){&CONV_INTEGER_IO, ISA_SCALAR}},
     {"conv_integer_ref", ISA_SCALAR, NULL, qconv_prepare, qconv_run, &CONV_INTEGER_IO},
     {0},
 };
 
 static const KernelVariant qlinear_conv_kernels[] = {
     QPACKED_ALL("qlinear_conv", qconv, QLINEAR_CONV_IO)
+    KV_SIMD("qlinear_conv_dw", qconv_dw_simd_applies, qconv_dw_simd_prepare, qconv_dw_simd_run, window_ukernels)
+    {"qlinear_conv_dw", ISA_SCALAR, qconv_dw_applies, qconv_dw_prepare, qconv_dw_run,
+     &(const QPackedKernel){&QLINEAR_CONV_IO, ISA_SCALAR}},
     {"qlinear_conv_ref", ISA_SCALAR, NULL, qconv_prepare, qconv_run, &QLINEAR_CONV_IO},
     {0},
 };

@@ -35,6 +35,14 @@ typedef struct QPackedKernel {
 bool qconv_packed_applies(const PrepCtx *c, const void *kdata);
 crun_status qconv_packed_prepare(PrepCtx *c);
 crun_status qconv_packed_run(KernelCtx *k);
+/* Depthwise convolutions (kdata a QPackedKernel of ISA_SCALAR). */
+bool qconv_dw_applies(const PrepCtx *c, const void *kdata);
+crun_status qconv_dw_prepare(PrepCtx *c);
+crun_status qconv_dw_run(KernelCtx *k);
+/* Depthwise QLinearConv on the float window kernels (kdata: their WindowUkernels). */
+bool qconv_dw_simd_applies(const PrepCtx *c, const void *kdata);
+crun_status qconv_dw_simd_prepare(PrepCtx *c);
+crun_status qconv_dw_simd_run(KernelCtx *k);
 bool qmatmul_packed_applies(const PrepCtx *c, const void *kdata);
 crun_status qmatmul_packed_prepare(PrepCtx *c);
 crun_status qmatmul_packed_run(KernelCtx *k);

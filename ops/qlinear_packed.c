@@ -2,12 +2,15 @@
  * constant weights on the packed 8-bit GEMM (qgemm.h): weights packed once per model,
  * activations packed per cache block (im2col for convolutions), zero points, bias and
  * requantization folded into the microkernel's epilogue. Bit-exact with qlinear.c. */
+#include <math.h>
 #include <string.h>
 
 #include "ops/conv.h"
 #include "ops/gemm.h"
 #include "ops/qgemm.h"
 #include "ops/qlinear.h"
+#include "ops/spatial.h"
+#include "platforms/window.h"
 #include "runtime/packcache.h"
 #include "runtime/threadpool.h"
 
@@ -384,5 +387,238 @@ crun_status qmatmul_packed_run(KernelCtx *k)
     QGemmArgs ga = {.M = N, .N = T, .K = K, .uk = s->uk, .a_packed = s->packed, .pack_b = qgemm_pack_b_nk,
                     .b_src = &am, .b_flip = side.flip, .epi = e, .c = k->out[0]->data, .rs = 1, .cs = N};
     qgemm_run(&ga, (char *)k->ws + qrows_bytes(N), k->pool);
+    return CRUN_OK;
+}
+
+/* ================= depthwise convolution (one channel per group) ================= */
+
+bool qconv_dw_applies(const PrepCtx *c, const void *kdata)
+{
+    const QConvIO *io = ((const QPackedKernel *)kdata)->io;
+    const Tensor *x = c->in[io->x];
+    ConvGeom g;
+    qconv_geom(c->params, x, c->in[io->w], &g);
+    /* (at most 1024 taps: the int32 sums of products of 9-bit values cannot overflow) */
+    return g.Cg == 1 && g.Mg == 1 && x->rank == 4 && g.w.d[1] == 1 && g.w.d[2] == 1 && g.w.k_vol <= 1024;
+}
+
+/* The padded plane, as int16 (x - zx) with 0 in the padding, and one row of sums. */
+static int64_t dw_padded_w(const WindowGeom *w) { return w->in[2] + w->pb[2] + w->pe[2]; }
+static int64_t dw_padded_h(const WindowGeom *w) { return w->in[1] + w->pb[1] + w->pe[1]; }
+
+static size_t dw_scratch(const WindowGeom *w)
+{
+    return align64((size_t)(dw_padded_w(w) * dw_padded_h(w)) * sizeof(int16_t)) +
+           align64((size_t)w->out[2] * sizeof(int32_t));
+}
+
+crun_status qconv_dw_prepare(PrepCtx *c)
+{
+    const QConvIO *io = ((const QPackedKernel *)c->kdata)->io;
+    ConvGeom g;
+    qconv_geom(c->params, c->in[io->x], c->in[io->w], &g);
+    c->ws_bytes = qrows_bytes(g.M) + dw_scratch(&g.w) * (size_t)c->n_threads;
+    return CRUN_OK;
+}
+
+typedef struct DwJob {
+    const KernelCtx *k;
+    const ConvGeom *g;
+    const Tensor *x, *w, *bias;
+    const int32_t *zw; /* per channel, as stored */
+    const QGemmEpi *e; /* mult per channel; row terms set per channel */
+    int32_t zx;
+    bool xs, ws;
+} DwJob;
+
+static void dw_pad_plane(const DwJob *j, const uint8_t *x, int16_t *p)
+{
+    const WindowGeom *w = &j->g->w;
+    int64_t PW = dw_padded_w(w);
+    memset(p, 0, (size_t)(PW * dw_padded_h(w)) * sizeof *p);
+    for (int64_t iy = 0; iy < w->in[1]; iy++) {
+        int16_t *d = p + (iy + w->pb[1]) * PW + w->pb[2];
+        const uint8_t *row = x + iy * w->in[2];
+        if (j->xs)
+            for (int64_t ix = 0; ix < w->in[2]; ix++)
+                d[ix] = (int16_t)((int8_t)row[ix] - j->zx);
+        else
+            for (int64_t ix = 0; ix < w->in[2]; ix++)
+                d[ix] = (int16_t)(row[ix] - j->zx);
+    }
+}
+
+/* One channel of one image: sums of products tap by tap over each output row (loops the
+ * compiler vectorizes for stride 1), then the epilogue of the packed kernels. */
+static void dw_channel(void *ctx, int64_t t, int thread)
+{
+    const DwJob *j = ctx;
+    const ConvGeom *g = j->g;
+    const WindowGeom *w = &g->w;
+    int64_t m = t % g->M, PW = dw_padded_w(w), OW = w->out[2];
+    char *ws = (char *)j->k->ws + qrows_bytes(g->M) + dw_scratch(w) * (size_t)thread;
+    int16_t *p = (int16_t *)ws;
+    int32_t *acc = (int32_t *)(ws + align64((size_t)(PW * dw_padded_h(w)) * sizeof(int16_t)));
+    dw_pad_plane(j, (const uint8_t *)j->x->data + t * w->in_vol, p);
+    const uint8_t *wm = (const uint8_t *)j->w->data + m * w->k_vol;
+    int32_t zw = j->zw[m];
+    size_t esz = j->e->out == QOUT_I32 ? 4 : 1;
+    char *y = (char *)j->k->out[0]->data + (size_t)(t * w->out_vol) * esz;
+    QGemmEpi e = *j->e;
+    int32_t bias = j->bias ? ((const int32_t *)j->bias->data)[m] : 0;
+    e.row_add = &bias; /* the plane holds x - zx and the taps w - zw: no other terms */
+    e.row_zw = NULL;
+    e.mult = e.mult ? e.mult + m : NULL;
+    for (int64_t oy = 0; oy < w->out[1]; oy++) {
+        memset(acc, 0, (size_t)OW * sizeof *acc);
+        for (int64_t ky = 0; ky < w->k[1]; ky++) {
+            const int16_t *row = p + (oy * w->s[1] + ky) * PW;
+            for (int64_t kx = 0; kx < w->k[2]; kx++) {
+                int32_t wv = (j->ws ? (int32_t)(int8_t)wm[ky * w->k[2] + kx] : (int32_t)wm[ky * w->k[2] + kx]) - zw;
+                const int16_t *src = row + kx;
+                if (w->s[2] == 1)
+                    for (int64_t ox = 0; ox < OW; ox++)
+                        acc[ox] += wv * src[ox];
+                else
+                    for (int64_t ox = 0; ox < OW; ox++)
+                        acc[ox] += wv * src[ox * w->s[2]];
+            }
+        }
+        qgemm_store_tile(acc, (int)OW, &e, y + (size_t)(oy * OW) * esz, 0, 1, 1, (int)OW);
+    }
+}
+
+crun_status qconv_dw_run(KernelCtx *k)
+{
+    const QConvIO *io = ((const QPackedKernel *)k->kdata)->io;
+    const Tensor *x = k->in[io->x], *w = k->in[io->w];
+    ConvGeom g;
+    qconv_geom(k->params, x, w, &g);
+    const Tensor *sy = opt(k->in, k->n_in, io->sy), *sx = opt(k->in, k->n_in, io->sx), *sw = opt(k->in, k->n_in, io->sw);
+    const Tensor *zw = opt(k->in, k->n_in, io->zw);
+    QRows r = qrows_at(k->ws, g.M);
+    for (int64_t m = 0; m < g.M; m++) {
+        r.row_zw[m] = zp_at(zw, m);
+        if (sx)
+            r.mult[m] = quant_multiplier(scale_at(sx, 0), scale_at(sw, m), scale_at(sy, 0));
+    }
+    QGemmEpi e = qepi(&r, false, k, sy, opt(k->in, k->n_in, io->zy));
+    DwJob j = {k, &g, x, w, opt(k->in, k->n_in, io->bias), r.row_zw, &e, zp_at(opt(k->in, k->n_in, io->zx), 0),
+               x->dtype == CRUN_DTYPE_INT8, w->dtype == CRUN_DTYPE_INT8};
+    pool_for(k->pool, g.N * g.M, dw_channel, &j);
+    return CRUN_OK;
+}
+
+/* ---- depthwise QLinearConv through the float SIMD window kernels ----
+ * The plane holds x - zx and the taps w - zw as floats: integers of at most 9 bits, whose
+ * products and sums of up to 256 of them (the window kernels take at most 7x7) are exact
+ * in float whatever the order, so the float kernel computes the integer sums exactly and
+ * the result is bit for bit the reference's. */
+
+KV_SIMD_ONLY bool qconv_dw_simd_applies(const PrepCtx *c, const void *kdata)
+{
+    (void)kdata;
+    ConvGeom g;
+    qconv_geom(c->params, c->in[0], c->in[3], &g);
+    WindowPlane wp;
+    return g.Cg == 1 && g.Mg == 1 && c->in[0]->rank == 4 && window_plane_init(&g.w, &wp);
+}
+
+static size_t dwf_plane_bytes(const WindowGeom *w) { return align64((size_t)w->in_vol * sizeof(float)); }
+static size_t dwf_out_bytes(const WindowGeom *w) { return align64((size_t)w->out_vol * sizeof(float)); }
+
+static size_t dwf_scratch(const WindowGeom *w)
+{
+    return window_plane_scratch_bytes(w) + dwf_plane_bytes(w) + dwf_out_bytes(w) + align64(64 * sizeof(float));
+}
+
+KV_SIMD_ONLY crun_status qconv_dw_simd_prepare(PrepCtx *c)
+{
+    ConvGeom g;
+    qconv_geom(c->params, c->in[0], c->in[3], &g);
+    c->ws_bytes = qrows_bytes(g.M) + dwf_scratch(&g.w) * (size_t)c->n_threads;
+    return CRUN_OK;
+}
+
+typedef struct DwfJob {
+    const KernelCtx *k;
+    const ConvGeom *g;
+    const WindowUkernels *uk;
+    const QRows *r;
+    QuantRange range;
+    int32_t zx, zy;
+    bool xs, ws;
+} DwfJob;
+
+#define DWF_LOADS(T)                                                                          \
+    static void dwf_load_##T(float *restrict d, const T *restrict s, int64_t n, int32_t z)   \
+    {                                                                                         \
+        for (int64_t i = 0; i < n; i++)                                                       \
+            d[i] = (float)((int32_t)s[i] - z);                                                \
+    }
+DWF_LOADS(uint8_t)
+DWF_LOADS(int8_t)
+
+/* acc (exact integers) + bias, requantized as qgemm_store_tile does. */
+static void dwf_store(uint8_t *restrict y, const float *restrict acc, int64_t n, int32_t bias, float mult,
+                      int32_t zy, QuantRange r)
+{
+    float lo = (float)(r.lo - zy), hi = (float)(r.hi - zy);
+    for (int64_t i = 0; i < n; i++) {
+        float v = (float)(int32_t)((uint32_t)(int32_t)acc[i] + (uint32_t)bias) * mult;
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        y[i] = (uint8_t)((int32_t)quant_rint_small(v) + zy);
+    }
+}
+
+static void dwf_channel(void *ctx, int64_t t, int thread)
+{
+    const DwfJob *j = ctx;
+    const WindowGeom *w = &j->g->w;
+    int64_t m = t % j->g->M;
+    char *ws = (char *)j->k->ws + qrows_bytes(j->g->M) + dwf_scratch(w) * (size_t)thread;
+    float *plane = (float *)ws, *out = (float *)(ws + dwf_plane_bytes(w));
+    float *taps = (float *)(ws + dwf_plane_bytes(w) + dwf_out_bytes(w));
+    float *scratch = (float *)((char *)taps + align64(64 * sizeof(float)));
+    const void *x = (const uint8_t *)j->k->in[0]->data + t * w->in_vol;
+    const void *wm = (const uint8_t *)j->k->in[3]->data + m * w->k_vol;
+    if (j->xs)
+        dwf_load_int8_t(plane, x, w->in_vol, j->zx);
+    else
+        dwf_load_uint8_t(plane, x, w->in_vol, j->zx);
+    if (j->ws)
+        dwf_load_int8_t(taps, wm, w->k_vol, j->r->row_zw[m]);
+    else
+        dwf_load_uint8_t(taps, wm, w->k_vol, j->r->row_zw[m]);
+    WindowPlane wp;
+    window_plane_init(w, &wp);
+    wp.x = plane;
+    wp.y = out;
+    wp.w = taps;
+    wp.bias = 0.0f;
+    wp.lo = -INFINITY;
+    wp.hi = INFINITY;
+    wp.scratch = scratch;
+    j->uk->dwconv(&wp);
+    const Tensor *bias = j->k->n_in > 8 ? j->k->in[8] : NULL;
+    dwf_store((uint8_t *)j->k->out[0]->data + t * w->out_vol, out, w->out_vol,
+              bias ? ((const int32_t *)bias->data)[m] : 0, j->r->mult[m], j->zy, j->range);
+}
+
+KV_SIMD_ONLY crun_status qconv_dw_simd_run(KernelCtx *k)
+{
+    ConvGeom g;
+    qconv_geom(k->params, k->in[0], k->in[3], &g);
+    QRows r = qrows_at(k->ws, g.M);
+    float sy = scale_at(k->in[6], 0);
+    int32_t zy = zp_at(k->in[7], 0);
+    for (int64_t m = 0; m < g.M; m++) {
+        r.row_zw[m] = zp_at(k->in[5], m);
+        r.mult[m] = quant_multiplier(scale_at(k->in[1], 0), scale_at(k->in[4], m), sy);
+    }
+    DwfJob j = {k, &g, k->kdata, &r, qout_range(k->node, k->out[0]->dtype, sy, zy), zp_at(k->in[2], 0), zy,
+                k->in[0]->dtype == CRUN_DTYPE_INT8, k->in[3]->dtype == CRUN_DTYPE_INT8};
+    pool_for(k->pool, g.N * g.M, dwf_channel, &j);
     return CRUN_OK;
 }

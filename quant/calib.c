@@ -55,21 +55,16 @@ static int percentile_bin(const CalibStats *s, double keep)
     return CALIB_BINS;
 }
 
-/* KL(P || Q) where P is the histogram clipped at t bins (the tail added to the last bin)
- * and Q is P merged into `levels` equal groups and spread back over each group's nonzero
- * bins: the information lost by quantizing [0, t) to that many levels. */
+/* KL(P || Q) for a clipping threshold of t bins: P is the histogram up to t with the
+ * counts beyond it added to its last bin (what clipping does to the data); Q is the
+ * histogram up to t, without those counts, merged into `levels` equal groups, each spread
+ * back evenly over the group's nonzero bins (what quantizing to that many levels keeps).
+ * Both are normalised. Small t clips much; large t quantizes coarsely. */
 static double kl_at(const CalibStats *s, int t, int levels)
 {
-    double p[CALIB_BINS], q[CALIB_BINS];
-    double total = 0;
+    double p[CALIB_BINS], q[CALIB_BINS], p_total = 0, q_total = 0;
     for (int b = 0; b < t; b++)
         p[b] = (double)s->hist[b];
-    for (int b = t; b < CALIB_BINS; b++)
-        p[t - 1] += (double)s->hist[b];
-    for (int b = 0; b < t; b++)
-        total += p[b];
-    if (total <= 0)
-        return INFINITY;
     for (int g = 0; g < levels; g++) {
         int b0 = (int)((int64_t)g * t / levels), b1 = (int)((int64_t)(g + 1) * t / levels);
         double sum = 0;
@@ -81,16 +76,29 @@ static double kl_at(const CalibStats *s, int t, int levels)
         for (int b = b0; b < b1; b++)
             q[b] = p[b] > 0 ? sum / nonzero : 0;
     }
+    for (int b = t; b < CALIB_BINS; b++)
+        p[t - 1] += (double)s->hist[b];
+    for (int b = 0; b < t; b++) {
+        p_total += p[b];
+        q_total += q[b];
+    }
+    if (p_total <= 0 || q_total <= 0)
+        return INFINITY;
     double kl = 0;
-    for (int b = 0; b < t; b++)
-        if (p[b] > 0)
-            kl += p[b] / total * log((p[b] / total) / (q[b] > 0 ? q[b] / total : 1e-12));
+    for (int b = 0; b < t; b++) {
+        if (p[b] <= 0)
+            continue;
+        double pp = p[b] / p_total, qq = q[b] / q_total;
+        kl += pp * log(pp / (qq > 0 ? qq : 1e-12));
+    }
     return kl;
 }
 
+/* The threshold of least divergence; a one-sided (nonnegative) tensor gets all 256 uint8
+ * levels on its side, a two-sided one half of them. */
 static int entropy_bin(const CalibStats *s)
 {
-    const int levels = 128; /* the levels on one side of zero */
+    int levels = s->lo >= 0 ? 256 : 128;
     int best = CALIB_BINS;
     double best_kl = INFINITY;
     for (int t = levels; t <= CALIB_BINS; t += 16) {

@@ -30,7 +30,7 @@ int cmd_quantize(int argc, char **argv)
             return EXIT_OK;
         }
         if (takes && !v)
-            return cli_fail(EXIT_BAD_INPUT, "%s needs a value\n%s", a, usage);
+            return cli_fail(EXIT_BAD_INPUT, "%s needs a value (see crun quantize --help)", a);
         if (!strcmp(a, "-o")) {
             out = v;
         } else if (!strcmp(a, "--calib")) {
@@ -65,7 +65,7 @@ int cmd_quantize(int argc, char **argv)
             o.per_channel = 0;
             continue;
         } else if (a[0] == '-' || model) {
-            return cli_fail(EXIT_BAD_INPUT, "unexpected argument '%s'\n%s", a, usage);
+            return cli_fail(EXIT_BAD_INPUT, "unexpected argument '%s' (see crun quantize --help)", a);
         } else {
             model = a;
             continue;
@@ -73,7 +73,7 @@ int cmd_quantize(int argc, char **argv)
         i++;
     }
     if (!model || !out)
-        return cli_fail(EXIT_BAD_INPUT, "quantize needs a MODEL and -o OUT\n%s", usage);
+        return cli_fail(EXIT_BAD_INPUT, "quantize needs a MODEL and -o OUT (see crun quantize --help)");
     o.exclude = exclude;
     crun_status st = crun_quantize_file(model, out, &o);
     if (st != CRUN_OK)

@@ -207,6 +207,60 @@ def test_profile_table_and_trace():
                    "profile trace to an unwritable path")
 
 
+def model_conv_relu():
+    """x [1,2,6,6] -> Conv 3x3 (4 channels, bias) -> Relu -> MaxPool 2x2 -> Sigmoid -> y."""
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Sigmoid", ["p"], ["y"])]
+    graph = helper.make_graph(nodes, "q", [x], [y], [w, b])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_quantize():
+    path = save(model_conv_relu(), "conv.onnx")
+    out = os.path.join(TMP, "conv.int8.onnx")
+    calib = os.path.join(TMP, "calib")
+    os.makedirs(calib, exist_ok=True)
+    rng = np.random.default_rng(4)
+    for i in range(8):
+        np.save(os.path.join(calib, "%d.npy" % i), rng.standard_normal((1, 2, 6, 6)).astype(np.float32))
+    for method in ("minmax", "percentile", "entropy"):
+        rc, o, err = crun("quantize", path, "-o", out, "--calib", calib, "--method", method)
+        check(rc == 0 and "wrote" in o, "quantize --method %s: %s" % (method, err))
+        q = onnx.load(out)
+        ops = [n.op_type for n in q.graph.node]
+        check(ops.count("QuantizeLinear") >= 2 and "DequantizeLinear" in ops,
+              "quantize --method %s writes QDQ nodes: %r" % (method, ops))
+        inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+        check(inits.get("w_quantized") is not None and inits["w_quantized"].dtype == np.int8 and
+              inits["w_scale"].shape == (4,), "per-channel int8 weights: %r" % sorted(inits))
+        check(inits.get("b_quantized") is not None and inits["b_quantized"].dtype == np.int32, "int32 bias")
+        rc, o, err = crun("profile", out, "--runs", 1)
+        check(rc == 0 and "QLinearConv+Relu" in o and "maxpool_u8" in o,
+              "the QDQ model runs as integer ops (%s): %s" % (method, o + err))
+    rc, _, err = crun("quantize", path, "-o", out, "--calib-random", 4, "--per-tensor")
+    check(rc == 0 and numpy_helper.to_array(
+        [i for i in onnx.load(out).graph.initializer if i.name == "w_scale"][0]).shape == (),
+          "--per-tensor gives one weight scale: " + err)
+    rc, _, err = crun("quantize", path, "-o", out, "--calib-random", 2, "--exclude", [n.name for n in
+                      onnx.load(path).graph.node][0] or "none")
+    check(rc == 0, "--exclude: " + err)
+    one_line_error(*crun("quantize", os.path.join(TMP, "none.onnx"), "-o", out), 2, "none.onnx",
+                   "quantize of a missing model")
+    one_line_error(*crun("quantize", path, "-o", out, "--method", "best"), 2, "best", "quantize with a bad method")
+    one_line_error(*crun("quantize", path), 2, "-o", "quantize without -o")
+    one_line_error(*crun("quantize", path, "-o", out, "--calib", os.path.join(TMP, "nodir")), 2, "nodir",
+                   "quantize with a missing calibration directory")
+    one_line_error(*crun("quantize", path, "-o", os.path.join(TMP, "no", "dir", "q.onnx"), "--calib-random", 1),
+                   2, "q.onnx", "quantize to an unwritable path")
+
+
 def make_case(root, name, x, y_expected):
     d = os.path.join(root, name)
     os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)

@@ -138,8 +138,21 @@ TEST(qgemm_every_microkernel_every_edge)
 
 /* Runs m with the reference kernels, then under every ISA this CPU has, comparing output
  * 0's bytes; the first step must run a kernel named after the ISA (or "packed" on the
- * scalar level) so each packed path is known to run. */
-static bool int_kernels_match_reference(crun_model *m, const TIn *in, int threads, char *why, size_t size)
+ * scalar level), or, when kernel is not NULL, the kernel of that name (suffixed with the
+ * float level of the ISA above scalar), so each path is known to run. */
+static bool named(const char *got, const char *kernel, Isa isa)
+{
+    char want[80];
+    Isa base = isa_base(isa);
+    if (base == ISA_SCALAR)
+        snprintf(want, sizeof want, "%s", kernel);
+    else
+        snprintf(want, sizeof want, "%s_%s", kernel, isa_name(base));
+    return !strcmp(got, want);
+}
+
+static bool int_kernels_match_reference(crun_model *m, const TIn *in, int threads, const char *kernel, char *why,
+                                        size_t size)
 {
     void *ref = NULL;
     size_t n_ref = 0;
@@ -161,7 +174,8 @@ static bool int_kernels_match_reference(crun_model *m, const TIn *in, int thread
             n_ref = t.size_bytes;
             ref = malloc(n_ref + 1);
             memcpy(ref, t.data, n_ref);
-        } else if (uk && !strstr(st.kernel, isa == ISA_SCALAR ? "packed" : isa_name((Isa)isa))) {
+        } else if ((kernel && !named(st.kernel, kernel, (Isa)isa)) ||
+                   (!kernel && uk && !strstr(st.kernel, isa == ISA_SCALAR ? "packed" : isa_name((Isa)isa)))) {
             snprintf(why, size, "under %s the step ran %s", isa_name((Isa)isa), st.kernel);
             ok = false;
         } else if (t.size_bytes != n_ref || memcmp(t.data, ref, n_ref) != 0) {
@@ -223,6 +237,8 @@ TEST(qlinear_conv_packed_matches_reference)
     } cases[] = {
         {3, 13, 11, 8, 3, 1, 1, 1}, {8, 6, 7, 24, 1, 1, 0, 1}, {12, 5, 5, 6, 3, 1, 0, 3}, {5, 17, 3, 7, 3, 2, 0, 1},
         {7, 20, 20, 9, 7, 3, 3, 1}, {16, 9, 9, 33, 3, 2, 1, 1}, {64, 7, 7, 40, 3, 1, 1, 1}, {20, 30, 30, 5, 1, 1, 0, 1},
+        /* depthwise: 3x3 and 5x5, strides 1 and 2, with and without padding, odd widths */
+        {8, 13, 11, 8, 3, 1, 1, 8}, {5, 9, 17, 5, 3, 2, 1, 5}, {6, 12, 7, 6, 5, 2, 2, 6}, {3, 5, 5, 3, 3, 1, 0, 3},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int types = 0; types < 8; types++) {
@@ -236,7 +252,9 @@ TEST(qlinear_conv_packed_matches_reference)
             fill_bytes(x, nx, xs);
             TIn in = {dt8(xs), 4, {dx[0], dx[1], dx[2], dx[3]}, x};
             char why[200];
-            bool ok = int_kernels_match_reference(m, &in, 1 + (int)(c % 2), why, sizeof why);
+            bool dw = cases[c].group == cases[c].C && cases[c].group == cases[c].M;
+            bool ok = int_kernels_match_reference(m, &in, 1 + (int)(c % 2), dw ? "qlinear_conv_dw" : NULL, why,
+                                                  sizeof why);
             free(x);
             crun_model_free(m);
             CHECK_MSG(ok, "case %zu types %d: %s", c, types, why);
@@ -277,7 +295,7 @@ TEST(qlinear_matmul_packed_matches_reference)
             CHECK_MSG(m, "case %zu: %s", c, crun_last_error());
             TIn in = {dt8(as), 3, {2, T, K}, a};
             char why[200];
-            bool ok = int_kernels_match_reference(m, &in, 1 + (int)(c % 2), why, sizeof why);
+            bool ok = int_kernels_match_reference(m, &in, 1 + (int)(c % 2), NULL, why, sizeof why);
             free(a);
             free(bw);
             crun_model_free(m);

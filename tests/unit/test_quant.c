@@ -7,6 +7,7 @@
  * int8/uint8), with 1 and 3 threads; plus rounding ties, saturation and bad inputs. */
 #include <stdlib.h>
 
+#include "quant/calib.h"
 #include "quant/quant.h"
 #include "testutil.h"
 
@@ -451,4 +452,31 @@ TEST(qconv_rejects_mismatched_zero_points)
     CHECK_STATUS(run_model(b, 1, &in, 1, y, sizeof y, NULL), CRUN_ERR_INVALID_MODEL);
     CHECK(strstr(crun_last_error(), "zero point must have 1 or 3 values"));
     ob_free(b);
+}
+
+TEST(calibration_ranges_by_method)
+{
+    /* 10,000 values spread over [-1, 3] and one outlier at 100: minmax keeps the outlier,
+     * percentile (99.9) and entropy clip it, and every range holds 0. */
+    static float x[10001];
+    for (int i = 0; i < 10000; i++)
+        x[i] = -1.0f + 4.0f * (float)i / 10000.0f;
+    x[10000] = 100.0f;
+    CalibStats s;
+    calib_init(&s);
+    calib_observe_range(&s, x, 10001);
+    calib_observe_hist(&s, x, 10001);
+    float lo, hi;
+    calib_range(&s, CALIB_MINMAX, 0, &lo, &hi);
+    CHECK(lo == -1.0f && hi == 100.0f);
+    calib_range(&s, CALIB_PERCENTILE, 99.9, &lo, &hi);
+    CHECK_MSG(lo == -1.0f && hi > 2.9f && hi < 3.2f, "percentile range [%g, %g]", lo, hi);
+    calib_range(&s, CALIB_ENTROPY, 0, &lo, &hi);
+    CHECK_MSG(lo == -1.0f && hi > 2.5f && hi < 10.0f, "entropy range [%g, %g]", lo, hi);
+    /* all positive: the range still starts at 0 */
+    calib_init(&s);
+    float pos[3] = {2, 3, 4};
+    calib_observe_range(&s, pos, 3);
+    calib_range(&s, CALIB_MINMAX, 0, &lo, &hi);
+    CHECK(lo == 0.0f && hi == 4.0f);
 }

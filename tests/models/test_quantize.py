@@ -1,0 +1,80 @@
+"""`crun quantize` on a trained model and real data: the demo's Fashion-MNIST CNN (trained
+by demo/train_fashion.py on Debian's dataset-fashion-mnist), calibrated on 200 training
+images, must keep its test accuracy within one point of float on all 10,000 test images
+with minmax and with entropy calibration; the int8 file must be at most 0.3x the float one;
+the integer kernels must be what runs; and ONNX Runtime must run the same QDQ file and
+agree with crun's predictions."""
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import modeltest as mt  # noqa: E402
+
+DATA = "/usr/share/datasets/fashion-mnist"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL = os.path.join(ROOT, "demo", "fashion_mnist.onnx")
+
+
+def idx(name):
+    with gzip.open(os.path.join(DATA, name)) as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def accuracy(crun, model, x, y):
+    scores = mt.run_crun(crun, model, {"image": x}, threads=2)["scores"]
+    return float((scores.argmax(1) == y).mean()), scores.argmax(1)
+
+
+def main():
+    args = mt.main_args()
+    x_test = (idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255)[:, None]
+    y_test = idx("t10k-labels-idx1-ubyte.gz")
+    x_train = (idx("train-images-idx3-ubyte.gz")[:200].astype(np.float32) / 255)[:, None]
+    float_acc, _ = accuracy(args.crun, MODEL, x_test, y_test)
+    print("float: test accuracy %.4f" % float_acc)
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        calib = os.path.join(tmp, "calib")
+        os.makedirs(calib)
+        for i, img in enumerate(x_train):
+            np.save(os.path.join(calib, "%04d.npy" % i), img[None])
+        for method in ("minmax", "entropy"):
+            out = os.path.join(tmp, "fm.%s.onnx" % method)
+            res = subprocess.run([args.crun, "quantize", MODEL, "-o", out, "--calib", calib, "--method", method],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                failures.append("quantize --method %s failed: %s" % (method, res.stderr.strip()))
+                continue
+            ratio = os.path.getsize(out) / os.path.getsize(MODEL)
+            acc, pred = accuracy(args.crun, out, x_test, y_test)
+            prof = subprocess.run([args.crun, "profile", out, "--runs", "1"], capture_output=True, text=True).stdout
+            n_int = prof.count("QLinearConv") + prof.count("QLinearMatMul")
+            print("%s: test accuracy %.4f (float %.4f), file %.2fx, %d integer conv/matmul steps"
+                  % (method, acc, float_acc, ratio, n_int))
+            if abs(acc - float_acc) > 0.01:
+                failures.append("%s: accuracy %.4f vs float %.4f" % (method, acc, float_acc))
+            if ratio > 0.3:
+                failures.append("%s: file %.2fx the float one" % (method, ratio))
+            if n_int < 4:
+                failures.append("%s: only %d integer conv/matmul steps:\n%s" % (method, n_int, prof))
+            if method == "minmax":
+                ort = mt.run_ort(out, {"image": x_test[:2000]})["scores"].argmax(1)
+                agree = float((ort == pred[:2000]).mean())
+                print("minmax: ONNX Runtime agrees with crun on %.2f%% of 2000 images" % (100 * agree))
+                if agree < 0.99:
+                    failures.append("ONNX Runtime agrees on only %.4f" % agree)
+    for f in failures:
+        print("FAIL " + f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
