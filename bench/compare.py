@@ -86,6 +86,18 @@ def paddle(name, shape):
     return make
 
 
+def int8_model(base):
+    """base quantized by the crun under test (`crun quantize`, 8 random calibration inputs,
+    per-channel minmax): the QDQ model both runtimes then run."""
+    def make(crun):
+        path, inputs = MODELS[base]()
+        out = os.path.join(mt.cache_dir("bench"), base + ".int8.onnx")
+        subprocess.run([crun, "quantize", path, "-o", out, "--calib-random", "8"], check=True, capture_output=True)
+        return out, inputs
+    make.needs_crun = True
+    return make
+
+
 MODELS = {
     "resnet18": torchvision_model("resnet18"),
     "mobilenet_v2": torchvision_model("mobilenet_v2"),
@@ -95,11 +107,15 @@ MODELS = {
     "paddleocr_det": paddle("ch_PP-OCRv4_det_infer.onnx", (1, 3, 640, 640)),
     "paddleocr_rec": paddle("ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 320)),
     "sgemm1024": sgemm_model,
+    "resnet18_int8": int8_model("resnet18"),
+    "mobilenet_v2_int8": int8_model("mobilenet_v2"),
 }
 
 
 # Single-kernel benchmarks: reported beside the models, kept out of their geometric mean.
 KERNELS = {"sgemm1024"}
+# QDQ models (the INT8 issue's bars): reported apart, against ORT and against crun fp32.
+INT8 = {"resnet18_int8": "resnet18", "mobilenet_v2_int8": "mobilenet_v2"}
 
 
 def write_inputs(inputs):
@@ -136,7 +152,8 @@ def runs_for(median_ms, min_time):
 
 
 def compare(crun, name, threads, rounds, min_time):
-    model, inputs = MODELS[name]()
+    make = MODELS[name]
+    model, inputs = make(crun) if getattr(make, "needs_crun", False) else make()
     specs = write_inputs(inputs)
     # A short probe sizes the rounds so each one times at least min_time seconds.
     probe_c = crun_round(crun, model, specs, threads, 5)
@@ -166,12 +183,24 @@ def machine():
 def table(rows, threads_list):
     lines = ["| model | threads | crun ms | ORT ms | crun/ORT | crun GFLOP/s | % of peak |", "|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r["model"] in INT8:  # integer ops: a float FMA peak says nothing about them
+            lines.append("| %s | %d | %.2f | %.2f | %.2f | - | - |" % (
+                r["model"], r["threads"], r["crun_ms"], r["ort_ms"], r["crun_ms"] / r["ort_ms"]))
+            continue
         lines.append("| %s | %d | %.2f | %.2f | %.2f | %.1f | %.0f%% |" % (
             r["model"], r["threads"], r["crun_ms"], r["ort_ms"], r["crun_ms"] / r["ort_ms"], r["gflops"],
             r["peak_pct"]))
     lines.append("")
+    by = {(r["model"], r["threads"]): r for r in rows}
+    for (name, t), r in by.items():
+        base = by.get((INT8.get(name), t))
+        if base:
+            lines.append("- %s, %d thread%s: crun int8 is %.2fx faster than crun fp32; crun/ORT on the same QDQ "
+                         "model %.2f" % (name, t, "s" if t > 1 else "", base["crun_ms"] / r["crun_ms"],
+                                         r["crun_ms"] / r["ort_ms"]))
     for t in threads_list:
-        ratios = [r["crun_ms"] / r["ort_ms"] for r in rows if r["threads"] == t and r["model"] not in KERNELS]
+        ratios = [r["crun_ms"] / r["ort_ms"] for r in rows
+                  if r["threads"] == t and r["model"] not in KERNELS and r["model"] not in INT8]
         if ratios:
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
             lines.append("- %d thread%s: geometric mean crun/ORT over the models = %.2f, worst %.2f" % (

@@ -132,10 +132,10 @@ void qgemm_pack_quad(const uint8_t *const r[4], int64_t nc, const QGemmUkernel *
 {
     int nr = uk->nr;
     bool sgn = uk->b_signed;
-    static const uint8_t zeros[16] = {0};
     int64_t strip_bytes = kq * nr * 4, j = 0;
 #if defined(__SSE2__)
     /* 16 columns at a time: interleave the four rows' bytes into dwords (k0 k1 k2 k3). */
+    static const uint8_t zeros[16] = {0};
     __m128i fl = _mm_set1_epi8((char)flip);
     for (; j + 16 <= nc && nr % 16 == 0; j += 16) {
         __m128i v[4];
