@@ -8,6 +8,8 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
 /* ---- the tile store and the portable microkernel ---- */
@@ -151,6 +153,21 @@ void qgemm_pack_quad(const uint8_t *const r[4], int64_t nc, const QGemmUkernel *
         _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(b, d));
         if (col_sum)
             for (int jj = 0; jj < 16; jj++)
+                for (int t = 0; t < 4; t++)
+                    col_sum[j + jj] += r[t] ? (sgn ? (int8_t)o[jj * 4 + t] : o[jj * 4 + t]) : 0;
+    }
+#elif defined(__ARM_NEON)
+    /* 8 columns at a time: vst4 stores four registers interleaved byte by byte, the quads */
+    static const uint8_t zeros[8] = {0};
+    uint8x8_t fl = vdup_n_u8(flip);
+    for (; j + 8 <= nc && nr % 8 == 0; j += 8) {
+        uint8x8x4_t v;
+        for (int t = 0; t < 4; t++)
+            v.val[t] = r[t] ? veor_u8(vld1_u8(r[t] + j), fl) : vld1_u8(zeros);
+        uint8_t *o = dst + (j / nr) * strip_bytes + q * nr * 4 + (j % nr) * 4;
+        vst4_u8(o, v);
+        if (col_sum)
+            for (int jj = 0; jj < 8; jj++)
                 for (int t = 0; t < 4; t++)
                     col_sum[j + jj] += r[t] ? (sgn ? (int8_t)o[jj * 4 + t] : o[jj * 4 + t]) : 0;
     }
