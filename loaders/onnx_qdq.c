@@ -6,71 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onnx.pb-c.h"
+#include "loaders/onnx_edit.h"
 #include "quant/quant.h"
 
-/* Messages here use protobuf-c's default allocator (malloc), so nodes and tensors added
- * with malloc are freed with the rest of the message. */
-
 static Onnx__GraphProto *graph_of(const QdqPlan *p) { return ((Onnx__ModelProto *)p->proto)->graph; }
-
-static Onnx__TensorProto *find_init(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && !strcmp(g->initializer[i]->name, name))
-            return g->initializer[i];
-    return NULL;
-}
-
-static bool is_float_init(const Onnx__TensorProto *t)
-{
-    return t && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->data_location != ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-}
-
-static int64_t init_numel(const Onnx__TensorProto *t)
-{
-    int64_t n = 1;
-    for (size_t i = 0; i < t->n_dims; i++)
-        n *= t->dims[i];
-    return n;
-}
-
-static bool has_floats(const Onnx__TensorProto *t)
-{
-    int64_t n = init_numel(t);
-    return n > 0 && (t->raw_data.len == (size_t)n * 4 || t->n_float_data == (size_t)n);
-}
-
-/* A copy of an initializer's float values (raw_data or float_data; malloc'd), NULL when
- * they do not match its dims. */
-static float *init_floats(const Onnx__TensorProto *t)
-{
-    int64_t n = init_numel(t);
-    float *f = has_floats(t) ? malloc((size_t)n * 4) : NULL;
-    if (f)
-        memcpy(f, t->raw_data.len ? (const void *)t->raw_data.data : (const void *)t->float_data, (size_t)n * 4);
-    return f;
-}
-
-static const Onnx__AttributeProto *node_attr_pb(const Onnx__NodeProto *n, const char *name)
-{
-    for (size_t i = 0; i < n->n_attribute; i++)
-        if (n->attribute[i]->name && !strcmp(n->attribute[i]->name, name))
-            return n->attribute[i];
-    return NULL;
-}
-
-static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t def)
-{
-    const Onnx__AttributeProto *a = node_attr_pb(n, name);
-    return a && a->has_i ? a->i : def;
-}
-
-static float attr_f(const Onnx__NodeProto *n, const char *name, float def)
-{
-    const Onnx__AttributeProto *a = node_attr_pb(n, name);
-    return a && a->has_f ? a->f : def;
-}
 
 static bool in_list(const char *name, const char *const *list, int n)
 {
@@ -133,13 +72,13 @@ static bool add_op(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodeProto 
     bool conv = !strcmp(n->op_type, "Conv"), gemm = !strcmp(n->op_type, "Gemm");
     if (n->n_input < 2 || n->n_output < 1)
         return true;
-    const Onnx__TensorProto *w = find_init(g, n->input[1]);
-    if (!is_float_init(w) || !has_floats(w) || (conv && w->n_dims < 3) || (!conv && w->n_dims != 2))
+    const Onnx__TensorProto *w = edit_find_init(g, n->input[1]);
+    if (!edit_is_float(w) || !edit_has_floats(w) || (conv && w->n_dims < 3) || (!conv && w->n_dims != 2))
         return true; /* weights computed at run time: stays float */
-    if (gemm && (attr_i(n, "transA", 0) || attr_f(n, "alpha", 1) != 1 || attr_f(n, "beta", 1) != 1))
+    if (gemm && (edit_attr_i(n, "transA", 0) || edit_attr_f(n, "alpha", 1) != 1 || edit_attr_f(n, "beta", 1) != 1))
         return true;
     const char *b = n->n_input > 2 && n->input[2][0] ? n->input[2] : NULL;
-    if (b && (!is_float_init(find_init(g, b)) || !has_floats(find_init(g, b))))
+    if (b && (!edit_is_float(edit_find_init(g, b)) || !edit_has_floats(edit_find_init(g, b))))
         b = NULL; /* (a non-constant bias stays a float input) */
     int x = add_target(p, n->input[0], -1);
     if (x < 0 || add_target(p, output_target(g, n), -1) < 0)
@@ -148,7 +87,7 @@ static bool add_op(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodeProto 
     if (!ops)
         return false;
     p->ops = ops;
-    int axis = conv ? 0 : gemm && attr_i(n, "transB", 0) ? 0 : 1;
+    int axis = conv ? 0 : gemm && edit_attr_i(n, "transB", 0) ? 0 : 1;
     ops[p->n_ops++] = (QdqOp){strdup(n->input[1]), b ? strdup(b) : NULL, x, axis};
     return true;
 }
@@ -160,7 +99,7 @@ static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodePro
     const char *op = n->op_type;
     if (!strcmp(op, "Conv") || !strcmp(op, "MatMul") || !strcmp(op, "Gemm"))
         return add_op(p, g, n);
-    if (!strcmp(op, "Add") && n->n_input == 2 && !find_init(g, n->input[0]) && !find_init(g, n->input[1]))
+    if (!strcmp(op, "Add") && n->n_input == 2 && !edit_find_init(g, n->input[0]) && !edit_find_init(g, n->input[1]))
         return add_target(p, n->input[0], -1) >= 0 && add_target(p, n->input[1], -1) >= 0 &&
                add_target(p, output_target(g, n), -1) >= 0;
     if (!strcmp(op, "MaxPool") && n->n_output == 1) {
@@ -215,97 +154,6 @@ void qdq_plan_free(QdqPlan *p)
 
 /* ---- building messages ---- */
 
-static void *grow(void *arr, size_t n, size_t elem)
-{
-    return realloc(arr, (n + 1) * elem);
-}
-
-static bool push_init(Onnx__GraphProto *g, Onnx__TensorProto *t)
-{
-    Onnx__TensorProto **a = grow(g->initializer, g->n_initializer, sizeof *a);
-    if (!a)
-        return false;
-    g->initializer = a;
-    a[g->n_initializer++] = t;
-    return true;
-}
-
-/* A new initializer named base + suffix holding bytes of type dt with dims. */
-static Onnx__TensorProto *new_tensor(const char *base, const char *suffix, int32_t dt, int rank, const int64_t *dims,
-                                     const void *bytes, size_t n_bytes)
-{
-    Onnx__TensorProto *t = malloc(sizeof *t);
-    char *name = malloc(strlen(base) + strlen(suffix) + 1);
-    int64_t *dm = malloc((size_t)(rank + 1) * sizeof *dm);
-    uint8_t *raw = malloc(n_bytes + 1);
-    if (!t || !name || !dm || !raw) {
-        free(t), free(name), free(dm), free(raw);
-        return NULL;
-    }
-    onnx__tensor_proto__init(t);
-    sprintf(name, "%s%s", base, suffix);
-    if (rank > 0)
-        memcpy(dm, dims, (size_t)rank * sizeof *dm);
-    memcpy(raw, bytes, n_bytes);
-    t->name = name;
-    t->n_dims = (size_t)rank;
-    t->dims = dm;
-    t->has_data_type = 1;
-    t->data_type = dt;
-    t->has_raw_data = 1;
-    t->raw_data.len = n_bytes;
-    t->raw_data.data = raw;
-    return t;
-}
-
-/* A node op(inputs) -> output; axis >= 0 adds that attribute. */
-static Onnx__NodeProto *new_node(const char *op, const char *name, const char *const *in, int n_in, const char *out,
-                                 int axis)
-{
-    Onnx__NodeProto *n = malloc(sizeof *n);
-    char **ins = calloc((size_t)n_in, sizeof *ins), **outs = calloc(1, sizeof *outs);
-    if (!n || !ins || !outs) {
-        free(n), free(ins), free(outs);
-        return NULL;
-    }
-    onnx__node_proto__init(n);
-    n->op_type = strdup(op);
-    n->name = strdup(name);
-    n->domain = strdup("");
-    n->n_input = (size_t)n_in;
-    n->input = ins;
-    for (int i = 0; i < n_in; i++)
-        ins[i] = strdup(in[i]);
-    n->n_output = 1;
-    n->output = outs;
-    outs[0] = strdup(out);
-    if (axis >= 0) {
-        Onnx__AttributeProto *a = malloc(sizeof *a);
-        n->attribute = malloc(sizeof *n->attribute);
-        if (a && n->attribute) {
-            onnx__attribute_proto__init(a);
-            a->name = strdup("axis");
-            a->has_type = 1;
-            a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-            a->has_i = 1;
-            a->i = axis;
-            n->attribute[0] = a;
-            n->n_attribute = 1;
-        } else {
-            free(a);
-        }
-    }
-    return n; /* (a failed strdup leaves a NULL the packer refuses: reported on write) */
-}
-
-static char *cat(const char *a, const char *b)
-{
-    char *s = malloc(strlen(a) + strlen(b) + 1);
-    if (s)
-        sprintf(s, "%s%s", a, b);
-    return s;
-}
-
 /* ---- the calibration model ---- */
 
 static bool is_output(const Onnx__GraphProto *g, const char *name)
@@ -330,7 +178,7 @@ crun_status qdq_calibration_model(const QdqPlan *p, uint8_t **bytes, size_t *siz
     memcpy(outs, orig, n_orig * sizeof *outs);
     size_t n = n_orig;
     for (int i = 0; i < p->n_targets; i++) {
-        if (is_output(g, p->targets[i].name) || find_init(g, p->targets[i].name))
+        if (is_output(g, p->targets[i].name) || edit_find_init(g, p->targets[i].name))
             continue;
         onnx__value_info_proto__init(&extra[i]);
         extra[i].name = p->targets[i].name;
@@ -356,8 +204,8 @@ crun_status qdq_calibration_model(const QdqPlan *p, uint8_t **bytes, size_t *siz
 static bool quantize_weights(Onnx__GraphProto *g, Onnx__TensorProto *w, int axis, bool per_channel, float **scales,
                              int64_t *n_scales)
 {
-    float *f = init_floats(w);
-    int64_t n = init_numel(w), C = per_channel ? w->dims[axis] : 1;
+    float *f = edit_floats(w);
+    int64_t n = edit_numel(w), C = per_channel ? w->dims[axis] : 1;
     int64_t inner = 1;
     for (size_t i = (size_t)axis + 1; i < w->n_dims; i++)
         inner *= w->dims[i];
@@ -378,23 +226,23 @@ static bool quantize_weights(Onnx__GraphProto *g, Onnx__TensorProto *w, int axis
         q[i] = (int8_t)quant_quantize(f[i], s[c], 0, (QuantRange){-127, 127});
     }
     int64_t dc[1] = {C};
-    Onnx__TensorProto *tq = new_tensor(w->name, "_quantized", ONNX__TENSOR_PROTO__DATA_TYPE__INT8, (int)w->n_dims,
+    Onnx__TensorProto *tq = edit_new_tensor(w->name, "_quantized", ONNX__TENSOR_PROTO__DATA_TYPE__INT8, (int)w->n_dims,
                                        w->dims, q, (size_t)n);
-    Onnx__TensorProto *ts = new_tensor(w->name, "_scale", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, per_channel ? 1 : 0,
+    Onnx__TensorProto *ts = edit_new_tensor(w->name, "_scale", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, per_channel ? 1 : 0,
                                        dc, s, (size_t)C * 4);
-    Onnx__TensorProto *tz = new_tensor(w->name, "_zero_point", ONNX__TENSOR_PROTO__DATA_TYPE__INT8, per_channel ? 1 : 0,
+    Onnx__TensorProto *tz = edit_new_tensor(w->name, "_zero_point", ONNX__TENSOR_PROTO__DATA_TYPE__INT8, per_channel ? 1 : 0,
                                        dc, z, (size_t)C);
     free(f), free(q), free(z);
     *scales = s;
     *n_scales = C;
-    return tq && ts && tz && push_init(g, tq) && push_init(g, ts) && push_init(g, tz);
+    return tq && ts && tz && edit_push_init(g, tq) && edit_push_init(g, ts) && edit_push_init(g, tz);
 }
 
 /* int32 bias with scale sx * sw[m], zero point 0. */
 static bool quantize_bias(Onnx__GraphProto *g, Onnx__TensorProto *b, float sx, const float *sw, int64_t n_sw)
 {
-    float *f = init_floats(b);
-    int64_t n = init_numel(b);
+    float *f = edit_floats(b);
+    int64_t n = edit_numel(b);
     int32_t *q = malloc((size_t)n * 4 + 4), *z = calloc((size_t)n + 1, 4);
     float *s = malloc((size_t)n * 4 + 4);
     if (!f || !q || !z || !s || (n_sw != 1 && n_sw != n)) {
@@ -407,88 +255,43 @@ static bool quantize_bias(Onnx__GraphProto *g, Onnx__TensorProto *b, float sx, c
         q[m] = v > INT32_MAX ? INT32_MAX : v < -INT32_MAX ? -INT32_MAX : (int32_t)v;
     }
     int64_t dn[1] = {n};
-    Onnx__TensorProto *tq = new_tensor(b->name, "_quantized", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 1, dn, q,
+    Onnx__TensorProto *tq = edit_new_tensor(b->name, "_quantized", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 1, dn, q,
                                        (size_t)n * 4);
-    Onnx__TensorProto *ts = new_tensor(b->name, "_scale", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1, dn, s, (size_t)n * 4);
-    Onnx__TensorProto *tz = new_tensor(b->name, "_zero_point", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 1, dn, z,
+    Onnx__TensorProto *ts = edit_new_tensor(b->name, "_scale", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1, dn, s, (size_t)n * 4);
+    Onnx__TensorProto *tz = edit_new_tensor(b->name, "_zero_point", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 1, dn, z,
                                        (size_t)n * 4);
     free(f), free(q), free(z), free(s);
-    return tq && ts && tz && push_init(g, tq) && push_init(g, ts) && push_init(g, tz);
-}
-
-/* Drops initializer (and graph input) name: a DequantizeLinear now produces it. */
-static void drop_init(Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && !strcmp(g->initializer[i]->name, name)) {
-            onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
-            memmove(&g->initializer[i], &g->initializer[i + 1], (g->n_initializer - i - 1) * sizeof *g->initializer);
-            g->n_initializer--;
-            break;
-        }
-    for (size_t i = 0; i < g->n_input; i++)
-        if (g->input[i]->name && !strcmp(g->input[i]->name, name)) {
-            onnx__value_info_proto__free_unpacked(g->input[i], NULL);
-            memmove(&g->input[i], &g->input[i + 1], (g->n_input - i - 1) * sizeof *g->input);
-            g->n_input--;
-            break;
-        }
-}
-
-/* Node list under construction. */
-typedef struct NodeList {
-    Onnx__NodeProto **v;
-    size_t n, cap;
-    bool oom;
-} NodeList;
-
-static void push_node(NodeList *l, Onnx__NodeProto *n)
-{
-    if (!n) {
-        l->oom = true;
-        return;
-    }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        Onnx__NodeProto **v = realloc(l->v, cap * sizeof *v);
-        if (!v) {
-            l->oom = true;
-            onnx__node_proto__free_unpacked(n, NULL);
-            return;
-        }
-        l->v = v, l->cap = cap;
-    }
-    l->v[l->n++] = n;
+    return tq && ts && tz && edit_push_init(g, tq) && edit_push_init(g, ts) && edit_push_init(g, tz);
 }
 
 /* DequantizeLinear(name_quantized, name_scale, name_zero_point) -> name. */
-static void push_dq_init(NodeList *l, const char *name, int axis)
+static void push_dq_init(EditNodes *l, const char *name, int axis)
 {
-    char *q = cat(name, "_quantized"), *s = cat(name, "_scale"), *z = cat(name, "_zero_point"), *nn = cat(name, "_DequantizeLinear");
+    char *q = edit_cat(name, "_quantized"), *s = edit_cat(name, "_scale"), *z = edit_cat(name, "_zero_point"), *nn = edit_cat(name, "_DequantizeLinear");
     if (q && s && z && nn) {
         const char *in[3] = {q, s, z};
-        push_node(l, new_node("DequantizeLinear", nn, in, 3, name, axis));
+        edit_push_node(l, edit_new_node("DequantizeLinear", nn, in, 3, name, axis >= 0 ? "axis" : NULL, axis));
     } else {
         l->oom = true;
     }
     free(q), free(s), free(z), free(nn);
 }
 
-static bool write_weights(QdqPlan *p, const float (*range)[2], bool per_channel, NodeList *l)
+static bool write_weights(QdqPlan *p, const float (*range)[2], bool per_channel, EditNodes *l)
 {
     Onnx__GraphProto *g = graph_of(p);
     for (int i = 0; i < p->n_ops; i++) {
         const QdqOp *op = &p->ops[i];
-        Onnx__TensorProto *w = find_init(g, op->w);
-        if (!w || !is_float_init(w))
+        Onnx__TensorProto *w = edit_find_init(g, op->w);
+        if (!w || !edit_is_float(w))
             continue; /* quantized already (shared by an earlier op) */
         float *sw = NULL;
         int64_t n_sw = 0;
         if (!quantize_weights(g, w, op->w_axis, per_channel, &sw, &n_sw))
             return false;
         push_dq_init(l, op->w, per_channel ? op->w_axis : -1);
-        Onnx__TensorProto *b = op->b ? find_init(g, op->b) : NULL;
-        if (b && is_float_init(b)) {
+        Onnx__TensorProto *b = op->b ? edit_find_init(g, op->b) : NULL;
+        if (b && edit_is_float(b)) {
             float sx;
             int32_t zx;
             int r = p->targets[op->x_target].tie >= 0 ? p->targets[op->x_target].tie : op->x_target;
@@ -500,16 +303,16 @@ static bool write_weights(QdqPlan *p, const float (*range)[2], bool per_channel,
                 return false;
             }
             push_dq_init(l, op->b, 0);
-            drop_init(g, op->b);
+            edit_drop_init(g, op->b);
         }
         free(sw);
-        drop_init(g, op->w);
+        edit_drop_init(g, op->w);
     }
     return true;
 }
 
 /* Q and DQ of target t right after its producer; consumers read name_dequantized. */
-static void push_qdq(NodeList *l, const QdqPlan *p, int t, const float (*range)[2])
+static void push_qdq(EditNodes *l, const QdqPlan *p, int t, const float (*range)[2])
 {
     Onnx__GraphProto *g = graph_of(p);
     const char *name = p->targets[t].name;
@@ -520,16 +323,16 @@ static void push_qdq(NodeList *l, const QdqPlan *p, int t, const float (*range)[
     if (!(s > 0))
         s = 1.0f; /* a tensor that was always 0: any scale is exact */
     uint8_t zb = (uint8_t)z;
-    char *sn = cat(name, "_scale"), *zn = cat(name, "_zero_point"), *qn = cat(name, "_quantized");
-    char *dn = cat(name, "_dequantized"), *qnode = cat(name, "_QuantizeLinear"), *dnode = cat(name, "_DequantizeLinear");
+    char *sn = edit_cat(name, "_scale"), *zn = edit_cat(name, "_zero_point"), *qn = edit_cat(name, "_quantized");
+    char *dn = edit_cat(name, "_dequantized"), *qnode = edit_cat(name, "_QuantizeLinear"), *dnode = edit_cat(name, "_DequantizeLinear");
     if (sn && zn && qn && dn && qnode && dnode) {
-        Onnx__TensorProto *ts = new_tensor(sn, "", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 0, NULL, &s, 4);
-        Onnx__TensorProto *tz = new_tensor(zn, "", ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, 0, NULL, &zb, 1);
-        if (!ts || !tz || !push_init(g, ts) || !push_init(g, tz))
+        Onnx__TensorProto *ts = edit_new_tensor(sn, "", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 0, NULL, &s, 4);
+        Onnx__TensorProto *tz = edit_new_tensor(zn, "", ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, 0, NULL, &zb, 1);
+        if (!ts || !tz || !edit_push_init(g, ts) || !edit_push_init(g, tz))
             l->oom = true;
         const char *qin[3] = {name, sn, zn}, *din[3] = {qn, sn, zn};
-        push_node(l, new_node("QuantizeLinear", qnode, qin, 3, qn, -1));
-        push_node(l, new_node("DequantizeLinear", dnode, din, 3, dn, -1));
+        edit_push_node(l, edit_new_node("QuantizeLinear", qnode, qin, 3, qn, NULL, 0));
+        edit_push_node(l, edit_new_node("DequantizeLinear", dnode, din, 3, dn, NULL, 0));
     } else {
         l->oom = true;
     }
@@ -542,7 +345,7 @@ static bool rewire_inputs(Onnx__NodeProto *n, const QdqPlan *p)
     for (size_t k = 0; k < n->n_input; k++) {
         if (!n->input[k][0] || target_index(p, n->input[k]) < 0)
             continue;
-        char *dq = cat(n->input[k], "_dequantized");
+        char *dq = edit_cat(n->input[k], "_dequantized");
         if (!dq)
             return false;
         free(n->input[k]);
@@ -556,7 +359,7 @@ crun_status qdq_write(QdqPlan *p, const float (*range)[2], bool per_channel, con
     Onnx__GraphProto *g = graph_of(p);
     if (p->opset < 13)
         per_channel = false; /* DequantizeLinear's axis came with opset 13 */
-    NodeList l = {0};
+    EditNodes l = {0};
     if (!write_weights(p, range, per_channel, &l))
         l.oom = true;
     for (int t = 0; t < p->n_targets; t++) /* targets that are graph inputs */
@@ -567,7 +370,7 @@ crun_status qdq_write(QdqPlan *p, const float (*range)[2], bool per_channel, con
         Onnx__NodeProto *n = g->node[i];
         if (!rewire_inputs(n, p))
             l.oom = true;
-        push_node(&l, n);
+        edit_push_node(&l, n);
         for (size_t k = 0; k < n->n_output; k++) {
             int t = target_index(p, n->output[k]);
             if (t >= 0)
@@ -581,17 +384,5 @@ crun_status qdq_write(QdqPlan *p, const float (*range)[2], bool per_channel, con
     free(g->node);
     g->node = l.v;
     g->n_node = l.n;
-    size_t size = onnx__model_proto__get_packed_size(p->proto);
-    uint8_t *bytes = malloc(size + 1);
-    if (!bytes)
-        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-    onnx__model_proto__pack(p->proto, bytes);
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(bytes, 1, size, f) == size;
-    if (f && fclose(f) != 0)
-        ok = false;
-    free(bytes);
-    if (!ok)
-        return diag_fail(d, CRUN_ERR_IO, "cannot write %s", path);
-    return CRUN_OK;
+    return edit_write(p->proto, path, d);
 }

@@ -1,0 +1,208 @@
+/* onnx_edit.c - see onnx_edit.h. */
+#include "loaders/onnx_edit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+Onnx__TensorProto *edit_find_init(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i]->name && !strcmp(g->initializer[i]->name, name))
+            return g->initializer[i];
+    return NULL;
+}
+
+bool edit_is_float(const Onnx__TensorProto *t)
+{
+    return t && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->data_location != ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+}
+
+int64_t edit_numel(const Onnx__TensorProto *t)
+{
+    int64_t n = 1;
+    for (size_t i = 0; i < t->n_dims; i++)
+        n *= t->dims[i];
+    return n;
+}
+
+bool edit_has_floats(const Onnx__TensorProto *t)
+{
+    int64_t n = edit_numel(t);
+    return n > 0 && (t->raw_data.len == (size_t)n * 4 || t->n_float_data == (size_t)n);
+}
+
+/* A copy of an initializer's float values (raw_data or float_data; malloc'd), NULL when
+ * they do not match its dims. */
+float *edit_floats(const Onnx__TensorProto *t)
+{
+    int64_t n = edit_numel(t);
+    float *f = edit_has_floats(t) ? malloc((size_t)n * 4) : NULL;
+    if (f)
+        memcpy(f, t->raw_data.len ? (const void *)t->raw_data.data : (const void *)t->float_data, (size_t)n * 4);
+    return f;
+}
+
+const Onnx__AttributeProto *edit_attr(const Onnx__NodeProto *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (n->attribute[i]->name && !strcmp(n->attribute[i]->name, name))
+            return n->attribute[i];
+    return NULL;
+}
+
+int64_t edit_attr_i(const Onnx__NodeProto *n, const char *name, int64_t def)
+{
+    const Onnx__AttributeProto *a = edit_attr(n, name);
+    return a && a->has_i ? a->i : def;
+}
+
+float edit_attr_f(const Onnx__NodeProto *n, const char *name, float def)
+{
+    const Onnx__AttributeProto *a = edit_attr(n, name);
+    return a && a->has_f ? a->f : def;
+}
+
+void *edit_grow(void *arr, size_t n, size_t elem)
+{
+    return realloc(arr, (n + 1) * elem);
+}
+
+bool edit_push_init(Onnx__GraphProto *g, Onnx__TensorProto *t)
+{
+    Onnx__TensorProto **a = edit_grow(g->initializer, g->n_initializer, sizeof *a);
+    if (!a)
+        return false;
+    g->initializer = a;
+    a[g->n_initializer++] = t;
+    return true;
+}
+
+/* A new initializer named base + suffix holding bytes of type dt with dims. */
+Onnx__TensorProto *edit_new_tensor(const char *base, const char *suffix, int32_t dt, int rank, const int64_t *dims,
+                                     const void *bytes, size_t n_bytes)
+{
+    Onnx__TensorProto *t = malloc(sizeof *t);
+    char *name = malloc(strlen(base) + strlen(suffix) + 1);
+    int64_t *dm = malloc((size_t)(rank + 1) * sizeof *dm);
+    uint8_t *raw = malloc(n_bytes + 1);
+    if (!t || !name || !dm || !raw) {
+        free(t), free(name), free(dm), free(raw);
+        return NULL;
+    }
+    onnx__tensor_proto__init(t);
+    sprintf(name, "%s%s", base, suffix);
+    if (rank > 0)
+        memcpy(dm, dims, (size_t)rank * sizeof *dm);
+    memcpy(raw, bytes, n_bytes);
+    t->name = name;
+    t->n_dims = (size_t)rank;
+    t->dims = dm;
+    t->has_data_type = 1;
+    t->data_type = dt;
+    t->has_raw_data = 1;
+    t->raw_data.len = n_bytes;
+    t->raw_data.data = raw;
+    return t;
+}
+
+
+Onnx__NodeProto *edit_new_node(const char *op, const char *name, const char *const *in, int n_in, const char *out,
+                               const char *attr, int64_t value)
+{
+    Onnx__NodeProto *n = malloc(sizeof *n);
+    char **ins = calloc((size_t)n_in, sizeof *ins), **outs = calloc(1, sizeof *outs);
+    if (!n || !ins || !outs) {
+        free(n), free(ins), free(outs);
+        return NULL;
+    }
+    onnx__node_proto__init(n);
+    n->op_type = strdup(op);
+    n->name = strdup(name);
+    n->domain = strdup("");
+    n->n_input = (size_t)n_in;
+    n->input = ins;
+    for (int i = 0; i < n_in; i++)
+        ins[i] = strdup(in[i]);
+    n->n_output = 1;
+    n->output = outs;
+    outs[0] = strdup(out);
+    if (attr) {
+        Onnx__AttributeProto *a = malloc(sizeof *a);
+        n->attribute = malloc(sizeof *n->attribute);
+        if (a && n->attribute) {
+            onnx__attribute_proto__init(a);
+            a->name = strdup(attr);
+            a->has_type = 1;
+            a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+            a->has_i = 1;
+            a->i = value;
+            n->attribute[0] = a;
+            n->n_attribute = 1;
+        } else {
+            free(a);
+        }
+    }
+    return n; /* (a failed strdup leaves a NULL the packer refuses: reported on write) */
+}
+
+char *edit_cat(const char *a, const char *b)
+{
+    char *s = malloc(strlen(a) + strlen(b) + 1);
+    if (s)
+        sprintf(s, "%s%s", a, b);
+    return s;
+}
+
+/* Drops initializer (and graph input) name: a DequantizeLinear now produces it. */
+void edit_drop_init(Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i]->name && !strcmp(g->initializer[i]->name, name)) {
+            onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
+            memmove(&g->initializer[i], &g->initializer[i + 1], (g->n_initializer - i - 1) * sizeof *g->initializer);
+            g->n_initializer--;
+            break;
+        }
+    for (size_t i = 0; i < g->n_input; i++)
+        if (g->input[i]->name && !strcmp(g->input[i]->name, name)) {
+            onnx__value_info_proto__free_unpacked(g->input[i], NULL);
+            memmove(&g->input[i], &g->input[i + 1], (g->n_input - i - 1) * sizeof *g->input);
+            g->n_input--;
+            break;
+        }
+}
+
+void edit_push_node(EditNodes *l, Onnx__NodeProto *n)
+{
+    if (!n) {
+        l->oom = true;
+        return;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        Onnx__NodeProto **v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = true;
+            onnx__node_proto__free_unpacked(n, NULL);
+            return;
+        }
+        l->v = v, l->cap = cap;
+    }
+    l->v[l->n++] = n;
+}
+
+crun_status edit_write(const Onnx__ModelProto *m, const char *path, Diag *d)
+{
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *bytes = malloc(size + 1);
+    if (!bytes)
+        return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    onnx__model_proto__pack(m, bytes);
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(bytes, 1, size, f) == size;
+    if (f && fclose(f) != 0)
+        ok = false;
+    free(bytes);
+    return ok ? CRUN_OK : diag_fail(d, CRUN_ERR_IO, "cannot write %s", path);
+}

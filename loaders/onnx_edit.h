@@ -1,0 +1,54 @@
+/* onnx_edit.h - small tools for rewriting an unpacked ONNX model (the quantizer's QDQ
+ * output, the float16 converter): finding and reading initializers, making tensors and
+ * nodes, writing the model back. Messages here use protobuf-c's default allocator
+ * (malloc), so what these functions add is freed with the rest of the message. */
+#ifndef CRUN_LOADERS_ONNX_EDIT_H
+#define CRUN_LOADERS_ONNX_EDIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "onnx.pb-c.h"
+#include "runtime/core.h"
+
+/* The initializer named name, or NULL. */
+Onnx__TensorProto *edit_find_init(const Onnx__GraphProto *g, const char *name);
+/* A float32 initializer with its data in the file (not external). */
+bool edit_is_float(const Onnx__TensorProto *t);
+int64_t edit_numel(const Onnx__TensorProto *t);
+/* Whether its float values (raw_data or float_data) match its dims. */
+bool edit_has_floats(const Onnx__TensorProto *t);
+/* A malloc'd copy of them, NULL when they do not match. */
+float *edit_floats(const Onnx__TensorProto *t);
+
+const Onnx__AttributeProto *edit_attr(const Onnx__NodeProto *n, const char *name);
+int64_t edit_attr_i(const Onnx__NodeProto *n, const char *name, int64_t def);
+float edit_attr_f(const Onnx__NodeProto *n, const char *name, float def);
+
+/* realloc to n + 1 elements of elem bytes. */
+void *edit_grow(void *arr, size_t n, size_t elem);
+bool edit_push_init(Onnx__GraphProto *g, Onnx__TensorProto *t);
+/* Drops initializer name (and a graph input of that name). */
+void edit_drop_init(Onnx__GraphProto *g, const char *name);
+/* A new initializer named base + suffix holding n_bytes of type dt with dims (raw data). */
+Onnx__TensorProto *edit_new_tensor(const char *base, const char *suffix, int32_t dt, int rank, const int64_t *dims,
+                                   const void *bytes, size_t n_bytes);
+/* A node op(in...) -> out in the default domain; attr (NULL: none) is one int attribute. */
+Onnx__NodeProto *edit_new_node(const char *op, const char *name, const char *const *in, int n_in, const char *out,
+                               const char *attr, int64_t value);
+/* a + b, malloc'd. */
+char *edit_cat(const char *a, const char *b);
+
+/* A node list under construction (to replace a graph's). */
+typedef struct EditNodes {
+    Onnx__NodeProto **v;
+    size_t n, cap;
+    bool oom;
+} EditNodes;
+/* Appends n (NULL, or no room: sets oom and frees n). */
+void edit_push_node(EditNodes *l, Onnx__NodeProto *n);
+
+/* Packs the model and writes it to path. */
+crun_status edit_write(const Onnx__ModelProto *m, const char *path, Diag *d);
+
+#endif
