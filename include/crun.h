@@ -339,6 +339,11 @@ CRUN_API void crun_quantize_options_init(crun_quantize_options *options);
 CRUN_API crun_status crun_quantize_file(const char *model_path, const char *out_path,
                                         const crun_quantize_options *options);
 
+/* Writes model_path with every float32 initializer of 16 or more values stored as
+ * float16 (saturating at +-65504) and cast back to float32 by a Cast node: about half the
+ * file, the same ops and types for every other node. crun widens the weights at load. */
+CRUN_API crun_status crun_convert_fp16_file(const char *model_path, const char *out_path);
+
 #ifdef __cplusplus
 }
 #endif

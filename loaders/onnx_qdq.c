@@ -61,7 +61,7 @@ static int consumers(const Onnx__GraphProto *g, const char *name, const Onnx__No
 static const char *output_target(const Onnx__GraphProto *g, const Onnx__NodeProto *n)
 {
     const Onnx__NodeProto *c = NULL;
-    if (consumers(g, n->output[0], &c) == 1 && c->n_output == 1 &&
+    if (consumers(g, n->output[0], &c) == 1 && c->n_output == 1 && c->op_type &&
         (!strcmp(c->op_type, "Relu") || !strcmp(c->op_type, "Clip")) && (!c->domain || !c->domain[0]))
         return c->output[0];
     return n->output[0];
@@ -94,6 +94,8 @@ static bool add_op(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodeProto 
 
 static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodeProto *n)
 {
+    if (!n->op_type)
+        return true;
     if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx"))
         return true;
     const char *op = n->op_type;
@@ -364,7 +366,7 @@ crun_status qdq_write(QdqPlan *p, const float (*range)[2], bool per_channel, con
         l.oom = true;
     for (int t = 0; t < p->n_targets; t++) /* targets that are graph inputs */
         for (size_t i = 0; i < g->n_input; i++)
-            if (!strcmp(g->input[i]->name, p->targets[t].name))
+            if (g->input[i]->name && !strcmp(g->input[i]->name, p->targets[t].name))
                 push_qdq(&l, p, t, range);
     for (size_t i = 0; i < g->n_node; i++) {
         Onnx__NodeProto *n = g->node[i];

@@ -13,7 +13,7 @@
 /* Tensor files bigger than this are refused before reading. */
 #define MAX_TENSOR_FILE ((uint64_t)4 << 30) /* 64-bit: (size_t)4 << 30 is 0 on 32-bit hosts */
 
-static crun_status read_all(const char *path, void **buf, size_t *size, Diag *d)
+crun_status file_read_all(const char *path, void **buf, size_t *size, Diag *d)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -227,7 +227,7 @@ crun_status tensor_file_read(const char *path, Tensor *out, char **name, Diag *d
     memset(out, 0, sizeof *out);
     if (name)
         *name = NULL;
-    crun_status st = read_all(path, &buf, &size, d);
+    crun_status st = file_read_all(path, &buf, &size, d);
     if (st != CRUN_OK)
         return st;
     if (ends_with(path, ".npy")) {
@@ -368,7 +368,7 @@ crun_status value_file_read(const char *path, ValueKind kind, bool optional, Val
     }
     void *buf = NULL;
     size_t size = 0;
-    crun_status st = read_all(path, &buf, &size, d);
+    crun_status st = file_read_all(path, &buf, &size, d);
     if (st != CRUN_OK)
         return st;
     st = optional ? parse_optional(buf, size, kind, out, d) : parse_sequence(buf, size, out, d);

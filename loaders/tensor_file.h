@@ -5,6 +5,9 @@
 
 #include "runtime/core.h"
 
+/* The whole of a regular file (at most 4 GiB) in a malloc'd buffer. */
+crun_status file_read_all(const char *path, void **buf, size_t *size, Diag *d);
+
 /* Reads path (.npy, or anything else as a TensorProto). out->data is allocated (free
  * with tensor_file_free); *name gets the TensorProto's name if name is not NULL (may be
  * "" for .npy; free with free()). */

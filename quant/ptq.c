@@ -21,25 +21,6 @@ void crun_quantize_options_init(crun_quantize_options *o)
     o->per_channel = 1;
 }
 
-static crun_status read_file(const char *path, uint8_t **bytes, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return error_set(CRUN_ERR_IO, "%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *bytes = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    bool ok = *bytes && fread(*bytes, 1, (size_t)n, f) == (size_t)n;
-    fclose(f);
-    if (!ok) {
-        free(*bytes);
-        return error_set(CRUN_ERR_IO, "%s: cannot read", path);
-    }
-    *size = (size_t)n;
-    return CRUN_OK;
-}
-
 /* ---- calibration samples ---- */
 
 typedef struct Samples {
@@ -231,7 +212,7 @@ static crun_status calibrate(Calib *c, const crun_quantize_options *o, float (*r
     return st;
 }
 
-static crun_status open_calibration(Calib *c, const crun_quantize_options *o)
+static crun_status open_calibration(Calib *c, const crun_quantize_options *o, const char *model_path)
 {
     uint8_t *bytes = NULL;
     size_t size = 0;
@@ -243,8 +224,12 @@ static crun_status open_calibration(Calib *c, const crun_quantize_options *o)
     }
     st = crun_model_load_memory(bytes, size, &c->model);
     free(bytes);
-    if (st != CRUN_OK)
-        return st;
+    if (st != CRUN_OK) { /* name the file, not the copy in memory */
+        char msg[512];
+        const char *mem = "<memory>: ";
+        snprintf(msg, sizeof msg, "%s", crun_last_error()); /* (error_set rewrites that buffer) */
+        return error_set(st, "%s: %s", model_path, strncmp(msg, mem, strlen(mem)) ? msg : msg + strlen(mem));
+    }
     crun_session_options so;
     crun_session_options_init(&so);
     so.threads = o->threads;
@@ -267,13 +252,15 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_quantize_file: a path is NULL");
     if (o.method < CRUN_CALIB_MINMAX || o.method > CRUN_CALIB_ENTROPY)
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_quantize_file: unknown calibration method %d", o.method);
-    uint8_t *bytes = NULL;
+    void *bytes = NULL;
     size_t size = 0;
-    crun_status st = read_file(model_path, &bytes, &size);
-    if (st != CRUN_OK)
-        return st;
-    QdqPlan plan;
     Diag d = {0};
+    crun_status st = file_read_all(model_path, &bytes, &size, &d);
+    if (st != CRUN_OK) {
+        diag_publish(&d);
+        return st;
+    }
+    QdqPlan plan;
     st = qdq_plan_make(bytes, size, o.exclude, o.n_exclude, &plan, &d);
     free(bytes);
     if (st != CRUN_OK) {
@@ -288,7 +275,7 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
     if (!c.out_index || !c.stats || !range)
         st = error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     if (st == CRUN_OK)
-        st = open_calibration(&c, &o);
+        st = open_calibration(&c, &o, model_path);
     if (st == CRUN_OK)
         st = calibrate(&c, &o, range);
     if (st == CRUN_OK) {

@@ -1,5 +1,5 @@
 /* crun.c - the command line: `crun MODEL`, `crun info`, `crun bench`, `crun profile`, `crun test`,
- * `crun quantize`. */
+ * `crun quantize`, `crun convert`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +14,7 @@ static const char usage[] =
     "  crun profile MODEL [options] time per step, slowest first (--trace OUT.json)\n"
     "  crun test DIR...            run ONNX backend-test folders and compare outputs\n"
     "  crun quantize MODEL -o OUT  post-training int8 quantization to a QDQ model\n"
+    "  crun convert --fp16 MODEL -o OUT  weights stored as float16 (half the file)\n"
     "exit codes: 0 success, 1 failure while running, 2 usage error or bad input\n";
 
 int main(int argc, char **argv)
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "profile"))
         return cmd_profile(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "convert"))
+        return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(argv[1], "quantize"))
         return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "test"))

@@ -261,6 +261,35 @@ def test_quantize():
                    2, "q.onnx", "quantize to an unwritable path")
 
 
+def test_convert_fp16():
+    path = save(model_conv_relu(), "conv32.onnx")
+    out = os.path.join(TMP, "conv16.onnx")
+    rc, o, err = crun("convert", "--fp16", path, "-o", out)
+    check(rc == 0 and "wrote" in o, "convert --fp16: " + err)
+    m = onnx.load(out)
+    types = {i.name: i.data_type for i in m.graph.initializer}
+    check(types.get("w_fp16") == TensorProto.FLOAT16 and "w" not in types, "weights stored as float16: %r" % types)
+    check(types.get("b") == TensorProto.FLOAT, "a 4-value bias stays float32: %r" % types)
+    x = np.random.default_rng(5).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    xp = os.path.join(TMP, "x16.npy")
+    np.save(xp, x)
+    outs = []
+    for model in (path, out):
+        d = os.path.join(TMP, "o_" + os.path.basename(model))
+        os.makedirs(d, exist_ok=True)
+        rc, _, err = crun(model, "--input", "x=" + xp, "--output-dir", d)
+        check(rc == 0, "running %s: %s" % (model, err))
+        outs.append(np.load(os.path.join(d, "y.npy")) if rc == 0 else None)
+    if outs[0] is not None and outs[1] is not None:
+        check(np.allclose(outs[0], outs[1], rtol=2e-3, atol=2e-3), "float16 weights give float32's outputs")
+    one_line_error(*crun("convert", path, "-o", out), 2, "--fp16", "convert without a format")
+    one_line_error(*crun("convert", "--fp16", os.path.join(TMP, "none.onnx"), "-o", out), 2, "none.onnx",
+                   "convert of a missing model")
+    bad = os.path.join(TMP, "bad.onnx")
+    open(bad, "wb").write(b"\x08\x01garbage")
+    one_line_error(*crun("convert", "--fp16", bad, "-o", out), 2, "bad.onnx", "convert of a malformed model")
+
+
 def make_case(root, name, x, y_expected):
     d = os.path.join(root, name)
     os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)

@@ -23,6 +23,31 @@ def cases():
             yield name, expect, args.split()
 
 
+def rewrite_checks(args, name, d):
+    """`crun quantize` and `crun convert --fp16` read the same hostile models: they must
+    end with 0, 1 or 2 (never a crash or a hang) and, when they fail, say so in one line."""
+    out = []
+    for sub in (["quantize", "--calib-random", "1"], ["convert", "--fp16"]):
+        target = os.path.join(d, "rewritten.onnx")
+        cmd = [args.crun, sub[0], os.path.join(d, "model.onnx"), "-o", target] + sub[1:]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=d)
+        except subprocess.TimeoutExpired:
+            out.append("%s: %s gave no answer within %.0f s" % (name, sub[0], args.timeout))
+            continue
+        finally:
+            if os.path.exists(target):
+                os.remove(target)
+        lines = res.stderr.strip().splitlines()
+        if res.returncode not in (0, 1, 2):
+            out.append("%s: %s ended with %d: %s" % (name, sub[0], res.returncode, res.stderr.strip()[:300]))
+        elif res.returncode and (len(lines) != 1 or not lines[0].startswith("crun: error: ")):
+            out.append("%s: %s stderr is not one 'crun: error:' line: %r" % (name, sub[0], res.stderr[:300]))
+        if "Sanitizer" in res.stderr or "runtime error" in res.stderr:
+            out.append("%s: %s sanitizer report: %s" % (name, sub[0], res.stderr[:300]))
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--crun", required=True)
@@ -56,6 +81,7 @@ def main():
             failures.append("%s: message %r does not mention %r" % (name, lines[0], expect))
         if "Sanitizer" in res.stderr or "runtime error" in res.stderr:
             failures.append("%s: sanitizer report: %s" % (name, res.stderr[:300]))
+        failures += rewrite_checks(args, name, d)
     for f in failures:
         print("FAIL", f)
     print("malformed corpus: %d of %d cases handled as expected" % (n - len(failures), n))

@@ -1,9 +1,10 @@
-"""`crun quantize` on a trained model and real data: the demo's Fashion-MNIST CNN (trained
+"""`crun quantize` and `crun convert --fp16` on a trained model and real data: the demo's Fashion-MNIST CNN (trained
 by demo/train_fashion.py on Debian's dataset-fashion-mnist), calibrated on 200 training
 images, must keep its test accuracy within one point of float on all 10,000 test images
 with minmax and with entropy calibration; the int8 file must be at most 0.3x the float one;
 the integer kernels must be what runs; and ONNX Runtime must run the same QDQ file and
-agree with crun's predictions."""
+agree with crun's predictions. The float16 file must be at most 0.55x the float one and
+keep the accuracy within 0.2 points."""
 import gzip
 import os
 import subprocess
@@ -71,6 +72,19 @@ def main():
                 print("minmax: ONNX Runtime agrees with crun on %.2f%% of 2000 images" % (100 * agree))
                 if agree < 0.99:
                     failures.append("ONNX Runtime agrees on only %.4f" % agree)
+        out = os.path.join(tmp, "fm.fp16.onnx")
+        res = subprocess.run([args.crun, "convert", "--fp16", MODEL, "-o", out], capture_output=True, text=True)
+        if res.returncode != 0:
+            failures.append("convert --fp16 failed: " + res.stderr.strip())
+        else:
+            ratio = os.path.getsize(out) / os.path.getsize(MODEL)
+            acc, pred = accuracy(args.crun, out, x_test, y_test)
+            ort = mt.run_ort(out, {"image": x_test[:2000]})["scores"].argmax(1)
+            agree = float((ort == pred[:2000]).mean())
+            print("fp16: test accuracy %.4f (float %.4f), file %.2fx, ONNX Runtime agrees on %.2f%%"
+                  % (acc, float_acc, ratio, 100 * agree))
+            if abs(acc - float_acc) > 0.002 or ratio > 0.55 or agree < 0.995:
+                failures.append("fp16: accuracy %.4f, file %.2fx, ORT agreement %.4f" % (acc, ratio, agree))
     for f in failures:
         print("FAIL " + f)
     return 1 if failures else 0
