@@ -21,8 +21,11 @@ bool edit_is_float(const Onnx__TensorProto *t)
 int64_t edit_numel(const Onnx__TensorProto *t)
 {
     int64_t n = 1;
-    for (size_t i = 0; i < t->n_dims; i++)
+    for (size_t i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] > 0 && n > CRUN_MAX_NUMEL / t->dims[i]))
+            return -1; /* (a hostile file: negative or overflowing dims) */
         n *= t->dims[i];
+    }
     return n;
 }
 

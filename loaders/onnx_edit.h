@@ -15,6 +15,7 @@
 Onnx__TensorProto *edit_find_init(const Onnx__GraphProto *g, const char *name);
 /* A float32 initializer with its data in the file (not external). */
 bool edit_is_float(const Onnx__TensorProto *t);
+/* Elements of t; -1 when a dim is negative or the product exceeds CRUN_MAX_NUMEL. */
 int64_t edit_numel(const Onnx__TensorProto *t);
 /* Whether its float values (raw_data or float_data) match its dims. */
 bool edit_has_floats(const Onnx__TensorProto *t);

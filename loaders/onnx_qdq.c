@@ -116,8 +116,11 @@ crun_status qdq_plan_make(const void *data, size_t size, const char *const *excl
 {
     memset(p, 0, sizeof *p);
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
-    if (!mp || !mp->graph)
+    if (!mp || !mp->graph) {
+        if (mp)
+            onnx__model_proto__free_unpacked(mp, NULL);
         return diag_fail(d, CRUN_ERR_INVALID_MODEL, "not a valid ONNX model");
+    }
     p->proto = mp;
     for (size_t i = 0; i < mp->n_opset_import; i++)
         if (!mp->opset_import[i]->domain || !mp->opset_import[i]->domain[0])
@@ -177,7 +180,8 @@ crun_status qdq_calibration_model(const QdqPlan *p, uint8_t **bytes, size_t *siz
         free(outs), free(extra);
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    memcpy(outs, orig, n_orig * sizeof *outs);
+    if (n_orig)
+        memcpy(outs, orig, n_orig * sizeof *outs);
     size_t n = n_orig;
     for (int i = 0; i < p->n_targets; i++) {
         if (is_output(g, p->targets[i].name) || edit_find_init(g, p->targets[i].name))

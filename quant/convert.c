@@ -18,7 +18,7 @@ crun_status crun_convert_fp16_file(const char *model_path, const char *out_path)
     if (st == CRUN_OK) {
         st = fp16_convert(bytes, size, out_path, &n, &d);
         if (st == CRUN_ERR_INVALID_MODEL)
-            diag_prefix(&d, "%s: ", model_path);
+            diag_prefix(&d, "%s", model_path);
     }
     free(bytes);
     if (st != CRUN_OK)

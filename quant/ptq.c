@@ -264,7 +264,7 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
     st = qdq_plan_make(bytes, size, o.exclude, o.n_exclude, &plan, &d);
     free(bytes);
     if (st != CRUN_OK) {
-        diag_prefix(&d, "%s: ", model_path);
+        diag_prefix(&d, "%s", model_path);
         diag_publish(&d);
         return st;
     }
