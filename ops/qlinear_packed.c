@@ -175,6 +175,15 @@ static bool is_pointwise(const ConvGeom *g)
     return true;
 }
 
+static bool uses_phases(const ConvGeom *g) { return !is_pointwise(g) && g->w.s[2] > 1; }
+
+static size_t phased_bytes(const ConvGeom *g)
+{
+    if (!uses_phases(g))
+        return 0;
+    return align64((size_t)(g->C * g->w.in[0] * g->w.in[1]) * (size_t)(g->w.s[2] * ((g->w.in[2] + g->w.s[2] - 1) / g->w.s[2])));
+}
+
 bool qconv_packed_applies(const PrepCtx *c, const void *kdata)
 {
     if (!qpacked_isa_ok(kdata))
@@ -206,7 +215,7 @@ crun_status qconv_packed_prepare(PrepCtx *c)
         return st;
     QGemmEpi e = {0};
     QGemmArgs ga = qconv_args(c->state, &g, &e);
-    c->ws_bytes = qrows_bytes(g.M) + qgemm_ws_bytes(&ga, c->n_threads);
+    c->ws_bytes = qrows_bytes(g.M) + phased_bytes(&g) + qgemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
 }
 
@@ -214,9 +223,38 @@ crun_status qconv_packed_prepare(PrepCtx *c)
  * position p, the zero point in the padding. */
 typedef struct QIm2col {
     const WindowGeom *w;
-    const uint8_t *x; /* first channel of this image and group */
-    uint8_t pad;      /* the raw zero point: (pad - zx) is 0 */
+    const uint8_t *x;      /* first channel of this image and group */
+    const uint8_t *phased; /* for column strides s > 1: x with each row split into phases */
+    uint8_t pad;           /* the raw zero point: (pad - zx) is 0 */
 } QIm2col;
+
+/* With stride s > 1 an im2col row reads every s-th column. The image is first copied with
+ * each input row split into s phases (phase p: columns p, p + s, ...; phase_w each), so
+ * those reads become contiguous copies. */
+static int64_t phase_w(const WindowGeom *w) { return (w->in[2] + w->s[2] - 1) / w->s[2]; }
+
+static int64_t phased_row_bytes(const WindowGeom *w) { return w->s[2] * phase_w(w); }
+
+typedef struct PhaseJob {
+    const WindowGeom *w;
+    const uint8_t *x;
+    uint8_t *dst;
+} PhaseJob;
+
+static void phase_split_channel(void *ctx, int64_t c, int thread)
+{
+    (void)thread;
+    const PhaseJob *j = ctx;
+    const WindowGeom *w = j->w;
+    int64_t rows = w->in[0] * w->in[1], W = w->in[2], s = w->s[2], pw = phase_w(w);
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *src = j->x + c * w->in_vol + r * W;
+        uint8_t *d = j->dst + (c * rows + r) * phased_row_bytes(w);
+        for (int64_t p = 0; p < s; p++)
+            for (int64_t i = 0; p + i * s < W; i++)
+                d[p * pw + i] = src[p + i * s];
+    }
+}
 
 /* A run of columns that read one output row: first column (relative to the block), the
  * output row's first input row and plane, its first output column, its length. */
@@ -252,7 +290,6 @@ static void qim2col_row(const QIm2col *s, const QPiece *pc, int np, int64_t c, i
             memset(d, s->pad, (size_t)run);
             continue;
         }
-        const uint8_t *row = plane + (iz * w->in[1] + iy) * W;
         int64_t base = pc[p].ox0 * sx + off;
         /* Columns [lo, hi) read inside the row; the padding around them. */
         int64_t lo = base >= 0 ? 0 : (-base + sx - 1) / sx, hi = W - base <= 0 ? 0 : (W - base + sx - 1) / sx;
@@ -260,11 +297,13 @@ static void qim2col_row(const QIm2col *s, const QPiece *pc, int np, int64_t c, i
         hi = CRUN_MAX(lo, CRUN_MIN(hi, run));
         for (int64_t i = 0; i < lo; i++)
             d[i] = s->pad;
-        if (sx == 1)
-            memcpy(d + lo, row + base + lo, (size_t)(hi - lo));
-        else
-            for (int64_t i = lo; i < hi; i++)
-                d[i] = row[base + i * sx];
+        if (sx == 1) {
+            memcpy(d + lo, plane + (iz * w->in[1] + iy) * W + base + lo, (size_t)(hi - lo));
+        } else if (hi > lo) { /* columns ix0, ix0 + sx, ...: consecutive in ix0's phase */
+            int64_t ix0 = base + lo * sx;
+            const uint8_t *prow = s->phased + ((c * w->in[0] + iz) * w->in[1] + iy) * phased_row_bytes(w);
+            memcpy(d + lo, prow + (ix0 % sx) * phase_w(w) + ix0 / sx, (size_t)(hi - lo));
+        }
         for (int64_t i = hi; i < run; i++)
             d[i] = s->pad;
     }
@@ -319,13 +358,19 @@ crun_status qconv_packed_run(KernelCtx *k)
                              opt(k->in, k->n_in, io->sx), opt(k->in, k->n_in, io->sw), sy ? scale_at(sy, 0) : 1.0f);
     QGemmEpi e = qepi(&r, any_zw, k, sy, opt(k->in, k->n_in, io->zy));
     size_t esz = e.out == QOUT_I32 ? 4 : 1;
-    void *gemm_ws = (char *)k->ws + qrows_bytes(g.M);
+    uint8_t *phased = (uint8_t *)k->ws + qrows_bytes(g.M);
+    void *gemm_ws = phased + phased_bytes(&g);
     bool pointwise = is_pointwise(&g);
-    for (int64_t n = 0; n < g.N; n++)
+    for (int64_t n = 0; n < g.N; n++) {
+        if (uses_phases(&g)) {
+            PhaseJob pj = {&g.w, (const uint8_t *)x->data + n * g.C * g.w.in_vol, phased};
+            pool_for(k->pool, g.C, phase_split_channel, &pj);
+        }
         for (int64_t grp = 0; grp < g.G; grp++) {
             const uint8_t *xg = (const uint8_t *)x->data + (n * g.C + grp * g.Cg) * g.w.in_vol;
             QGemmMatrix xm = {xg, g.w.in_vol};
-            QIm2col ic = {&g.w, xg, (uint8_t)zp_at(zx, 0)};
+            QIm2col ic = {&g.w, xg, phased + grp * g.Cg * g.w.in[0] * g.w.in[1] * phased_row_bytes(&g.w),
+                          (uint8_t)zp_at(zx, 0)};
             QGemmArgs ga = qconv_args(s, &g, &e);
             int64_t m0 = grp * g.Mg;
             ga.epi.row_add += m0;
@@ -338,6 +383,7 @@ crun_status qconv_packed_run(KernelCtx *k)
             ga.c = (char *)k->out[0]->data + (size_t)((n * g.M + m0) * g.w.out_vol) * esz;
             qgemm_run(&ga, gemm_ws, k->pool);
         }
+    }
     return CRUN_OK;
 }
 

@@ -115,7 +115,21 @@ static crun_status quantize_run(KernelCtx *k)
     return CRUN_OK;
 }
 
-/* The common case, float32 to 8 bits with one scale, as a tight loop. */
+/* The common case, float32 to 8 bits with one scale: blocks of 16 (a trip count compilers
+ * vectorize) of the same quant_quantize the other paths call. */
+#define QUANTIZE_LOOP(name, T, R)                                                              \
+    static void name(T *restrict y, const float *restrict x, int64_t n, float sc, int32_t zp) \
+    {                                                                                          \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int t = 0; t < 16; t++)                                                       \
+                y[i + t] = (T)quant_quantize(x[i + t], sc, zp, R);                             \
+        for (; i < n; i++)                                                                     \
+            y[i] = (T)quant_quantize(x[i], sc, zp, R);                                         \
+    }
+QUANTIZE_LOOP(quantize_u8, uint8_t, QUANT_U8)
+QUANTIZE_LOOP(quantize_s8, int8_t, QUANT_I8)
+
 static bool quantize_f32_applies(const PrepCtx *c, const void *kdata)
 {
     (void)kdata;
@@ -129,15 +143,10 @@ static crun_status quantize_f32_run(KernelCtx *k)
     float sc = *(const float *)k->in[1]->data;
     int32_t zp = zp_at(z, 0);
     int64_t n = tensor_numel(k->in[0]);
-    if (k->out[0]->dtype == CRUN_DTYPE_INT8) {
-        int8_t *y = k->out[0]->data;
-        for (int64_t i = 0; i < n; i++)
-            y[i] = (int8_t)quant_quantize(x[i], sc, zp, QUANT_I8);
-    } else {
-        uint8_t *y = k->out[0]->data;
-        for (int64_t i = 0; i < n; i++)
-            y[i] = (uint8_t)quant_quantize(x[i], sc, zp, QUANT_U8);
-    }
+    if (k->out[0]->dtype == CRUN_DTYPE_INT8)
+        quantize_s8(k->out[0]->data, x, n, sc, zp);
+    else
+        quantize_u8(k->out[0]->data, x, n, sc, zp);
     return CRUN_OK;
 }
 
@@ -169,6 +178,19 @@ static crun_status dequantize_infer(InferCtx *c)
     return CRUN_OK;
 }
 
+#define DEQUANTIZE_LOOP(name, T)                                                               \
+    static void name(float *restrict y, const T *restrict q, int64_t n, float sc, int32_t zp) \
+    {                                                                                          \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int t = 0; t < 16; t++)                                                       \
+                y[i + t] = quant_dequantize(q[i + t], sc, zp);                                 \
+        for (; i < n; i++)                                                                     \
+            y[i] = quant_dequantize(q[i], sc, zp);                                             \
+    }
+DEQUANTIZE_LOOP(dequantize_u8, uint8_t)
+DEQUANTIZE_LOOP(dequantize_s8, int8_t)
+
 static crun_status dequantize_run(KernelCtx *k)
 {
     const Tensor *x = k->in[0], *s = k->in[1], *z = k->n_in > 2 ? k->in[2] : NULL;
@@ -182,11 +204,11 @@ static crun_status dequantize_run(KernelCtx *k)
         float sc = scale[a];
         int32_t zp = int32 ? 0 : zp_at(z, a);
         if (x->dtype == CRUN_DTYPE_UINT8)
-            for (const uint8_t *q = x->data; i < end; i++)
-                y[i] = quant_dequantize(q[i], sc, zp);
+            dequantize_u8(y + i, (const uint8_t *)x->data + i, end - i, sc, zp);
         else if (x->dtype == CRUN_DTYPE_INT8)
-            for (const int8_t *q = x->data; i < end; i++)
-                y[i] = quant_dequantize(q[i], sc, zp);
+            dequantize_s8(y + i, (const int8_t *)x->data + i, end - i, sc, zp);
+        if (x->dtype != CRUN_DTYPE_INT32)
+            i = end;
         else
             for (const int32_t *q = x->data; i < end; i++)
                 y[i] = (float)q[i] * sc;

@@ -32,12 +32,14 @@ static inline float quant_rint_small(float v)
  * the same result as rounding first and keeps the rounding in quant_rint_small's range. */
 static inline int32_t quant_round_sat(float v, int32_t zp, QuantRange r)
 {
+    /* (written without branches, so loops over it vectorize) */
     float lo = (float)(r.lo - zp), hi = (float)(r.hi - zp);
-    if (!(v == v))
-        v = 0.0f;
-    v = v < lo ? lo : v > hi ? hi : v;
+    v = v == v ? v : 0.0f;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
     int32_t q = (int32_t)quant_rint_small(v) + zp;
-    return q < r.lo ? r.lo : q > r.hi ? r.hi : q; /* (only when zp itself lies outside r) */
+    q = q < r.lo ? r.lo : q; /* (only when zp itself lies outside r) */
+    return q > r.hi ? r.hi : q;
 }
 
 /* QuantizeLinear: saturate(round(x / scale) + zp). A zero scale maps every x to zp. */

@@ -53,7 +53,7 @@ static void print_io(const char *title, const crun_model *m, bool inputs)
 
 static void print_steps(const crun_session *s)
 {
-    printf("steps:\n  %-4s %-28s %-20s %-22s %-7s %-8s %-20s %12s %12s\n", "#", "node", "op", "kernel", "isa",
+    printf("steps:\n  %-4s %-28s %-20s %-26s %-10s %-8s %-20s %12s %12s\n", "#", "node", "op", "kernel", "isa",
            "dtype", "output shape", "offset", "bytes");
     int n = crun_session_step_count(s);
     for (int i = 0; i < n; i++) {
@@ -70,7 +70,7 @@ static void print_steps(const crun_session *s)
             snprintf(off, sizeof off, "%lld", (long long)si.arena_offset);
         else
             snprintf(off, sizeof off, "-");
-        printf("  %-4d %-28.28s %-20.20s %-22.22s %-7s %-8s %-20.20s %12s %12lld\n", i, si.node_name, op, si.kernel,
+        printf("  %-4d %-28.28s %-20.20s %-26.26s %-10s %-8s %-20.20s %12s %12lld\n", i, si.node_name, op, si.kernel,
                si.isa, crun_dtype_name(si.precision), sh, off, (long long)si.size_bytes);
     }
 }

@@ -66,7 +66,7 @@ static int write_trace(const char *path, const Row *rows, int n, int threads)
 
 static void print_table(const Row *rows, int n, double total_ms, int runs)
 {
-    printf("  %-4s %-28s %-24s %-22s %-7s %-8s %-20s %9s %6s %8s %10s\n", "#", "node", "op", "kernel", "isa",
+    printf("  %-4s %-28s %-24s %-26s %-10s %-8s %-20s %9s %6s %8s %10s\n", "#", "node", "op", "kernel", "isa",
            "dtype", "shape", "ms", "%", "GFLOP/s", "MB moved");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
@@ -79,7 +79,7 @@ static void print_table(const Row *rows, int n, double total_ms, int runs)
         double ms = r->prof.total_ms / runs;
         double gflops = ms > 0 ? (double)r->info.flops / (ms * 1e6) : 0;
         double mb = (double)(r->info.bytes_in + (r->info.size_bytes > 0 ? r->info.size_bytes : 0)) / 1e6;
-        printf("  %-4d %-28.28s %-24.24s %-22.22s %-7s %-8s %-20.20s %9.4f %6.2f %8.2f %10.3f\n", r->index,
+        printf("  %-4d %-28.28s %-24.24s %-26.26s %-10s %-8s %-20.20s %9.4f %6.2f %8.2f %10.3f\n", r->index,
                r->info.node_name, op, r->info.kernel, r->info.isa, crun_dtype_name(r->info.precision), shape, ms,
                total_ms > 0 ? 100.0 * r->prof.total_ms / total_ms : 0, gflops, mb);
     }
