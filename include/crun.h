@@ -160,6 +160,8 @@ typedef struct crun_step_info {
     int64_t size_bytes;    /* of output 0 */
     int64_t flops;         /* estimated floating point operations (a multiply-add counts 2) */
     int64_t bytes_in;      /* bytes of the step's inputs, weights included (what it reads) */
+    int32_t live_first;    /* output 0 holds its bytes from this step ... */
+    int32_t live_last;     /* ... to this one (its last reader; the step count for a graph output) */
 } crun_step_info;
 
 /* Wall time of one step over the runs since profiling was turned on (or since the plan

@@ -324,6 +324,8 @@ crun_status crun_session_step_info(const crun_session *s, int32_t index, crun_st
         if (pv->store == STORE_ARENA)
             out->arena_offset = (int64_t)pv->offset;
         out->size_bytes = (int64_t)pv->bytes;
+        out->live_first = pv->first;
+        out->live_last = pv->last;
     }
     for (int k = 0; k < n->n_in; k++) {
         const Tensor *t = n->in[k] < 0 ? NULL : &exec_values(s->exec)[n->in[k]];

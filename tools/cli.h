@@ -33,6 +33,7 @@ typedef struct CliOptions {
     int warmup, runs;
     const char *isa;
     const char *trace; /* profile: trace-event JSON to write */
+    const char *plan_svg; /* info: picture of the memory plan to write */
 } CliOptions;
 
 /* Parses the options shared by run/info/bench from argv[first..]. Unknown options and
@@ -65,6 +66,9 @@ void cli_print_values(FILE *f, const crun_tensor *t, int max_values);
 int cli_write_output(const char *dir, const crun_tensor *t);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
+
+/* Writes the session's memory plan as an SVG picture; -1 when written, else an exit code. */
+int write_plan_svg(const crun_session *s, const char *model, const char *path);
 
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);

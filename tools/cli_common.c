@@ -95,7 +95,8 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
         bool takes_value = !strcmp(a, "--input") || !strcmp(a, "--dim") || !strcmp(a, "--threads") ||
                            !strcmp(a, "--output-dir") || !strcmp(a, "--labels") || !strcmp(a, "--top") ||
                            !strcmp(a, "--warmup") || !strcmp(a, "--runs") || !strcmp(a, "--isa") ||
-                           !strcmp(a, "--max-memory") || !strcmp(a, "--trace");
+                           !strcmp(a, "--max-memory") || !strcmp(a, "--trace") ||
+                           !strcmp(a, "--plan-svg");
         if (takes_value && !val)
             return cli_fail(EXIT_BAD_INPUT, "%s needs a value", a);
         if (!strcmp(a, "--input") || !strcmp(a, "--dim")) {
@@ -133,6 +134,8 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
             o->isa = argv[++i];
         } else if (!strcmp(a, "--trace")) {
             o->trace = argv[++i];
+        } else if (!strcmp(a, "--plan-svg")) {
+            o->plan_svg = argv[++i];
         } else if (!strcmp(a, "--max-memory")) {
             size_t cap;
             if (!cli_parse_size(argv[++i], &cap))

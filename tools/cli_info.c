@@ -4,11 +4,12 @@
 #include "tools/cli.h"
 
 static const char usage[] =
-    "usage: crun info MODEL [--nodes] [--dim SYM=VALUE]... [--threads N] [--max-memory SIZE]\n"
+    "usage: crun info MODEL [--nodes] [--plan-svg FILE] [--dim SYM=VALUE]... [--threads N] [--max-memory SIZE]\n"
     "Prints inputs and outputs, the op histogram, parameters, estimated FLOPs and the memory\n"
     "plan (arena, lower bound, naive sum) for the shapes given by --dim (default 1).\n"
     "--nodes lists every planned step: node, op, kernel, ISA, precision, output shape, arena\n"
-    "offset and size.\n";
+    "offset and size. --plan-svg draws the memory plan: steps across, arena offsets down, a box\n"
+    "per tensor from its writer to its last reader, coloured by op, the peak marked.\n";
 
 static void print_bytes(const char *label, double bytes)
 {
@@ -136,7 +137,10 @@ int cmd_info(int argc, char **argv)
     printf("\n");
     if (o.nodes)
         print_steps(s);
+    rc = o.plan_svg ? write_plan_svg(s, o.model, o.plan_svg) : -1;
+    if (o.plan_svg && rc < 0)
+        printf("plan picture: %s\n", o.plan_svg);
     crun_session_free(s);
     crun_model_free(m);
-    return EXIT_OK;
+    return rc < 0 ? EXIT_OK : rc;
 }

@@ -183,6 +183,28 @@ def test_bench_json():
     check(rc == 0 and "median" in out, "bench human output")
 
 
+def test_plan_svg():
+    import xml.etree.ElementTree as ET
+    path = save(model_conv_relu(), "svgconv.onnx")
+    svg = os.path.join(TMP, "plan.svg")
+    rc, out, err = crun("info", path, "--plan-svg", svg)
+    check(rc == 0 and "plan picture" in out, "info --plan-svg: " + err)
+    try:
+        root = ET.parse(svg).getroot()
+    except (OSError, ET.ParseError) as e:
+        check(False, "plan SVG is well-formed XML: %s" % e)
+        return
+    ns = "{http://www.w3.org/2000/svg}"
+    check(root.tag == ns + "svg", "plan SVG root is <svg>: %r" % root.tag)
+    boxes = [r for r in root.iter(ns + "rect") if r.find(ns + "title") is not None]
+    titles = [r.find(ns + "title").text for r in boxes]
+    check(len(boxes) >= 2 and any("Conv" in t for t in titles), "one box per arena tensor: %r" % titles)
+    check(all(float(r.get("width")) > 0 and float(r.get("height")) > 0 for r in boxes), "boxes have a size")
+    check(any("peak" in (l.findtext(ns + "title") or "") for l in root.iter(ns + "line")), "the peak is marked")
+    one_line_error(*crun("info", path, "--plan-svg", os.path.join(TMP, "no", "dir", "p.svg")), 2, "p.svg",
+                   "plan SVG to an unwritable path")
+
+
 def test_profile_table_and_trace():
     path = save(model_identity(), "m.onnx")
     trace = os.path.join(TMP, "trace.json")
