@@ -330,6 +330,9 @@ typedef struct crun_quantize_options {
     int32_t n_exclude;
     int32_t threads;           /* for the calibration runs; 0 = all cores */
     int32_t progress;          /* draw a progress bar on stderr when it is a terminal */
+    const crun_dim_value *dims;/* values for symbolic input dims (random inputs and planning;
+                                * default 1); borrowed for the call */
+    int32_t n_dims;
 } crun_quantize_options;
 
 CRUN_API void crun_quantize_options_init(crun_quantize_options *options);

@@ -1,6 +1,7 @@
 /* onnx_edit.c - see onnx_edit.h. */
 #include "loaders/onnx_edit.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,4 +209,147 @@ crun_status edit_write(const Onnx__ModelProto *m, const char *path, Diag *d)
         ok = false;
     free(bytes);
     return ok ? CRUN_OK : diag_fail(d, CRUN_ERR_IO, "cannot write %s", path);
+}
+
+int edit_hoist_constants(Onnx__GraphProto *g)
+{
+    int moved = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        Onnx__AttributeProto *a = n->op_type && !strcmp(n->op_type, "Constant") && n->n_output == 1 &&
+                                          n->n_attribute == 1 && (!n->domain || !n->domain[0])
+                                      ? n->attribute[0]
+                                      : NULL;
+        Onnx__TensorProto *t = a && a->name && !strcmp(a->name, "value") ? a->t : NULL;
+        char *name = t ? strdup(n->output[0]) : NULL;
+        if (!name || !edit_push_init(g, t)) {
+            free(name);
+            g->node[keep++] = n;
+            continue;
+        }
+        free(t->name);
+        t->name = name;
+        a->t = NULL; /* now the graph's */
+        onnx__node_proto__free_unpacked(n, NULL);
+        moved++;
+    }
+    g->n_node = keep;
+    return moved;
+}
+
+/* Uses of value name as a node input, plus one if it is a graph output. */
+static int uses_of(const Onnx__GraphProto *g, const char *name)
+{
+    int n = 0;
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t k = 0; k < g->node[i]->n_input; k++)
+            n += !strcmp(g->node[i]->input[k], name);
+    for (size_t i = 0; i < g->n_output; i++)
+        n += g->output[i]->name && !strcmp(g->output[i]->name, name);
+    return n;
+}
+
+/* Replaces t's values by the n floats of v (raw data). */
+static bool set_floats(Onnx__TensorProto *t, const float *v, int64_t n)
+{
+    uint8_t *raw = malloc((size_t)n * 4 + 1);
+    if (!raw)
+        return false;
+    memcpy(raw, v, (size_t)n * 4);
+    free(t->raw_data.data);
+    free(t->float_data);
+    t->float_data = NULL;
+    t->n_float_data = 0;
+    t->has_raw_data = 1;
+    t->raw_data.data = raw;
+    t->raw_data.len = (size_t)n * 4;
+    return true;
+}
+
+/* The float initializer name with exactly n values, or NULL. */
+static Onnx__TensorProto *floats_of(const Onnx__GraphProto *g, const char *name, int64_t n)
+{
+    Onnx__TensorProto *t = edit_find_init(g, name);
+    return t && edit_is_float(t) && edit_has_floats(t) && edit_numel(t) == n ? t : NULL;
+}
+
+/* Folds BatchNormalization node bn into the Conv producing its input, when that Conv has
+ * constant weights only it uses and BN's parameters are constants. */
+static bool fold_one_bn(Onnx__GraphProto *g, Onnx__NodeProto *bn)
+{
+    if (bn->n_input != 5 || bn->n_output < 1 || (bn->n_output > 1 && bn->output[1][0]))
+        return false;
+    Onnx__NodeProto *conv = NULL;
+    for (size_t i = 0; i < g->n_node && !conv; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        if (n->op_type && !strcmp(n->op_type, "Conv") && n->n_output == 1 && !strcmp(n->output[0], bn->input[0]))
+            conv = n;
+    }
+    if (!conv || conv->n_input < 2 || uses_of(g, bn->input[0]) != 1 || uses_of(g, conv->input[1]) != 1)
+        return false;
+    Onnx__TensorProto *w = edit_find_init(g, conv->input[1]);
+    if (!w || !edit_is_float(w) || !edit_has_floats(w) || w->n_dims < 3 || w->dims[0] <= 0)
+        return false;
+    int64_t M = w->dims[0], nw = edit_numel(w), per = nw / M;
+    Onnx__TensorProto *gm = floats_of(g, bn->input[1], M), *bt = floats_of(g, bn->input[2], M);
+    Onnx__TensorProto *mu = floats_of(g, bn->input[3], M), *vr = floats_of(g, bn->input[4], M);
+    bool has_b = conv->n_input > 2 && conv->input[2][0];
+    Onnx__TensorProto *b = has_b ? floats_of(g, conv->input[2], M) : NULL;
+    if (!gm || !bt || !mu || !vr || (has_b && (!b || uses_of(g, conv->input[2]) != 1)))
+        return false;
+    float *wf = edit_floats(w), *gf = edit_floats(gm), *bf = edit_floats(bt), *mf = edit_floats(mu),
+          *vf = edit_floats(vr), *cb = b ? edit_floats(b) : calloc((size_t)M, sizeof(float));
+    double eps = edit_attr_f(bn, "epsilon", 1e-5f);
+    bool ok = wf && gf && bf && mf && vf && cb;
+    for (int64_t m = 0; ok && m < M; m++) {
+        double scale = gf[m] / sqrt((double)vf[m] + eps);
+        for (int64_t i = 0; i < per; i++)
+            wf[m * per + i] = (float)(wf[m * per + i] * scale);
+        cb[m] = (float)((cb[m] - mf[m]) * scale + bf[m]);
+    }
+    ok = ok && set_floats(w, wf, nw);
+    if (ok && b) {
+        ok = set_floats(b, cb, M);
+    } else if (ok) { /* a new bias, and Conv's third input naming it */
+        int64_t dm[1] = {M};
+        Onnx__TensorProto *nb = edit_new_tensor(bn->output[0], "_folded_bias", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1,
+                                                dm, cb, (size_t)M * 4);
+        char **in = realloc(conv->input, 3 * sizeof *in);
+        ok = nb && in && edit_push_init(g, nb);
+        if (in)
+            conv->input = in;
+        if (ok) {
+            if (conv->n_input == 3)
+                free(conv->input[2]);
+            conv->input[2] = strdup(nb->name);
+            conv->n_input = 3;
+            ok = conv->input[2] != NULL;
+        }
+    }
+    char *out = ok ? strdup(bn->output[0]) : NULL;
+    if (out) {
+        free(conv->output[0]);
+        conv->output[0] = out;
+    }
+    free(wf), free(gf), free(bf), free(mf), free(vf), free(cb);
+    return out != NULL;
+}
+
+int edit_fold_batchnorm(Onnx__GraphProto *g)
+{
+    int folded = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        bool bn = n->op_type && !strcmp(n->op_type, "BatchNormalization") && (!n->domain || !n->domain[0]);
+        if (bn && fold_one_bn(g, n)) {
+            onnx__node_proto__free_unpacked(n, NULL);
+            folded++;
+            continue;
+        }
+        g->node[keep++] = n;
+    }
+    g->n_node = keep;
+    return folded;
 }

@@ -49,6 +49,15 @@ typedef struct EditNodes {
 /* Appends n (NULL, or no room: sets oom and frees n). */
 void edit_push_node(EditNodes *l, Onnx__NodeProto *n);
 
+/* Turns Constant nodes holding a tensor (`value`) into initializers of the same name, so
+ * weights exported that way are found like any other; returns how many moved. */
+int edit_hoist_constants(Onnx__GraphProto *g);
+
+/* Folds each BatchNormalization that follows a Conv with constant weights into the Conv's
+ * weights and bias (the runtime does the same at load; a quantizer must do it first, or
+ * it would quantize the unnormalised Conv output). Returns how many were folded. */
+int edit_fold_batchnorm(Onnx__GraphProto *g);
+
 /* Packs the model and writes it to path. */
 crun_status edit_write(const Onnx__ModelProto *m, const char *path, Diag *d);
 

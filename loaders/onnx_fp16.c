@@ -54,6 +54,7 @@ crun_status fp16_convert(const void *data, size_t size, const char *path, int *n
         return diag_fail(d, CRUN_ERR_INVALID_MODEL, "not a valid ONNX model");
     }
     Onnx__GraphProto *g = mp->graph;
+    edit_hoist_constants(g);
     EditNodes l = {0};
     /* Collect first: converting drops and appends initializers. */
     size_t n_init = g->n_initializer;

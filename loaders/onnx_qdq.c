@@ -92,6 +92,20 @@ static bool add_op(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodeProto 
     return true;
 }
 
+/* An initializer or the output of a Constant node: values known before running, which a
+ * calibration range would only blur. */
+static bool is_constant(const Onnx__GraphProto *g, const char *name)
+{
+    if (edit_find_init(g, name))
+        return true;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (n->op_type && !strcmp(n->op_type, "Constant") && n->n_output == 1 && !strcmp(n->output[0], name))
+            return true;
+    }
+    return false;
+}
+
 static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodeProto *n)
 {
     if (!n->op_type)
@@ -101,7 +115,7 @@ static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodePro
     const char *op = n->op_type;
     if (!strcmp(op, "Conv") || !strcmp(op, "MatMul") || !strcmp(op, "Gemm"))
         return add_op(p, g, n);
-    if (!strcmp(op, "Add") && n->n_input == 2 && !edit_find_init(g, n->input[0]) && !edit_find_init(g, n->input[1]))
+    if (!strcmp(op, "Add") && n->n_input == 2 && !is_constant(g, n->input[0]) && !is_constant(g, n->input[1]))
         return add_target(p, n->input[0], -1) >= 0 && add_target(p, n->input[1], -1) >= 0 &&
                add_target(p, output_target(g, n), -1) >= 0;
     if (!strcmp(op, "MaxPool") && n->n_output == 1) {
@@ -130,6 +144,8 @@ crun_status qdq_plan_make(const void *data, size_t size, const char *const *excl
         return diag_fail(d, CRUN_ERR_UNSUPPORTED, "quantizing needs opset 10 or later (the model imports %d)",
                          p->opset);
     }
+    edit_hoist_constants(mp->graph);
+    edit_fold_batchnorm(mp->graph);
     const Onnx__GraphProto *g = mp->graph;
     for (size_t i = 0; i < g->n_node; i++) {
         if (in_list(g->node[i]->name, exclude, n_exclude))

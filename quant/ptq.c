@@ -79,16 +79,26 @@ static uint32_t lcg(uint32_t *state)
     return *state >> 8;
 }
 
-/* Random values for input k of a model (symbolic dims 1), in *buf (malloc'd: the session
- * reads it until the run). */
-static crun_status bind_random(crun_session *s, const crun_model *m, int k, uint32_t *rng, void **buf)
+/* The value given for a symbolic dim, else 1. */
+static int64_t dim_value(const crun_quantize_options *o, const char *sym)
+{
+    for (int i = 0; sym && i < o->n_dims; i++)
+        if (o->dims[i].name && !strcmp(o->dims[i].name, sym))
+            return o->dims[i].value;
+    return 1;
+}
+
+/* Random values for input k of a model (symbolic dims as o says), in *buf (malloc'd: the
+ * session reads it until the run). */
+static crun_status bind_random(crun_session *s, const crun_model *m, const crun_quantize_options *o, int k,
+                               uint32_t *rng, void **buf)
 {
     crun_tensor_info ti;
     crun_model_input_info(m, k, &ti);
     int64_t dims[CRUN_MAX_RANK], n = 1;
     int rank = ti.rank > 0 ? ti.rank : 0;
     for (int i = 0; i < rank; i++) {
-        dims[i] = ti.dims[i] > 0 ? ti.dims[i] : 1;
+        dims[i] = ti.dims[i] >= 0 ? ti.dims[i] : dim_value(o, ti.dim_names[i]);
         n *= dims[i];
     }
     size_t esz = crun_dtype_size(ti.dtype);
@@ -112,13 +122,13 @@ static crun_status bind_random(crun_session *s, const crun_model *m, int k, uint
 
 /* Binds sample `sample`; the data stays in held[k] (tensors the caller frees after the
  * run). */
-static crun_status bind_sample(crun_session *s, const crun_model *m, const Samples *sm, int sample, uint32_t *rng,
-                               Tensor *held)
+static crun_status bind_sample(crun_session *s, const crun_model *m, const crun_quantize_options *o,
+                               const Samples *sm, int sample, uint32_t *rng, Tensor *held)
 {
     for (int k = 0; k < sm->n_inputs; k++) {
         crun_status st;
         if (!sm->files) {
-            st = bind_random(s, m, k, rng, &held[k].data);
+            st = bind_random(s, m, o, k, rng, &held[k].data);
         } else {
             Diag d = {0};
             const char *path = sm->files[sample * sm->n_inputs + k];
@@ -158,14 +168,15 @@ typedef struct Calib {
     CalibStats *stats;
 } Calib;
 
-static crun_status observe_all(Calib *c, const Samples *sm, bool hist, Progress *pg, int64_t done0)
+static crun_status observe_all(Calib *c, const crun_quantize_options *o, const Samples *sm, bool hist, Progress *pg,
+                               int64_t done0)
 {
     uint32_t rng = 0x5eed;
     Tensor *held = calloc((size_t)sm->n_inputs, sizeof *held);
     if (!held)
         return error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     for (int i = 0; i < sm->n_samples; i++) {
-        crun_status st = bind_sample(c->session, c->model, sm, i, &rng, held);
+        crun_status st = bind_sample(c->session, c->model, o, sm, i, &rng, held);
         if (st == CRUN_OK)
             st = crun_session_run(c->session);
         if (st != CRUN_OK) {
@@ -202,9 +213,9 @@ static crun_status calibrate(Calib *c, const crun_quantize_options *o, float (*r
     bool hist = o->method != CRUN_CALIB_MINMAX;
     Progress pg;
     progress_start(&pg, o->progress, "calibrating", (int64_t)sm.n_samples * (hist ? 2 : 1));
-    st = observe_all(c, &sm, false, &pg, 0);
+    st = observe_all(c, o, &sm, false, &pg, 0);
     if (st == CRUN_OK && hist)
-        st = observe_all(c, &sm, true, &pg, sm.n_samples);
+        st = observe_all(c, o, &sm, true, &pg, sm.n_samples);
     progress_end(&pg);
     samples_free(&sm);
     for (int t = 0; st == CRUN_OK && t < c->plan->n_targets; t++)
@@ -212,7 +223,18 @@ static crun_status calibrate(Calib *c, const crun_quantize_options *o, float (*r
     return st;
 }
 
-static crun_status open_calibration(Calib *c, const crun_quantize_options *o, const char *model_path)
+/* Errors about the calibration copy (loaded from memory) name the model file instead. */
+static crun_status name_the_file(crun_status st, const char *model_path)
+{
+    char msg[512];
+    const char *mem = "<memory>: ";
+    snprintf(msg, sizeof msg, "%s", crun_last_error()); /* (error_set rewrites that buffer) */
+    if (st == CRUN_OK || strncmp(msg, mem, strlen(mem)))
+        return st;
+    return error_set(st, "%s: %s", model_path, msg + strlen(mem));
+}
+
+static crun_status open_calibration(Calib *c, const crun_quantize_options *o)
 {
     uint8_t *bytes = NULL;
     size_t size = 0;
@@ -224,15 +246,13 @@ static crun_status open_calibration(Calib *c, const crun_quantize_options *o, co
     }
     st = crun_model_load_memory(bytes, size, &c->model);
     free(bytes);
-    if (st != CRUN_OK) { /* name the file, not the copy in memory */
-        char msg[512];
-        const char *mem = "<memory>: ";
-        snprintf(msg, sizeof msg, "%s", crun_last_error()); /* (error_set rewrites that buffer) */
-        return error_set(st, "%s: %s", model_path, strncmp(msg, mem, strlen(mem)) ? msg : msg + strlen(mem));
-    }
+    if (st != CRUN_OK)
+        return st;
     crun_session_options so;
     crun_session_options_init(&so);
     so.threads = o->threads;
+    so.dims = o->dims;
+    so.n_dims = o->n_dims > 0 ? (size_t)o->n_dims : 0;
     st = crun_session_create(c->model, &so, &c->session);
     if (st != CRUN_OK)
         return st;
@@ -275,9 +295,9 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
     if (!c.out_index || !c.stats || !range)
         st = error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory");
     if (st == CRUN_OK)
-        st = open_calibration(&c, &o, model_path);
+        st = name_the_file(open_calibration(&c, &o), model_path);
     if (st == CRUN_OK)
-        st = calibrate(&c, &o, range);
+        st = name_the_file(calibrate(&c, &o, range), model_path);
     if (st == CRUN_OK) {
         st = qdq_write(&plan, (const float(*)[2])range, o.per_channel != 0, out_path, &d);
         if (st != CRUN_OK)

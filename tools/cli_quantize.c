@@ -6,12 +6,14 @@
 
 static const char usage[] =
     "usage: crun quantize MODEL -o OUT.onnx [--calib DIR | --calib-random N] [--method minmax|percentile|entropy]\n"
-    "                     [--percentile P] [--per-channel | --per-tensor] [--exclude NODE]... [--threads N]\n"
+    "                     [--percentile P] [--per-channel | --per-tensor] [--exclude NODE]... [--dim SYM=VALUE]...\n"
+    "                     [--threads N]\n"
     "Runs MODEL on calibration samples (DIR's .npy files in name order, k consecutive files per\n"
     "sample for a k-input model; or N random inputs, 16 by default), picks an 8-bit range for\n"
     "every input and output of Conv, MatMul, Gemm, Add and MaxPool by --method (default minmax),\n"
     "and writes a standard QDQ model: uint8 activations, int8 symmetric weights (per output\n"
-    "channel by default), int32 biases. crun runs its QDQ patterns as integer kernels.\n";
+    "channel by default), int32 biases. crun runs its QDQ patterns as integer kernels.\n"
+    "--dim sets symbolic input dims for random inputs and planning (default 1).\n";
 
 int cmd_quantize(int argc, char **argv)
 {
@@ -20,11 +22,13 @@ int cmd_quantize(int argc, char **argv)
     o.progress = 1;
     const char *model = NULL, *out = NULL;
     const char *exclude[CLI_MAX_ITEMS];
+    crun_dim_value dims[CLI_MAX_ITEMS];
+    char dim_names[CLI_MAX_ITEMS][128];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "-o") || !strcmp(a, "--calib") || !strcmp(a, "--calib-random") ||
                      !strcmp(a, "--method") || !strcmp(a, "--percentile") || !strcmp(a, "--exclude") ||
-                     !strcmp(a, "--threads");
+                     !strcmp(a, "--threads") || !strcmp(a, "--dim");
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return EXIT_OK;
@@ -56,6 +60,18 @@ int cmd_quantize(int argc, char **argv)
             if (o.n_exclude == CLI_MAX_ITEMS)
                 return cli_fail(EXIT_BAD_INPUT, "too many --exclude options (at most %d)", CLI_MAX_ITEMS);
             exclude[o.n_exclude++] = v;
+        } else if (!strcmp(a, "--dim")) {
+            const char *eq = strchr(v, '=');
+            char *end = NULL;
+            long long val = eq ? strtoll(eq + 1, &end, 10) : -1;
+            if (!eq || eq == v || (size_t)(eq - v) >= sizeof dim_names[0] || !end || *end || val <= 0)
+                return cli_fail(EXIT_BAD_INPUT, "--dim needs SYM=VALUE with a positive VALUE (got '%s')", v);
+            if (o.n_dims == CLI_MAX_ITEMS)
+                return cli_fail(EXIT_BAD_INPUT, "too many --dim options (at most %d)", CLI_MAX_ITEMS);
+            memcpy(dim_names[o.n_dims], v, (size_t)(eq - v));
+            dim_names[o.n_dims][eq - v] = 0;
+            dims[o.n_dims] = (crun_dim_value){dim_names[o.n_dims], val};
+            o.n_dims++;
         } else if (!strcmp(a, "--threads")) {
             o.threads = atoi(v);
         } else if (!strcmp(a, "--per-channel")) {
@@ -75,9 +91,13 @@ int cmd_quantize(int argc, char **argv)
     if (!model || !out)
         return cli_fail(EXIT_BAD_INPUT, "quantize needs a MODEL and -o OUT (see crun quantize --help)");
     o.exclude = exclude;
+    o.dims = dims;
     crun_status st = crun_quantize_file(model, out, &o);
-    if (st != CRUN_OK)
-        return cli_fail(cli_exit_code(st, false), "%s", crun_last_error());
+    if (st != CRUN_OK) { /* a node's shape check failing is often a symbolic dim left at 1 */
+        bool hint = o.n_dims == 0 && strstr(crun_last_error(), "node '");
+        return cli_fail(cli_exit_code(st, false), "%s%s", crun_last_error(),
+                        hint ? " (symbolic dims default to 1; set them with --dim)" : "");
+    }
     printf("wrote %s\n", out);
     return EXIT_OK;
 }

@@ -58,7 +58,8 @@ class _SessionOptions(_C.Structure):
 class _QuantizeOptions(_C.Structure):
     _fields_ = [("calib_dir", _C.c_char_p), ("calib_random", _C.c_int32), ("method", _C.c_int),
                 ("percentile", _C.c_float), ("per_channel", _C.c_int32), ("exclude", _C.POINTER(_C.c_char_p)),
-                ("n_exclude", _C.c_int32), ("threads", _C.c_int32), ("progress", _C.c_int32)]
+                ("n_exclude", _C.c_int32), ("threads", _C.c_int32), ("progress", _C.c_int32),
+                ("dims", _C.POINTER(_DimValue)), ("n_dims", _C.c_int32)]
 
 
 def library_path():
@@ -248,7 +249,7 @@ class Session:
 
 
 def quantize(model_path, out_path, calib_dir=None, calib_random=16, method="minmax", percentile=99.99,
-             per_channel=True, exclude=(), threads=0, progress=False):
+             per_channel=True, exclude=(), threads=0, progress=False, dims=None):
     """Post-training int8 quantization to a QDQ model (`crun quantize`; see crun.h)."""
     if method not in _METHODS:
         raise Error(1, "unknown method %r (minmax, percentile or entropy)" % method)
@@ -259,6 +260,10 @@ def quantize(model_path, out_path, calib_dir=None, calib_random=16, method="minm
     o.per_channel, o.threads, o.progress = int(bool(per_channel)), int(threads), int(bool(progress))
     names = (_C.c_char_p * max(len(exclude), 1))(*[e.encode() for e in exclude])
     o.exclude, o.n_exclude = names, len(exclude)
+    dims = dict(dims or {})
+    dv = (_DimValue * max(len(dims), 1))(*[_DimValue(k.encode(), int(v)) for k, v in dims.items()])
+    if dims:
+        o.dims, o.n_dims = dv, len(dims)
     _check(_lib.crun_quantize_file(_os.fsencode(model_path), _os.fsencode(out_path), _C.byref(o)))
 
 

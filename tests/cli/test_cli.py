@@ -283,6 +283,43 @@ def test_quantize():
                    2, "q.onnx", "quantize to an unwritable path")
 
 
+def test_quantize_folds_batchnorm_and_constant_weights():
+    """Weights held by a Constant node, a BatchNormalization after the Conv: the quantizer
+    folds the BN into the Conv and quantizes the weights; outputs stay near float."""
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    bn = [numpy_helper.from_array(a.astype(np.float32), n) for a, n in (
+        (rng.uniform(0.5, 2, 8), "g"), (rng.standard_normal(8), "beta"), (rng.standard_normal(8), "mean"),
+        (rng.uniform(0.5, 2, 8), "var"))]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w)),
+             helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"]),
+             helper.make_node("Relu", ["n"], ["r"]), helper.make_node("Sigmoid", ["r"], ["y"])]
+    path = save(helper.make_model(helper.make_graph(nodes, "bn", [x], [y], bn),
+                                  opset_imports=[helper.make_opsetid("", 13)]), "bn.onnx")
+    out = os.path.join(TMP, "bn.int8.onnx")
+    rc, _, err = crun("quantize", path, "-o", out, "--calib-random", 8)
+    check(rc == 0, "quantize with BN: " + err)
+    q = onnx.load(out)
+    ops = [n.op_type for n in q.graph.node]
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    check("BatchNormalization" not in ops and "Constant" not in ops, "BN folded, Constant hoisted: %r" % ops)
+    check(inits.get("w_quantized") is not None and inits["w_quantized"].dtype == np.int8, "int8 weights: %r" % list(inits))
+    xs = np.random.default_rng(7).uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)
+    xp = os.path.join(TMP, "xbn.npy")
+    np.save(xp, xs)
+    got = []
+    for model in (path, out):
+        d = os.path.join(TMP, "bn_" + os.path.basename(model))
+        os.makedirs(d, exist_ok=True)
+        rc, _, err = crun(model, "--input", "x=" + xp, "--output-dir", d)
+        got.append(np.load(os.path.join(d, "y.npy")) if rc == 0 else None)
+    if got[0] is not None and got[1] is not None:
+        check(np.abs(got[0] - got[1]).max() < 0.05, "int8 near float: %g" % np.abs(got[0] - got[1]).max())
+
+
 def test_convert_fp16():
     path = save(model_conv_relu(), "conv32.onnx")
     out = os.path.join(TMP, "conv16.onnx")
