@@ -56,9 +56,8 @@ static void fill_qpack(const void *ctx, void *dst)
 {
     const QPackCtx *p = ctx;
     size_t gs;
-    size_t total = qpack_bytes(p, &gs);
+    qpack_bytes(p, &gs);
     int32_t *wsum = (int32_t *)((char *)dst + gs * (size_t)p->q.G);
-    (void)total;
     for (int64_t g = 0; g < p->q.G; g++)
         qgemm_pack_a(p->uk, (const uint8_t *)p->q.w->data + g * p->q.gstride, p->q.w->dtype == CRUN_DTYPE_INT8,
                      p->q.Mg, p->q.K, p->q.sm, p->q.sk, (int8_t *)((char *)dst + gs * (size_t)g), wsum + g * p->q.Mg);
