@@ -238,15 +238,24 @@ int edit_hoist_constants(Onnx__GraphProto *g)
     return moved;
 }
 
+static bool in_infos(Onnx__ValueInfoProto *const *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->name && !strcmp(v[i]->name, name))
+            return true;
+    return false;
+}
+
+bool edit_is_output(const Onnx__GraphProto *g, const char *name) { return in_infos(g->output, g->n_output, name); }
+bool edit_is_input(const Onnx__GraphProto *g, const char *name) { return in_infos(g->input, g->n_input, name); }
+
 /* Uses of value name as a node input, plus one if it is a graph output. */
 static int uses_of(const Onnx__GraphProto *g, const char *name)
 {
-    int n = 0;
+    int n = edit_is_output(g, name);
     for (size_t i = 0; i < g->n_node; i++)
         for (size_t k = 0; k < g->node[i]->n_input; k++)
             n += !strcmp(g->node[i]->input[k], name);
-    for (size_t i = 0; i < g->n_output; i++)
-        n += g->output[i]->name && !strcmp(g->output[i]->name, name);
     return n;
 }
 

@@ -22,6 +22,10 @@ bool edit_has_floats(const Onnx__TensorProto *t);
 /* A malloc'd copy of them, NULL when they do not match. */
 float *edit_floats(const Onnx__TensorProto *t);
 
+/* Whether name is one of the graph's outputs / inputs. */
+bool edit_is_output(const Onnx__GraphProto *g, const char *name);
+bool edit_is_input(const Onnx__GraphProto *g, const char *name);
+
 const Onnx__AttributeProto *edit_attr(const Onnx__NodeProto *n, const char *name);
 int64_t edit_attr_i(const Onnx__NodeProto *n, const char *name, int64_t def);
 float edit_attr_f(const Onnx__NodeProto *n, const char *name, float def);

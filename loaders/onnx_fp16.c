@@ -10,14 +10,6 @@
 
 #define FP16_MIN_ELEMS 16 /* smaller constants (epsilons, scales) stay float */
 
-static bool is_graph_input(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_input; i++)
-        if (g->input[i]->name && !strcmp(g->input[i]->name, name))
-            return true;
-    return false;
-}
-
 /* Replaces initializer t by name_fp16 (float16) and pushes Cast(name_fp16) -> name. */
 static bool convert_one(Onnx__GraphProto *g, Onnx__TensorProto *t, EditNodes *l)
 {
@@ -62,7 +54,7 @@ crun_status fp16_convert(const void *data, size_t size, const char *path, int *n
     for (size_t i = 0; names && i < n_init; i++) {
         Onnx__TensorProto *t = g->initializer[i];
         if (t->name && edit_is_float(t) && edit_has_floats(t) && edit_numel(t) >= FP16_MIN_ELEMS &&
-            !is_graph_input(g, t->name))
+            !edit_is_input(g, t->name))
             names[i] = strdup(t->name);
     }
     bool ok = names != NULL;

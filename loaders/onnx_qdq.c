@@ -177,14 +177,6 @@ void qdq_plan_free(QdqPlan *p)
 
 /* ---- the calibration model ---- */
 
-static bool is_output(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && !strcmp(g->output[i]->name, name))
-            return true;
-    return false;
-}
-
 crun_status qdq_calibration_model(const QdqPlan *p, uint8_t **bytes, size_t *size, Diag *d)
 {
     Onnx__GraphProto *g = graph_of(p);
@@ -200,7 +192,7 @@ crun_status qdq_calibration_model(const QdqPlan *p, uint8_t **bytes, size_t *siz
         memcpy(outs, orig, n_orig * sizeof *outs);
     size_t n = n_orig;
     for (int i = 0; i < p->n_targets; i++) {
-        if (is_output(g, p->targets[i].name) || edit_find_init(g, p->targets[i].name))
+        if (edit_is_output(g, p->targets[i].name) || edit_find_init(g, p->targets[i].name))
             continue;
         onnx__value_info_proto__init(&extra[i]);
         extra[i].name = p->targets[i].name;
@@ -385,9 +377,8 @@ crun_status qdq_write(QdqPlan *p, const float (*range)[2], bool per_channel, con
     if (!write_weights(p, range, per_channel, &l))
         l.oom = true;
     for (int t = 0; t < p->n_targets; t++) /* targets that are graph inputs */
-        for (size_t i = 0; i < g->n_input; i++)
-            if (g->input[i]->name && !strcmp(g->input[i]->name, p->targets[t].name))
-                push_qdq(&l, p, t, range);
+        if (edit_is_input(g, p->targets[t].name))
+            push_qdq(&l, p, t, range);
     for (size_t i = 0; i < g->n_node; i++) {
         Onnx__NodeProto *n = g->node[i];
         if (!rewire_inputs(n, p))

@@ -85,13 +85,15 @@ static int64_t conv_flops(const Node *n, const Tensor *const *in, const Tensor *
     return 2 * g.N * g.M * g.w.out_vol * g.Cg * g.w.k_vol;
 }
 
-static void geom_of(const KernelCtx *k, ConvGeom *g)
+void conv_geom_known(const void *params, const Tensor *x, const Tensor *w, ConvGeom *g)
 {
     char buf[160];
-    const char *err = conv_geom(k->params, k->in[0], k->in[1], g, buf, sizeof buf);
+    const char *err = conv_geom(params, x, w, g, buf, sizeof buf);
     assert(!err); /* infer checked these shapes */
     (void)err;
 }
+
+static void geom_of(const KernelCtx *k, ConvGeom *g) { conv_geom_known(k->params, k->in[0], k->in[1], g); }
 
 /* ================= naive direct convolution (oracle; any float type) ================= */
 
@@ -147,7 +149,7 @@ typedef struct ConvState {
     float inline_w[];
 } ConvState;
 
-static bool is_pointwise(const ConvGeom *g)
+bool conv_is_pointwise(const ConvGeom *g)
 {
     for (int i = 0; i < 3; i++)
         if (g->w.k[i] != 1 || g->w.s[i] != 1 || g->w.pb[i] || g->w.pe[i])
@@ -288,16 +290,7 @@ static void pack_b_im2col(const void *src, int64_t k0, int64_t kc, int64_t n0, i
         }
         if (tail) /* the last strip's lanes past nc */
             memset(d + (nc / nr) * kc * nr + tail, 0, (size_t)(nr - tail) * sizeof *d);
-        if (++kx == w->k[2]) { /* next k: (c, kz, ky, kx) counts like an odometer */
-            kx = 0;
-            if (++ky == w->k[1]) {
-                ky = 0;
-                if (++kz == w->k[0]) {
-                    kz = 0;
-                    c++;
-                }
-            }
-        }
+        conv_next_tap(w, &c, &kz, &ky, &kx);
     }
 }
 
@@ -308,7 +301,7 @@ static crun_status conv_gemm_run(KernelCtx *k)
     ConvGeom g;
     geom_of(k, &g);
     int64_t K = g.Cg * g.w.k_vol;
-    bool pointwise = is_pointwise(&g);
+    bool pointwise = conv_is_pointwise(&g);
     for (int64_t n = 0; n < g.N; n++)
         for (int64_t grp = 0; grp < g.G; grp++) {
             const float *xg = (const float *)x->data + (n * g.C + grp * g.Cg) * g.w.in_vol;
@@ -448,7 +441,7 @@ static bool pointwise_applies(const PrepCtx *c, const void *kdata)
 {
     ConvGeom g;
     char buf[160];
-    return weights_const_f32(c) && !conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf) && is_pointwise(&g);
+    return weights_const_f32(c) && !conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf) && conv_is_pointwise(&g);
 }
 
 static bool gemm_applies(const PrepCtx *c, const void *kdata) { return weights_const_f32(c); }

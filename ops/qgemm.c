@@ -151,10 +151,6 @@ void qgemm_pack_quad(const uint8_t *const r[4], int64_t nc, const QGemmUkernel *
         _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(a, c));
         _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(b, d));
         _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(b, d));
-        if (col_sum)
-            for (int jj = 0; jj < 16; jj++)
-                for (int t = 0; t < 4; t++)
-                    col_sum[j + jj] += r[t] ? (sgn ? (int8_t)o[jj * 4 + t] : o[jj * 4 + t]) : 0;
     }
 #elif defined(__ARM_NEON)
     /* 8 columns at a time: vst4 stores four registers interleaved byte by byte, the quads */
@@ -166,20 +162,19 @@ void qgemm_pack_quad(const uint8_t *const r[4], int64_t nc, const QGemmUkernel *
             v.val[t] = r[t] ? veor_u8(vld1_u8(r[t] + j), fl) : vld1_u8(zeros);
         uint8_t *o = dst + (j / nr) * strip_bytes + q * nr * 4 + (j % nr) * 4;
         vst4_u8(o, v);
-        if (col_sum)
-            for (int jj = 0; jj < 8; jj++)
-                for (int t = 0; t < 4; t++)
-                    col_sum[j + jj] += r[t] ? (sgn ? (int8_t)o[jj * 4 + t] : o[jj * 4 + t]) : 0;
     }
 #endif
     for (; j < nc; j++) {
         uint8_t *o = dst + (j / nr) * strip_bytes + q * nr * 4 + (j % nr) * 4;
-        for (int t = 0; t < 4; t++) {
+        for (int t = 0; t < 4; t++)
             o[t] = r[t] ? (uint8_t)(r[t][j] ^ flip) : 0;
-            if (col_sum && r[t])
+    }
+    if (col_sum) /* the packed values as the microkernel reads them (rows past K hold 0) */
+        for (j = 0; j < nc; j++) {
+            const uint8_t *o = dst + (j / nr) * strip_bytes + q * nr * 4 + (j % nr) * 4;
+            for (int t = 0; t < 4; t++)
                 col_sum[j] += sgn ? (int8_t)o[t] : o[t];
         }
-    }
 }
 
 void qgemm_pack_tail(int64_t nc, int nr, int64_t kq, uint8_t *dst)

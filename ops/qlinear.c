@@ -404,20 +404,11 @@ static void qconv_task(void *ctx, int64_t task, int thread)
     }
 }
 
-static crun_status qconv_geom_of(const Tensor *x, const Tensor *w, const void *params, ConvGeom *g)
-{
-    char buf[160];
-    const char *err = conv_geom(params, x, w, g, buf, sizeof buf);
-    assert(!err); /* infer checked these shapes */
-    (void)err;
-    return CRUN_OK;
-}
-
 static crun_status qconv_prepare(PrepCtx *c)
 {
     const QConvIO *io = c->kdata;
     ConvGeom g;
-    qconv_geom_of(c->in[io->x], c->in[io->w], c->params, &g);
+    conv_geom_known(c->params, c->in[io->x], c->in[io->w], &g);
     size_t per_thread = (size_t)(g.Cg * g.w.k_vol + 1) * (size_t)qconv_chunk(&g) * sizeof(int32_t);
     c->ws_bytes = (size_t)c->n_threads * per_thread;
     return CRUN_OK;
@@ -427,7 +418,7 @@ static crun_status qconv_run(KernelCtx *k)
 {
     const QConvIO *io = k->kdata;
     QConvTask t = {.k = k, .io = io};
-    qconv_geom_of(k->in[io->x], k->in[io->w], k->params, &t.g);
+    conv_geom_known(k->params, k->in[io->x], k->in[io->w], &t.g);
     t.chunk = qconv_chunk(&t.g);
     if (t.chunk == 0)
         return CRUN_OK;

@@ -158,23 +158,7 @@ static QGemmEpi qepi(const QRows *r, bool any_zw, const KernelCtx *k, const Tens
 
 /* ================= convolutions ================= */
 
-static void qconv_geom(const void *params, const Tensor *x, const Tensor *w, ConvGeom *g)
-{
-    char buf[160];
-    const char *err = conv_geom(params, x, w, g, buf, sizeof buf);
-    assert(!err); /* infer checked these shapes */
-    (void)err;
-}
-
-static bool is_pointwise(const ConvGeom *g)
-{
-    for (int i = 0; i < 3; i++)
-        if (g->w.k[i] != 1 || g->w.s[i] != 1 || g->w.pb[i] || g->w.pe[i])
-            return false;
-    return true;
-}
-
-static bool uses_phases(const ConvGeom *g) { return !is_pointwise(g) && g->w.s[2] > 1; }
+static bool uses_phases(const ConvGeom *g) { return !conv_is_pointwise(g) && g->w.s[2] > 1; }
 
 static size_t phased_bytes(const ConvGeom *g)
 {
@@ -191,7 +175,7 @@ bool qconv_packed_applies(const PrepCtx *c, const void *kdata)
     if (!c->in[io->w]->data)
         return false;
     ConvGeom g;
-    qconv_geom(c->params, c->in[io->x], c->in[io->w], &g);
+    conv_geom_known(c->params, c->in[io->x], c->in[io->w], &g);
     /* One output channel per group (depthwise) would waste whole strips. */
     return g.Mg >= 2;
 }
@@ -206,7 +190,7 @@ crun_status qconv_packed_prepare(PrepCtx *c)
 {
     const QConvIO *io = ((const QPackedKernel *)c->kdata)->io;
     ConvGeom g;
-    qconv_geom(c->params, c->in[io->x], c->in[io->w], &g);
+    conv_geom_known(c->params, c->in[io->x], c->in[io->w], &g);
     int64_t K = g.Cg * g.w.k_vol;
     QWeights q = {c->in[io->w], g.G, g.Mg, K, K, 1, g.Mg * K};
     crun_status st = qpack_prepare(c, &q);
@@ -326,16 +310,7 @@ static void qpack_b_im2col(const void *src, int64_t K, int64_t n0, int64_t nc, c
                 continue;
             qim2col_row(s, pieces, np, c, kz, ky, kx, rows[t]);
             r[t] = rows[t];
-            if (++kx == w->k[2]) { /* next k: (c, kz, ky, kx) counts like an odometer */
-                kx = 0;
-                if (++ky == w->k[1]) {
-                    ky = 0;
-                    if (++kz == w->k[0]) {
-                        kz = 0;
-                        c++;
-                    }
-                }
-            }
+            conv_next_tap(w, &c, &kz, &ky, &kx);
         }
         qgemm_pack_quad(r, nc, uk, kq, q, flip, dst, col_sum);
     }
@@ -348,7 +323,7 @@ crun_status qconv_packed_run(KernelCtx *k)
     const QPackState *s = k->state;
     const Tensor *x = k->in[io->x], *w = k->in[io->w];
     ConvGeom g;
-    qconv_geom(k->params, x, w, &g);
+    conv_geom_known(k->params, x, w, &g);
     int64_t K = g.Cg * g.w.k_vol;
     const Tensor *zx = opt(k->in, k->n_in, io->zx), *sy = opt(k->in, k->n_in, io->sy);
     QSide side = qside(s->uk, x, zx);
@@ -359,7 +334,7 @@ crun_status qconv_packed_run(KernelCtx *k)
     size_t esz = e.out == QOUT_I32 ? 4 : 1;
     uint8_t *phased = (uint8_t *)k->ws + qrows_bytes(g.M);
     void *gemm_ws = phased + phased_bytes(&g);
-    bool pointwise = is_pointwise(&g);
+    bool pointwise = conv_is_pointwise(&g);
     for (int64_t n = 0; n < g.N; n++) {
         if (uses_phases(&g)) {
             PhaseJob pj = {&g.w, (const uint8_t *)x->data + n * g.C * g.w.in_vol, phased};
@@ -442,7 +417,7 @@ bool qconv_dw_applies(const PrepCtx *c, const void *kdata)
     const QConvIO *io = ((const QPackedKernel *)kdata)->io;
     const Tensor *x = c->in[io->x];
     ConvGeom g;
-    qconv_geom(c->params, x, c->in[io->w], &g);
+    conv_geom_known(c->params, x, c->in[io->w], &g);
     /* (at most 1024 taps: the int32 sums of products of 9-bit values cannot overflow) */
     return g.Cg == 1 && g.Mg == 1 && x->rank == 4 && g.w.d[1] == 1 && g.w.d[2] == 1 && g.w.k_vol <= 1024;
 }
@@ -461,7 +436,7 @@ crun_status qconv_dw_prepare(PrepCtx *c)
 {
     const QConvIO *io = ((const QPackedKernel *)c->kdata)->io;
     ConvGeom g;
-    qconv_geom(c->params, c->in[io->x], c->in[io->w], &g);
+    conv_geom_known(c->params, c->in[io->x], c->in[io->w], &g);
     c->ws_bytes = qrows_bytes(g.M) + dw_scratch(&g.w) * (size_t)c->n_threads;
     return CRUN_OK;
 }
@@ -533,20 +508,29 @@ static void dw_channel(void *ctx, int64_t t, int thread)
     }
 }
 
+/* The per-channel terms of a depthwise convolution: each channel's weight zero point as
+ * stored (its taps are widened with it) and, when requantizing (sx not NULL), the
+ * multiplier sx * sw[m] / sy. */
+static QRows dw_rows_fill(void *ws, int64_t M, const Tensor *zw, const Tensor *sx, const Tensor *sw, const Tensor *sy)
+{
+    QRows r = qrows_at(ws, M);
+    for (int64_t m = 0; m < M; m++) {
+        r.row_zw[m] = zp_at(zw, m);
+        if (sx)
+            r.mult[m] = quant_multiplier(scale_at(sx, 0), scale_at(sw, m), scale_at(sy, 0));
+    }
+    return r;
+}
+
 crun_status qconv_dw_run(KernelCtx *k)
 {
     const QConvIO *io = ((const QPackedKernel *)k->kdata)->io;
     const Tensor *x = k->in[io->x], *w = k->in[io->w];
     ConvGeom g;
-    qconv_geom(k->params, x, w, &g);
-    const Tensor *sy = opt(k->in, k->n_in, io->sy), *sx = opt(k->in, k->n_in, io->sx), *sw = opt(k->in, k->n_in, io->sw);
-    const Tensor *zw = opt(k->in, k->n_in, io->zw);
-    QRows r = qrows_at(k->ws, g.M);
-    for (int64_t m = 0; m < g.M; m++) {
-        r.row_zw[m] = zp_at(zw, m);
-        if (sx)
-            r.mult[m] = quant_multiplier(scale_at(sx, 0), scale_at(sw, m), scale_at(sy, 0));
-    }
+    conv_geom_known(k->params, x, w, &g);
+    const Tensor *sy = opt(k->in, k->n_in, io->sy);
+    QRows r = dw_rows_fill(k->ws, g.M, opt(k->in, k->n_in, io->zw), opt(k->in, k->n_in, io->sx),
+                           opt(k->in, k->n_in, io->sw), sy);
     QGemmEpi e = qepi(&r, false, k, sy, opt(k->in, k->n_in, io->zy));
     DwJob j = {k, &g, x, w, opt(k->in, k->n_in, io->bias), r.row_zw, &e, zp_at(opt(k->in, k->n_in, io->zx), 0),
                x->dtype == CRUN_DTYPE_INT8, w->dtype == CRUN_DTYPE_INT8};
@@ -564,7 +548,7 @@ KV_SIMD_ONLY bool qconv_dw_simd_applies(const PrepCtx *c, const void *kdata)
 {
     (void)kdata;
     ConvGeom g;
-    qconv_geom(c->params, c->in[0], c->in[3], &g);
+    conv_geom_known(c->params, c->in[0], c->in[3], &g);
     WindowPlane wp;
     return g.Cg == 1 && g.Mg == 1 && c->in[0]->rank == 4 && window_plane_init(&g.w, &wp);
 }
@@ -580,7 +564,7 @@ static size_t dwf_scratch(const WindowGeom *w)
 KV_SIMD_ONLY crun_status qconv_dw_simd_prepare(PrepCtx *c)
 {
     ConvGeom g;
-    qconv_geom(c->params, c->in[0], c->in[3], &g);
+    conv_geom_known(c->params, c->in[0], c->in[3], &g);
     c->ws_bytes = qrows_bytes(g.M) + dwf_scratch(&g.w) * (size_t)c->n_threads;
     return CRUN_OK;
 }
@@ -654,14 +638,11 @@ static void dwf_channel(void *ctx, int64_t t, int thread)
 KV_SIMD_ONLY crun_status qconv_dw_simd_run(KernelCtx *k)
 {
     ConvGeom g;
-    qconv_geom(k->params, k->in[0], k->in[3], &g);
-    QRows r = qrows_at(k->ws, g.M);
+    conv_geom_known(k->params, k->in[0], k->in[3], &g);
+    /* QLinearConv's inputs: x, sx, zx, w, sw, zw, sy, zy, bias */
+    QRows r = dw_rows_fill(k->ws, g.M, k->in[5], k->in[1], k->in[4], k->in[6]);
     float sy = scale_at(k->in[6], 0);
     int32_t zy = zp_at(k->in[7], 0);
-    for (int64_t m = 0; m < g.M; m++) {
-        r.row_zw[m] = zp_at(k->in[5], m);
-        r.mult[m] = quant_multiplier(scale_at(k->in[1], 0), scale_at(k->in[4], m), sy);
-    }
     DwfJob j = {k, &g, k->kdata, &r, qout_range(k->node, k->out[0]->dtype, sy, zy), zp_at(k->in[2], 0), zy,
                 k->in[0]->dtype == CRUN_DTYPE_INT8, k->in[3]->dtype == CRUN_DTYPE_INT8};
     pool_for(k->pool, g.N * g.M, dwf_channel, &j);

@@ -40,6 +40,10 @@ typedef struct CliOptions {
  * a missing model give a message and EXIT_BAD_INPUT; returns -1 when all is well. */
 int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage);
 
+/* Parses a --dim value SYM=VALUE (at least min) into out, pointing into arg (which it
+ * splits in place); returns -1 or an exit code after the message. */
+int cli_parse_dim(char *arg, long long min, crun_dim_value *out);
+
 /* Parses a byte count with an optional K/M/G suffix. */
 bool cli_parse_size(const char *s, size_t *out);
 

@@ -78,6 +78,19 @@ static bool split_eq(char *arg, char **name, char **value)
     return true;
 }
 
+int cli_parse_dim(char *arg, long long min, crun_dim_value *out)
+{
+    char *name, *value;
+    long long n;
+    if (!split_eq(arg, &name, &value))
+        return cli_fail(EXIT_BAD_INPUT, "--dim expects NAME=VALUE, got '%s'", arg);
+    if (!parse_int(value, min, CRUN_MAX_NUMEL, &n))
+        return cli_fail(EXIT_BAD_INPUT, "--dim %s: '%s' is not a %s integer", name, value,
+                        min > 0 ? "positive" : "non-negative");
+    *out = (crun_dim_value){name, n};
+    return -1;
+}
+
 int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage)
 {
     memset(o, 0, sizeof *o);
@@ -103,17 +116,17 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
             bool is_input = a[2] == 'i';
             if ((is_input ? o->n_inputs : o->n_dims) == CLI_MAX_ITEMS)
                 return cli_fail(EXIT_BAD_INPUT, "too many %s options", a);
+            if (!is_input) {
+                int rc = cli_parse_dim(argv[++i], 0, &o->dims[o->n_dims]);
+                if (rc >= 0)
+                    return rc;
+                o->n_dims++;
+                continue;
+            }
             char *name, *value;
             if (!split_eq(argv[++i], &name, &value))
-                return cli_fail(EXIT_BAD_INPUT, "%s expects NAME=%s, got '%s'", a, is_input ? "FILE" : "VALUE",
-                                argv[i]);
-            if (is_input) {
-                o->inputs[o->n_inputs++] = (CliInput){name, value};
-            } else {
-                if (!parse_int(value, 0, CRUN_MAX_NUMEL, &n))
-                    return cli_fail(EXIT_BAD_INPUT, "--dim %s: '%s' is not a non-negative integer", name, value);
-                o->dims[o->n_dims++] = (crun_dim_value){name, n};
-            }
+                return cli_fail(EXIT_BAD_INPUT, "--input expects NAME=FILE, got '%s'", argv[i]);
+            o->inputs[o->n_inputs++] = (CliInput){name, value};
         } else if (!strcmp(a, "--threads") || !strcmp(a, "--top") || !strcmp(a, "--warmup") ||
                    !strcmp(a, "--runs")) {
             if (!parse_int(argv[++i], 0, 100000, &n))

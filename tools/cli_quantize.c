@@ -23,7 +23,6 @@ int cmd_quantize(int argc, char **argv)
     const char *model = NULL, *out = NULL;
     const char *exclude[CLI_MAX_ITEMS];
     crun_dim_value dims[CLI_MAX_ITEMS];
-    char dim_names[CLI_MAX_ITEMS][128];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "-o") || !strcmp(a, "--calib") || !strcmp(a, "--calib-random") ||
@@ -61,16 +60,11 @@ int cmd_quantize(int argc, char **argv)
                 return cli_fail(EXIT_BAD_INPUT, "too many --exclude options (at most %d)", CLI_MAX_ITEMS);
             exclude[o.n_exclude++] = v;
         } else if (!strcmp(a, "--dim")) {
-            const char *eq = strchr(v, '=');
-            char *end = NULL;
-            long long val = eq ? strtoll(eq + 1, &end, 10) : -1;
-            if (!eq || eq == v || (size_t)(eq - v) >= sizeof dim_names[0] || !end || *end || val <= 0)
-                return cli_fail(EXIT_BAD_INPUT, "--dim needs SYM=VALUE with a positive VALUE (got '%s')", v);
             if (o.n_dims == CLI_MAX_ITEMS)
                 return cli_fail(EXIT_BAD_INPUT, "too many --dim options (at most %d)", CLI_MAX_ITEMS);
-            memcpy(dim_names[o.n_dims], v, (size_t)(eq - v));
-            dim_names[o.n_dims][eq - v] = 0;
-            dims[o.n_dims] = (crun_dim_value){dim_names[o.n_dims], val};
+            int rc = cli_parse_dim(argv[i + 1], 1, &dims[o.n_dims]);
+            if (rc >= 0)
+                return rc;
             o.n_dims++;
         } else if (!strcmp(a, "--threads")) {
             o.threads = atoi(v);

@@ -62,6 +62,12 @@ class _QuantizeOptions(_C.Structure):
                 ("dims", _C.POINTER(_DimValue)), ("n_dims", _C.c_int32)]
 
 
+def _dim_values(dims):
+    """{symbol: value} as a crun_dim_value array (kept alive by the caller for the call) and its length."""
+    dims = dict(dims or {})
+    return (_DimValue * max(len(dims), 1))(*[_DimValue(k.encode(), int(v)) for k, v in dims.items()]), len(dims)
+
+
 def library_path():
     """Where libcrun is loaded from (see the module's docstring)."""
     env = _os.environ.get("CRUN_LIBRARY")
@@ -188,10 +194,9 @@ class Session:
         opts = _SessionOptions()
         _lib.crun_session_options_init(_C.byref(opts))
         opts.threads = int(threads)
-        dims = dict(dims or {})
-        arr = (_DimValue * max(len(dims), 1))(*[_DimValue(k.encode(), int(v)) for k, v in dims.items()])
-        if dims:
-            opts.dims, opts.n_dims = arr, len(dims)
+        arr, n = _dim_values(dims)
+        if n:
+            opts.dims, opts.n_dims = arr, n
         h = _C.c_void_p()
         _check(_lib.crun_session_create(model._h, _C.byref(opts), _C.byref(h)))
         self._h = h
@@ -260,10 +265,9 @@ def quantize(model_path, out_path, calib_dir=None, calib_random=16, method="minm
     o.per_channel, o.threads, o.progress = int(bool(per_channel)), int(threads), int(bool(progress))
     names = (_C.c_char_p * max(len(exclude), 1))(*[e.encode() for e in exclude])
     o.exclude, o.n_exclude = names, len(exclude)
-    dims = dict(dims or {})
-    dv = (_DimValue * max(len(dims), 1))(*[_DimValue(k.encode(), int(v)) for k, v in dims.items()])
-    if dims:
-        o.dims, o.n_dims = dv, len(dims)
+    dv, n = _dim_values(dims)
+    if n:
+        o.dims, o.n_dims = dv, n
     _check(_lib.crun_quantize_file(_os.fsencode(model_path), _os.fsencode(out_path), _C.byref(o)))
 
 

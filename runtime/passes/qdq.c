@@ -189,7 +189,7 @@ static int conv_bias_int32(Graph *g, int b, int64_t M, const Dq *x, const Dq *w)
     return graph_add_const(g, "bias_int32", &t);
 }
 
-static bool fuse_conv(Graph *g, const Uses *u, Node *conv, const Qn *q, const Activation *act, Node *act_node)
+static bool fuse_conv(Graph *g, Node *conv, const Qn *q, const Activation *act, Node *act_node)
 {
     Dq x, w;
     if (conv->n_in < 2 || !as_dq(g, conv->in[0], &x) || !as_dq(g, conv->in[1], &w) || !dq_per_tensor(g, &x) ||
@@ -208,7 +208,6 @@ static bool fuse_conv(Graph *g, const Uses *u, Node *conv, const Qn *q, const Ac
     int in[9] = {x.q, x.scale, zx, w.q, w.scale, zw, q->scale, q->zp, bias};
     if (!set_inputs(conv, in, bias >= 0 ? 9 : 8) || !become(conv, "", "QLinearConv"))
         return false;
-    (void)u;
     take_output(g, conv, act_node, q->node, act);
     return true;
 }
@@ -300,7 +299,7 @@ static bool fuse_maxpool(Graph *g, Node *pool, const Qn *q, Node *act_node)
 {
     Dq x;
     if (act_node || pool->n_out != 1 || !as_dq(g, pool->in[0], &x) || !dq_per_tensor(g, &x) || x.zp < 0 ||
-        !same_const(g, x.scale, q->scale) || !same_const(g, x.zp, q->zp) || g->values[x.scale].dtype == 0)
+        !same_const(g, x.scale, q->scale) || !same_const(g, x.zp, q->zp))
         return false;
     float s;
     if (!scalar_const(g, x.scale, &s) || !(s > 0)) /* a negative scale would reverse the order */
@@ -319,11 +318,9 @@ static bool fuse_one(Graph *g, const Uses *u, Node *qnode)
     Node *op = (Node *)producer(g, qnode->in[0]);
     Activation act;
     Node *act_node;
-    if (!op)
+    if (!op || op->n_out != 1)
         return false;
-    if (op->n_out != 1) /* Relu/Clip first: the op is the one before it */
-        return false;
-    if (node_is(op, "Relu") || node_is(op, "Clip")) {
+    if (node_is(op, "Relu") || node_is(op, "Clip")) { /* an activation first: the op is the one before */
         Node *inner = (Node *)producer(g, op->in[0]);
         if (!inner || inner->n_out != 1)
             return false;
@@ -334,7 +331,7 @@ static bool fuse_one(Graph *g, const Uses *u, Node *qnode)
     if (act_node && single_consumer(g, u, act_node->out[0]) != (int)(qnode - g->nodes))
         return false;
     if (node_is(op, "Conv"))
-        return fuse_conv(g, u, op, &q, &act, act_node);
+        return fuse_conv(g, op, &q, &act, act_node);
     if (node_is(op, "MatMul"))
         return fuse_matmul(g, op, &q, &act, act_node, false);
     if (node_is(op, "Gemm"))

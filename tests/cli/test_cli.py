@@ -283,6 +283,16 @@ def test_quantize():
                    2, "q.onnx", "quantize to an unwritable path")
 
 
+def run_y(model, x):
+    """Runs model on input x (named "x") and returns its output "y", or None after a failed check."""
+    base = os.path.join(TMP, "run_" + os.path.basename(model))
+    np.save(base + ".npy", x)
+    os.makedirs(base, exist_ok=True)
+    rc, _, err = crun(model, "--input", "x=" + base + ".npy", "--output-dir", base)
+    check(rc == 0, "running %s: %s" % (model, err))
+    return np.load(os.path.join(base, "y.npy")) if rc == 0 else None
+
+
 def test_quantize_folds_batchnorm_and_constant_weights():
     """Weights held by a Constant node, a BatchNormalization after the Conv: the quantizer
     folds the BN into the Conv and quantizes the weights; outputs stay near float."""
@@ -308,14 +318,7 @@ def test_quantize_folds_batchnorm_and_constant_weights():
     check("BatchNormalization" not in ops and "Constant" not in ops, "BN folded, Constant hoisted: %r" % ops)
     check(inits.get("w_quantized") is not None and inits["w_quantized"].dtype == np.int8, "int8 weights: %r" % list(inits))
     xs = np.random.default_rng(7).uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)
-    xp = os.path.join(TMP, "xbn.npy")
-    np.save(xp, xs)
-    got = []
-    for model in (path, out):
-        d = os.path.join(TMP, "bn_" + os.path.basename(model))
-        os.makedirs(d, exist_ok=True)
-        rc, _, err = crun(model, "--input", "x=" + xp, "--output-dir", d)
-        got.append(np.load(os.path.join(d, "y.npy")) if rc == 0 else None)
+    got = [run_y(model, xs) for model in (path, out)]
     if got[0] is not None and got[1] is not None:
         check(np.abs(got[0] - got[1]).max() < 0.05, "int8 near float: %g" % np.abs(got[0] - got[1]).max())
 
@@ -330,15 +333,7 @@ def test_convert_fp16():
     check(types.get("w_fp16") == TensorProto.FLOAT16 and "w" not in types, "weights stored as float16: %r" % types)
     check(types.get("b") == TensorProto.FLOAT, "a 4-value bias stays float32: %r" % types)
     x = np.random.default_rng(5).standard_normal((1, 2, 6, 6)).astype(np.float32)
-    xp = os.path.join(TMP, "x16.npy")
-    np.save(xp, x)
-    outs = []
-    for model in (path, out):
-        d = os.path.join(TMP, "o_" + os.path.basename(model))
-        os.makedirs(d, exist_ok=True)
-        rc, _, err = crun(model, "--input", "x=" + xp, "--output-dir", d)
-        check(rc == 0, "running %s: %s" % (model, err))
-        outs.append(np.load(os.path.join(d, "y.npy")) if rc == 0 else None)
+    outs = [run_y(model, x) for model in (path, out)]
     if outs[0] is not None and outs[1] is not None:
         check(np.allclose(outs[0], outs[1], rtol=2e-3, atol=2e-3), "float16 weights give float32's outputs")
     one_line_error(*crun("convert", path, "-o", out), 2, "--fp16", "convert without a format")

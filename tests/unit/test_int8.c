@@ -158,11 +158,8 @@ static bool int_kernels_match_reference(crun_model *m, const TIn *in, int thread
     size_t n_ref = 0;
     bool ok = true;
     for (int isa = -1; isa < ISA_COUNT && ok; isa++) {
-        isa_set_limit(ISA_COUNT);
-        if (isa >= 0 && !isa_allowed((Isa)isa))
+        if (!kernels_select(isa))
             continue;
-        kernels_use_reference(isa < 0);
-        isa_set_limit(isa < 0 ? ISA_COUNT : (Isa)isa);
         crun_session *s = run_inputs(m, threads, 1, in);
         crun_tensor t;
         crun_step_info st;
@@ -184,8 +181,7 @@ static bool int_kernels_match_reference(crun_model *m, const TIn *in, int thread
         }
         crun_session_free(s);
     }
-    kernels_use_reference(false);
-    isa_set_limit(ISA_COUNT);
+    kernels_select_done();
     free(ref);
     return ok;
 }

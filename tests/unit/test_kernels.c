@@ -88,11 +88,8 @@ static bool best_vs_reference_every_isa(crun_model *m, const TIn *in, int thread
     double atol = 1e-5;
     bool ok = true;
     for (int isa = -1; isa < ISA_COUNT && ok; isa++) {
-        isa_set_limit(ISA_COUNT); /* to ask what the CPU has, not what the last limit allows */
-        if (isa >= 0 && !isa_allowed((Isa)isa))
+        if (!kernels_select(isa))
             continue;
-        kernels_use_reference(isa < 0);
-        isa_set_limit(isa < 0 ? ISA_COUNT : (Isa)isa);
         crun_session *s = run_inputs(m, threads, 1, in);
         crun_tensor t;
         crun_step_info st;
@@ -125,8 +122,7 @@ static bool best_vs_reference_every_isa(crun_model *m, const TIn *in, int thread
         }
         crun_session_free(s);
     }
-    kernels_use_reference(false);
-    isa_set_limit(ISA_COUNT);
+    kernels_select_done();
     free(ref);
     return ok;
 }

@@ -3,6 +3,24 @@
 
 #include <stdlib.h>
 
+#include "ops/registry.h"
+
+bool kernels_select(int isa)
+{
+    isa_set_limit(ISA_COUNT); /* to ask what the CPU has, not what the last limit allows */
+    if (isa >= 0 && !isa_allowed((Isa)isa))
+        return false;
+    kernels_use_reference(isa < 0);
+    isa_set_limit(isa < 0 ? ISA_COUNT : (Isa)isa);
+    return true;
+}
+
+void kernels_select_done(void)
+{
+    kernels_use_reference(false);
+    isa_set_limit(ISA_COUNT);
+}
+
 crun_session *run_inputs(const crun_model *m, int threads, int n, const TIn *in)
 {
     crun_session_options o;

@@ -26,4 +26,11 @@ long run_f32(OnnxBuilder *b, const TIn *in, int n_in, float *out, long max, crun
 crun_status run_get(OnnxBuilder *b, int threads, const TIn *in, int n_in, int n_get, void *const *dst,
                     size_t max_bytes, crun_tensor *shape);
 
+/* One pass of a loop over every kernel path, for isa from -1 to ISA_COUNT - 1: -1 runs
+ * the reference kernels, then each ISA the CPU has becomes the limit (CRUN_ISA-style).
+ * Returns false for an ISA the CPU lacks (skip that pass). kernels_select_done() restores
+ * the defaults after the loop. */
+bool kernels_select(int isa);
+void kernels_select_done(void);
+
 #endif
