@@ -118,8 +118,12 @@ static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodePro
     if (!strcmp(op, "Add") && n->n_input == 2 && !is_constant(g, n->input[0]) && !is_constant(g, n->input[1]))
         return add_target(p, n->input[0], -1) >= 0 && add_target(p, n->input[1], -1) >= 0 &&
                add_target(p, output_target(g, n), -1) >= 0;
-    if (!strcmp(op, "MaxPool") && n->n_output == 1) {
+    /* Ops that only move or pick values keep their input's quantization, so the runtime
+     * runs them on the 8-bit values with no requantization. */
+    if ((!strcmp(op, "MaxPool") || !strcmp(op, "Flatten") || !strcmp(op, "Reshape")) && n->n_output == 1) {
         int x = target_index(p, n->input[0]);
+        if (x >= 0 && p->targets[x].tie >= 0)
+            x = p->targets[x].tie; /* tie to the root, so a chain shares one range */
         return x < 0 || add_target(p, n->output[0], x) >= 0;
     }
     return true;
@@ -234,10 +238,10 @@ static bool quantize_weights(Onnx__GraphProto *g, Onnx__TensorProto *w, int axis
         s[c] = fmaxf(s[c], fabsf(f[i]));
     }
     for (int64_t c = 0; c < C; c++)
-        s[c] = s[c] > 0 ? s[c] / 127.0f : 1.0f;
+        s[c] = quant_weight_scale(s[c]);
     for (int64_t i = 0; i < n; i++) {
         int64_t c = per_channel ? i / inner % C : 0;
-        q[i] = (int8_t)quant_quantize(f[i], s[c], 0, (QuantRange){-127, 127});
+        q[i] = (int8_t)quant_quantize(f[i], s[c], 0, QUANT_I8_SYM);
     }
     int64_t dc[1] = {C};
     Onnx__TensorProto *tq = edit_new_tensor(w->name, "_quantized", ONNX__TENSOR_PROTO__DATA_TYPE__INT8, (int)w->n_dims,
@@ -265,8 +269,7 @@ static bool quantize_bias(Onnx__GraphProto *g, Onnx__TensorProto *b, float sx, c
     }
     for (int64_t m = 0; m < n; m++) {
         s[m] = sx * sw[n_sw == 1 ? 0 : m];
-        double v = s[m] > 0 ? nearbyint((double)f[m] / s[m]) : 0;
-        q[m] = v > INT32_MAX ? INT32_MAX : v < -INT32_MAX ? -INT32_MAX : (int32_t)v;
+        q[m] = quant_bias_int32(f[m], s[m]);
     }
     int64_t dn[1] = {n};
     Onnx__TensorProto *tq = edit_new_tensor(b->name, "_quantized", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 1, dn, q,
@@ -309,9 +312,7 @@ static bool write_weights(QdqPlan *p, const float (*range)[2], bool per_channel,
             float sx;
             int32_t zx;
             int r = p->targets[op->x_target].tie >= 0 ? p->targets[op->x_target].tie : op->x_target;
-            quant_params_from_range(range[r][0], range[r][1], QUANT_U8, &sx, &zx);
-            if (!(sx > 0))
-                sx = 1.0f; /* as push_qdq does */
+            quant_act_params(range[r][0], range[r][1], &sx, &zx);
             if (!quantize_bias(g, b, sx, sw, n_sw)) {
                 free(sw);
                 return false;
@@ -333,9 +334,7 @@ static void push_qdq(EditNodes *l, const QdqPlan *p, int t, const float (*range)
     int r = p->targets[t].tie >= 0 ? p->targets[t].tie : t;
     float s;
     int32_t z;
-    quant_params_from_range(range[r][0], range[r][1], QUANT_U8, &s, &z);
-    if (!(s > 0))
-        s = 1.0f; /* a tensor that was always 0: any scale is exact */
+    quant_act_params(range[r][0], range[r][1], &s, &z);
     uint8_t zb = (uint8_t)z;
     char *sn = edit_cat(name, "_scale"), *zn = edit_cat(name, "_zero_point"), *qn = edit_cat(name, "_quantized");
     char *dn = edit_cat(name, "_dequantized"), *qnode = edit_cat(name, "_QuantizeLinear"), *dnode = edit_cat(name, "_DequantizeLinear");

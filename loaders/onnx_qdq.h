@@ -19,7 +19,7 @@ typedef struct QdqOp {
 /* A tensor that gets a QuantizeLinear/DequantizeLinear pair. */
 typedef struct QdqTarget {
     char *name;
-    int tie; /* -1, or the target whose range this one copies (MaxPool's output) */
+    int tie; /* -1, or the target whose range this one copies (MaxPool, Flatten, Reshape: always a root, never a tie itself) */
 } QdqTarget;
 
 typedef struct QdqPlan {

@@ -93,10 +93,13 @@ typedef struct GemmArgs {
     const float *bias;
     int64_t bias_ld; /* for GEMM_BIAS_FULL */
     Activation act;
+    bool accumulate; /* C += the product (bias and activation still apply to the sum) */
 } GemmArgs;
 
 /* Scratch the driver needs per call for n_threads threads. */
 size_t gemm_ws_bytes(const GemmArgs *g, int n_threads);
+/* Scratch enough for any call on one thread (for callers that size it once). */
+size_t gemm_ws_bytes_max(void);
 /* Runs the GEMM; ws holds gemm_ws_bytes. */
 void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool);
 

@@ -206,6 +206,17 @@ size_t gemm_ws_bytes(const GemmArgs *g, int n_threads)
     return align_up(per, CRUN_ALIGN) * (size_t)n_threads;
 }
 
+size_t gemm_ws_bytes_max(void)
+{
+    size_t most = 0;
+    for (int i = 0; i < gemm_ukernel_count(); i++) {
+        GemmArgs g = {.M = GEMM_NC, .N = GEMM_NC, .K = GEMM_KC, .uk = gemm_ukernel_at(i)};
+        size_t b = gemm_ws_bytes(&g, 1);
+        most = b > most ? b : most;
+    }
+    return most;
+}
+
 static float bias_at(const GemmArgs *g, int64_t i, int64_t j)
 {
     switch (g->bias_kind) {
@@ -271,7 +282,7 @@ static void gemm_task(void *ctx, int64_t t, int thread)
     float *bbuf = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
     float *abuf = bbuf + block_b_floats(g);
     if (g->K == 0) {
-        for (int64_t i = m0; i < m1; i++)
+        for (int64_t i = m0; i < m1 && !g->accumulate; i++)
             memset(g->c + i * g->ldc + n0, 0, (size_t)(n1 - n0) * sizeof(float));
         epilogue(g, m0, m1, n0, n1);
         return;
@@ -301,7 +312,7 @@ static void gemm_task(void *ctx, int64_t t, int thread)
             for (int64_t jn = n0; jn < n1; jn += nr) {
                 int nc = (int)CRUN_MIN((int64_t)nr, n1 - jn);
                 GemmEpi e;
-                uk->fn(kc, ablk, bblk + ((jn - n0) / nr) * bstride, g->c + i * g->ldc + jn, g->ldc, mc, nc, k0 > 0,
+                uk->fn(kc, ablk, bblk + ((jn - n0) / nr) * bstride, g->c + i * g->ldc + jn, g->ldc, mc, nc, k0 > 0 || g->accumulate,
                        last ? tile_epi(g, i, jn, &e) : NULL);
                 if (last)
                     tile_finish(g, i, mc, jn, nc);

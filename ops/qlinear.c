@@ -24,14 +24,7 @@ QuantRange qout_range(const Node *n, crun_dtype out, float sy, int32_t zy)
     QuantRange r = out == CRUN_DTYPE_INT8 ? QUANT_I8 : QUANT_U8;
     float lo, hi;
     act_as_clamp(&n->act, &lo, &hi);
-    /* The clamp's ends quantized: Q is monotone, so Q(clamp(y)) = clamp(Q(y)). */
-    if (lo > -INFINITY)
-        r.lo = CRUN_MAX(r.lo, quant_quantize(lo, sy, zy, r));
-    if (hi < INFINITY)
-        r.hi = CRUN_MIN(r.hi, quant_quantize(hi, sy, zy, r));
-    if (r.hi < r.lo)
-        r.hi = r.lo;
-    return r;
+    return quant_clamp_range(r, lo, hi, sy, zy);
 }
 
 static inline int32_t ld8(const void *p, int64_t i, bool is_signed)

@@ -72,4 +72,38 @@ static inline float quant_multiplier(float scale_a, float scale_b, float scale_y
  * and zero point 0 (clamped into r). */
 void quant_params_from_range(float lo, float hi, QuantRange r, float *scale, int32_t *zp);
 
+/* r narrowed to the quantized ends of a clamp [lo, hi] (-inf/inf: open) that follows the
+ * op (a fused Relu or Clip): Q is monotone, so Q(clamp(y)) = clamp(Q(y)). */
+static inline QuantRange quant_clamp_range(QuantRange r, float lo, float hi, float scale, int32_t zp)
+{
+    if (lo > -INFINITY) {
+        int32_t q = quant_quantize(lo, scale, zp, r);
+        r.lo = q > r.lo ? q : r.lo;
+    }
+    if (hi < INFINITY) {
+        int32_t q = quant_quantize(hi, scale, zp, r);
+        r.hi = q < r.hi ? q : r.hi;
+    }
+    if (r.hi < r.lo)
+        r.hi = r.lo;
+    return r;
+}
+
+/* The parameters of a quantized activation (uint8, asymmetric) observed over [lo, hi], as
+ * the QDQ writer stores them and the trainer's fake quantization uses them: those of
+ * quant_params_from_range, with scale 1 for a tensor that was always 0 (any scale is exact
+ * there, and a zero scale would not be a valid QuantizeLinear). */
+void quant_act_params(float lo, float hi, float *scale, int32_t *zp);
+
+/* Weights are int8, symmetric, in [-127, 127] (so -w is representable too). */
+static const QuantRange QUANT_I8_SYM = {-127, 127};
+
+/* The weight scale of a channel (or tensor) whose largest magnitude is max_abs; 1 for an
+ * all-zero one. */
+static inline float quant_weight_scale(float max_abs) { return max_abs > 0.0f ? max_abs / 127.0f : 1.0f; }
+
+/* A bias as int32 at scale s = x_scale * w_scale (the product in float, as stored beside
+ * it): round(b / s) in double, saturated to +-INT32_MAX; 0 for a zero scale. */
+int32_t quant_bias_int32(float b, float s);
+
 #endif

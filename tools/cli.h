@@ -81,5 +81,9 @@ int cmd_profile(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+
+/* Where Debian's dataset-fashion-mnist puts the data. */
+#define TRAIN_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 #endif

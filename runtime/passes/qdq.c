@@ -1,8 +1,9 @@
 /* qdq.c - runs QDQ models in integers: DequantizeLinear -> op -> [Relu/Clip] ->
  * QuantizeLinear around Conv, MatMul and Gemm becomes one QLinearConv or QLinearMatMul
  * (int32 accumulation, requantization with per-channel scales, the activation as a clamp
- * of the quantized output); around Add it becomes QLinearAdd; MaxPool between a
- * DequantizeLinear and a QuantizeLinear of the same parameters runs on the 8-bit values.
+ * of the quantized output); around Add it becomes QLinearAdd; MaxPool, Flatten and
+ * Reshape between a DequantizeLinear and a QuantizeLinear of the same parameters run on
+ * the 8-bit values.
  * Everything else stays float between its DequantizeLinear and QuantizeLinear nodes.
  *
  * Runs before constant folding would turn the weights' DequantizeLinear into float
@@ -284,7 +285,7 @@ static bool fuse_add(Graph *g, Node *add, const Qn *q, const Activation *act, No
     return true;
 }
 
-/* ---- MaxPool: order-preserving, so it commutes with an increasing quantization ---- */
+/* ---- MaxPool, Flatten, Reshape: the 8-bit values pass through ---- */
 
 static bool same_const(const Graph *g, int a, int b)
 {
@@ -295,14 +296,17 @@ static bool same_const(const Graph *g, int a, int b)
            memcmp(x->data, y->data, x->dtype == CRUN_DTYPE_FLOAT ? 4 : 1) == 0;
 }
 
-static bool fuse_maxpool(Graph *g, Node *pool, const Qn *q, Node *act_node)
+/* MaxPool (order-preserving), Flatten and Reshape (moving values) between a
+ * DequantizeLinear and a QuantizeLinear of the same parameters run on the 8-bit values. */
+static bool fuse_passthrough(Graph *g, Node *pool, const Qn *q, Node *act_node)
 {
     Dq x;
     if (act_node || pool->n_out != 1 || !as_dq(g, pool->in[0], &x) || !dq_per_tensor(g, &x) || x.zp < 0 ||
         !same_const(g, x.scale, q->scale) || !same_const(g, x.zp, q->zp))
         return false;
     float s;
-    if (!scalar_const(g, x.scale, &s) || !(s > 0)) /* a negative scale would reverse the order */
+    /* (a negative scale would reverse MaxPool's order) */
+    if (node_is(pool, "MaxPool") && (!scalar_const(g, x.scale, &s) || !(s > 0)))
         return false;
     if (!node_set_input(pool, 0, x.q))
         return false;
@@ -338,8 +342,8 @@ static bool fuse_one(Graph *g, const Uses *u, Node *qnode)
         return fuse_matmul(g, op, &q, &act, act_node, true);
     if (node_is(op, "Add"))
         return fuse_add(g, op, &q, &act, act_node);
-    if (node_is(op, "MaxPool"))
-        return fuse_maxpool(g, op, &q, act_node);
+    if (node_is(op, "MaxPool") || node_is(op, "Flatten") || node_is(op, "Reshape"))
+        return fuse_passthrough(g, op, &q, act_node);
     return false;
 }
 

@@ -1,0 +1,662 @@
+/* layers.c - forward and backward of each layer kind over a batch (see trainer.h).
+ *
+ * Convolution and Linear run on the runtime's packed GEMM (ops/gemm.h): a convolution
+ * per sample as W . im2col(x), its weight gradient as dY . im2col(x)^T summed over the
+ * samples of a chunk, its input gradient as col2im(W^T . dY). Chunks of the batch run on
+ * the worker pool; the chunks' partial weight gradients are added in chunk order. */
+#include <math.h>
+#include <string.h>
+
+#include "ops/gemm.h"
+#include "runtime/threadpool.h"
+#include "trainer/trainer.h"
+
+/* ---- helpers ---- */
+
+static Layer *in_layer(Net *net, const Layer *l, int i) { return &net->layers[l->in[i]]; }
+
+static TShape in_shape(Net *net, const Layer *l, int i) { return in_layer(net, l, i)->out; }
+
+/* The layer that owns the buffers l's output lives in (aliases point at their input). */
+Layer *layer_owner(Net *net, Layer *l)
+{
+    while (!l->own_y)
+        l = in_layer(net, l, 0);
+    return l;
+}
+
+float *layer_grad_in(Net *net, Layer *l, int i, bool *add)
+{
+    Layer *o = layer_owner(net, in_layer(net, l, i));
+    *add = o->dy_set;
+    o->dy_set = true;
+    return o->dy;
+}
+
+static void chunk_range(const Net *net, int64_t t, int *s0, int *s1)
+{
+    *s0 = (int)(t * net->cur / TRAIN_CHUNKS);
+    *s1 = (int)((t + 1) * net->cur / TRAIN_CHUNKS);
+}
+
+static uint8_t *thread_scratch(const Net *net, int thread) { return net->scratch + (size_t)thread * net->scratch_per; }
+
+/* A thread's scratch for a convolution: columns and their gradient, then GEMM workspace. */
+static void *conv_ws(float *cols, int64_t kc, int64_t p)
+{
+    size_t off = ((size_t)(2 * kc * p) * sizeof(float) + CRUN_ALIGN - 1) / CRUN_ALIGN * CRUN_ALIGN;
+    return (uint8_t *)cols + off;
+}
+
+/* C (M x N, ldc) [+]= op(A) . op(B) [+ row bias], on one thread (ws: gemm_ws_bytes_max). */
+static void gemm1(int64_t M, int64_t N, int64_t K, GemmMatrix a, GemmMatrix b, float *c, int64_t ldc,
+                  const float *row_bias, bool accumulate, void *ws, struct ThreadPool *pool)
+{
+    GemmArgs g = {.M = M, .N = N, .K = K, .uk = gemm_ukernel_for(M), .a = a, .pack_b = gemm_pack_b_matrix,
+                  .b_src = &b, .c = c, .ldc = ldc, .alpha = 1.0f, .beta = 1.0f,
+                  .bias_kind = row_bias ? GEMM_BIAS_ROW : GEMM_BIAS_NONE, .bias = row_bias,
+                  .act = {.kind = ACT_NONE}, .accumulate = accumulate};
+    gemm_run(&g, ws, pool);
+}
+
+/* ---- convolution ---- */
+
+typedef struct ConvGeom {
+    int cin, h, w, cout, k, stride, pad, groups, ho, wo;
+    int64_t cg, mg, kc, p; /* channels and outputs per group, im2col rows and columns */
+} ConvGeom;
+
+static ConvGeom conv_geom(Net *net, const Layer *l)
+{
+    TShape x = in_shape(net, l, 0);
+    ConvGeom c = {.cin = x.c, .h = x.h, .w = x.w, .cout = l->cout, .k = l->k, .stride = l->stride, .pad = l->pad,
+                  .groups = l->groups, .ho = l->out.h, .wo = l->out.w};
+    c.cg = x.c / l->groups;
+    c.mg = l->cout / l->groups;
+    c.kc = c.cg * l->k * l->k;
+    c.p = (int64_t)c.ho * c.wo;
+    return c;
+}
+
+static bool conv_is_1x1(const ConvGeom *c) { return c->k == 1 && c->stride == 1 && c->pad == 0; }
+
+/* cols[(ci*k + ky)*k + kx][oy*wo + ox] = x[ci][oy*s - pad + ky][ox*s - pad + kx] (0 outside). */
+static void im2col(const ConvGeom *c, const float *x, float *cols)
+{
+    for (int ci = 0; ci < c->cg; ci++)
+        for (int ky = 0; ky < c->k; ky++)
+            for (int kx = 0; kx < c->k; kx++) {
+                float *row = cols + ((ci * c->k + ky) * c->k + kx) * c->p;
+                for (int oy = 0; oy < c->ho; oy++) {
+                    int iy = oy * c->stride - c->pad + ky;
+                    float *dst = row + oy * c->wo;
+                    if (iy < 0 || iy >= c->h) {
+                        memset(dst, 0, (size_t)c->wo * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = x + ((int64_t)ci * c->h + iy) * c->w;
+                    for (int ox = 0; ox < c->wo; ox++) {
+                        int ix = ox * c->stride - c->pad + kx;
+                        dst[ox] = ix >= 0 && ix < c->w ? src[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col: adds cols back into dx. */
+static void col2im(const ConvGeom *c, const float *cols, float *dx)
+{
+    for (int ci = 0; ci < c->cg; ci++)
+        for (int ky = 0; ky < c->k; ky++)
+            for (int kx = 0; kx < c->k; kx++) {
+                const float *row = cols + ((ci * c->k + ky) * c->k + kx) * c->p;
+                for (int oy = 0; oy < c->ho; oy++) {
+                    int iy = oy * c->stride - c->pad + ky;
+                    if (iy < 0 || iy >= c->h)
+                        continue;
+                    float *dst = dx + ((int64_t)ci * c->h + iy) * c->w;
+                    const float *src = row + oy * c->wo;
+                    for (int ox = 0; ox < c->wo; ox++) {
+                        int ix = ox * c->stride - c->pad + kx;
+                        if (ix >= 0 && ix < c->w)
+                            dst[ix] += src[ox];
+                    }
+                }
+            }
+}
+
+typedef struct ConvJob {
+    Net *net;
+    Layer *l;
+    ConvGeom c;      /* c.cg and c.kc: the channels this job reads (a slice in QAT) */
+    int64_t w_ld;    /* row stride of the weights (the whole layer's im2col rows) */
+    int64_t ch0;     /* first input channel of the slice within each group */
+    int64_t cg_full; /* input channels per group */
+    const float *x, *w, *bias;
+    float *y, *dx;
+    bool dx_add;
+} ConvJob;
+
+/* The columns of sample s, group g: x itself for a 1x1 convolution, else im2col. */
+static GemmMatrix conv_cols(const ConvJob *j, int s, int g, float *cols)
+{
+    const ConvGeom *c = &j->c;
+    int64_t plane = (int64_t)c->h * c->w;
+    const float *xs = j->x + (int64_t)s * c->cin * plane + (g * j->cg_full + j->ch0) * plane;
+    if (conv_is_1x1(c))
+        return (GemmMatrix){xs, c->p, false};
+    im2col(c, xs, cols);
+    return (GemmMatrix){cols, c->p, false};
+}
+
+static const float *conv_w(const ConvJob *j, int g) { return j->w + g * j->c.mg * j->w_ld + j->ch0 * j->c.k * j->c.k; }
+
+static void conv_fwd_task(void *ctx, int64_t t, int thread)
+{
+    const ConvJob *j = ctx;
+    const ConvGeom *c = &j->c;
+    float *cols = (float *)thread_scratch(j->net, thread);
+    void *ws = conv_ws(cols, c->kc, c->p);
+    int s0, s1;
+    chunk_range(j->net, t, &s0, &s1);
+    for (int s = s0; s < s1; s++)
+        for (int g = 0; g < c->groups; g++) {
+            GemmMatrix b = conv_cols(j, s, g, cols);
+            float *y = j->y + (int64_t)s * c->cout * c->p + g * c->mg * c->p;
+            gemm1(c->mg, c->p, c->kc, (GemmMatrix){conv_w(j, g), j->w_ld, false}, b, y, c->p,
+                  j->bias ? j->bias + g * c->mg : NULL, false, ws, NULL);
+        }
+}
+
+void conv_run(Net *net, Layer *l, const float *x, const float *w, int ch0, int nch, const float *bias, float *y)
+{
+    ConvJob j = {.net = net, .l = l, .c = conv_geom(net, l), .ch0 = ch0, .x = x, .w = w, .bias = bias, .y = y};
+    j.w_ld = j.c.kc;
+    j.cg_full = j.c.cg;
+    j.c.cg = nch;
+    j.c.kc = (int64_t)nch * l->k * l->k;
+    pool_for(net->pool, TRAIN_CHUNKS, conv_fwd_task, &j);
+}
+
+static void conv_forward(Net *net, Layer *l)
+{
+    conv_run(net, l, layer_owner(net, in_layer(net, l, 0))->y, l->weight.w, 0, in_shape(net, l, 0).c / l->groups,
+             l->bias_on ? l->bias.w : NULL, l->y);
+}
+
+static void conv_bwd_task(void *ctx, int64_t t, int thread)
+{
+    const ConvJob *j = ctx;
+    const ConvGeom *c = &j->c;
+    float *cols = (float *)thread_scratch(j->net, thread), *dcols = cols + c->kc * c->p;
+    void *ws = conv_ws(cols, c->kc, c->p);
+    float *dw = j->net->wpart + (size_t)t * j->net->wpart_per, *db = dw + c->cout * c->kc;
+    int s0, s1;
+    chunk_range(j->net, t, &s0, &s1);
+    memset(dw, 0, (size_t)(c->cout * c->kc + c->cout) * sizeof *dw);
+    for (int s = s0; s < s1; s++)
+        for (int g = 0; g < c->groups; g++) {
+            const float *dy = j->l->dy + (int64_t)s * c->cout * c->p + g * c->mg * c->p;
+            GemmMatrix cm = conv_cols(j, s, g, cols);
+            gemm1(c->mg, c->kc, c->p, (GemmMatrix){dy, c->p, false}, (GemmMatrix){cm.data, c->p, true},
+                  dw + g * c->mg * c->kc, c->kc, NULL, true, ws, NULL);
+            for (int64_t m = 0; m < c->mg; m++) {
+                float acc = 0.0f;
+                for (int64_t p = 0; p < c->p; p++)
+                    acc += dy[m * c->p + p];
+                db[g * c->mg + m] += acc;
+            }
+            if (!j->dx)
+                continue;
+            float *dxs = j->dx + (int64_t)s * c->cin * c->h * c->w + g * c->cg * c->h * c->w;
+            GemmMatrix wt = {conv_w(j, g), c->kc, true};
+            if (conv_is_1x1(c)) {
+                gemm1(c->kc, c->p, c->mg, wt, (GemmMatrix){dy, c->p, false}, dxs, c->p, NULL, j->dx_add, ws, NULL);
+                continue;
+            }
+            gemm1(c->kc, c->p, c->mg, wt, (GemmMatrix){dy, c->p, false}, dcols, c->p, NULL, false, ws, NULL);
+            if (!j->dx_add)
+                memset(dxs, 0, (size_t)(c->cg * c->h * c->w) * sizeof *dxs);
+            col2im(c, dcols, dxs);
+        }
+}
+
+/* Backward with weights w (the fake-quantized ones in QAT). */
+static void conv_backward(Net *net, Layer *l, const float *w)
+{
+    ConvJob j = {.net = net, .l = l, .c = conv_geom(net, l), .x = layer_owner(net, in_layer(net, l, 0))->y, .w = w};
+    j.w_ld = j.c.kc;
+    j.cg_full = j.c.cg;
+    if (l->need_dx)
+        j.dx = layer_grad_in(net, l, 0, &j.dx_add);
+    pool_for(net->pool, TRAIN_CHUNKS, conv_bwd_task, &j);
+    int64_t nw = (int64_t)l->cout * j.c.kc;
+    for (int t = 0; t < TRAIN_CHUNKS; t++) {
+        const float *part = net->wpart + (size_t)t * net->wpart_per;
+        for (int64_t i = 0; i < nw; i++)
+            l->weight.g[i] = t ? l->weight.g[i] + part[i] : part[i];
+        for (int m = 0; l->bias_on && m < l->cout; m++)
+            l->bias.g[m] = t ? l->bias.g[m] + part[nw + m] : part[nw + m];
+    }
+}
+
+/* ---- linear: y[B x N] = x[B x K] . W^T + b, W stored [N x K] ---- */
+
+void linear_run(Net *net, Layer *l, const float *x, const float *w, int64_t k0, int64_t k1, const float *bias,
+                float *y)
+{
+    int64_t K = tshape_size(in_shape(net, l, 0)), N = l->cout;
+    GemmArgs g = {.M = net->cur, .N = N, .K = k1 - k0, .uk = gemm_ukernel_for(net->cur), .a = {x + k0, K, false},
+                  .pack_b = gemm_pack_b_matrix, .c = y, .ldc = N, .alpha = 1.0f, .beta = 1.0f,
+                  .bias_kind = bias ? GEMM_BIAS_COL : GEMM_BIAS_NONE, .bias = bias, .act = {.kind = ACT_NONE}};
+    GemmMatrix b = {w + k0, K, true};
+    g.b_src = &b;
+    gemm_run(&g, net->scratch, net->pool);
+}
+
+static void linear_forward(Net *net, Layer *l)
+{
+    linear_run(net, l, layer_owner(net, in_layer(net, l, 0))->y, l->weight.w, 0, tshape_size(in_shape(net, l, 0)),
+               l->bias_on ? l->bias.w : NULL, l->y);
+}
+
+static void linear_backward(Net *net, Layer *l, const float *w)
+{
+    int64_t K = tshape_size(in_shape(net, l, 0)), N = l->cout, B = net->cur;
+    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
+    GemmMatrix dyt = {l->dy, N, true}, xm = {x, K, false};
+    GemmArgs g = {.M = N, .N = K, .K = B, .uk = gemm_ukernel_for(N), .a = dyt, .pack_b = gemm_pack_b_matrix,
+                  .b_src = &xm, .c = l->weight.g, .ldc = K, .alpha = 1.0f, .beta = 1.0f,
+                  .act = {.kind = ACT_NONE}};
+    gemm_run(&g, net->scratch, net->pool);
+    for (int64_t n = 0; l->bias_on && n < N; n++) {
+        float acc = 0.0f;
+        for (int64_t s = 0; s < B; s++)
+            acc += l->dy[s * N + n];
+        l->bias.g[n] = acc;
+    }
+    if (!l->need_dx)
+        return;
+    bool add;
+    float *dx = layer_grad_in(net, l, 0, &add);
+    GemmMatrix dym = {l->dy, N, false}, wm = {w, K, false};
+    GemmArgs d = {.M = B, .N = K, .K = N, .uk = gemm_ukernel_for(B), .a = dym, .pack_b = gemm_pack_b_matrix,
+                  .b_src = &wm, .c = dx, .ldc = K, .alpha = 1.0f, .beta = 1.0f, .act = {.kind = ACT_NONE},
+                  .accumulate = add};
+    gemm_run(&d, net->scratch, net->pool);
+}
+
+/* ---- batch normalization (per channel over batch and space) ---- */
+
+typedef struct BnJob {
+    Net *net;
+    Layer *l;
+    const float *x;
+    float *dx;
+    bool add;
+    int64_t hw;
+} BnJob;
+
+static bool bn_batch_stats(const Net *net) { return net->training && !net->bn_frozen; }
+
+static void bn_fwd_task(void *ctx, int64_t c, int thread)
+{
+    const BnJob *j = ctx;
+    Layer *l = j->l;
+    int C = l->out.c;
+    int64_t hw = j->hw, n = (int64_t)j->net->cur * hw;
+    float mean, inv;
+    if (bn_batch_stats(j->net)) {
+        double sum = 0, sq = 0;
+        for (int s = 0; s < j->net->cur; s++)
+            for (int64_t i = 0; i < hw; i++)
+                sum += j->x[((int64_t)s * C + c) * hw + i];
+        mean = (float)(sum / (double)n);
+        for (int s = 0; s < j->net->cur; s++)
+            for (int64_t i = 0; i < hw; i++) {
+                double dv = j->x[((int64_t)s * C + c) * hw + i] - mean;
+                sq += dv * dv;
+            }
+        float var = (float)(sq / (double)n);
+        inv = 1.0f / sqrtf(var + l->eps);
+        float unbiased = n > 1 ? (float)(sq / (double)(n - 1)) : var;
+        l->run_mean[c] = (1 - l->momentum) * l->run_mean[c] + l->momentum * mean;
+        l->run_var[c] = (1 - l->momentum) * l->run_var[c] + l->momentum * unbiased;
+    } else {
+        mean = l->run_mean[c];
+        inv = 1.0f / sqrtf(l->run_var[c] + l->eps);
+    }
+    l->stat[2 * c] = mean;
+    l->stat[2 * c + 1] = inv;
+    float gam = l->weight.w[c], bet = l->bias.w[c];
+    for (int s = 0; s < j->net->cur; s++) {
+        int64_t o = ((int64_t)s * C + c) * hw;
+        for (int64_t i = 0; i < hw; i++) {
+            float xh = (j->x[o + i] - mean) * inv;
+            l->save[o + i] = xh;
+            l->y[o + i] = gam * xh + bet;
+        }
+    }
+}
+
+static void bn_bwd_task(void *ctx, int64_t c, int thread)
+{
+    const BnJob *j = ctx;
+    Layer *l = j->l;
+    int C = l->out.c;
+    int64_t hw = j->hw, n = (int64_t)j->net->cur * hw;
+    float dg = 0, dbeta = 0;
+    for (int s = 0; s < j->net->cur; s++) {
+        int64_t o = ((int64_t)s * C + c) * hw;
+        for (int64_t i = 0; i < hw; i++) {
+            dg += l->dy[o + i] * l->save[o + i];
+            dbeta += l->dy[o + i];
+        }
+    }
+    l->weight.g[c] = dg;
+    l->bias.g[c] = dbeta;
+    if (!j->dx)
+        return;
+    float k = l->weight.w[c] * l->stat[2 * c + 1];
+    bool batch = bn_batch_stats(j->net);
+    for (int s = 0; s < j->net->cur; s++) {
+        int64_t o = ((int64_t)s * C + c) * hw;
+        for (int64_t i = 0; i < hw; i++) {
+            /* with batch statistics the mean and variance depend on x too */
+            float g = batch ? k * (l->dy[o + i] - (dbeta + l->save[o + i] * dg) / (float)n) : k * l->dy[o + i];
+            j->dx[o + i] = j->add ? j->dx[o + i] + g : g;
+        }
+    }
+}
+
+static void bn_forward(Net *net, Layer *l)
+{
+    BnJob j = {net, l, layer_owner(net, in_layer(net, l, 0))->y, NULL, false, (int64_t)l->out.h * l->out.w};
+    pool_for(net->pool, l->out.c, bn_fwd_task, &j);
+}
+
+static void bn_backward(Net *net, Layer *l)
+{
+    BnJob j = {net, l, NULL, NULL, false, (int64_t)l->out.h * l->out.w};
+    if (l->need_dx)
+        j.dx = layer_grad_in(net, l, 0, &j.add);
+    pool_for(net->pool, l->out.c, bn_bwd_task, &j);
+}
+
+/* ---- activations ---- */
+
+static float act_f(TrainAct a, float x, float alpha)
+{
+    switch (a) {
+    case TACT_RELU: return x > 0 ? x : 0;
+    case TACT_RELU6: return x < 0 ? 0 : x > 6 ? 6 : x;
+    case TACT_LEAKY: return x > 0 ? x : alpha * x;
+    case TACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case TACT_TANH: return tanhf(x);
+    case TACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678f));
+    }
+    return x;
+}
+
+/* d act / dx at x (y = act(x)). */
+static float act_df(TrainAct a, float x, float y, float alpha)
+{
+    switch (a) {
+    case TACT_RELU: return x > 0 ? 1.0f : 0.0f;
+    case TACT_RELU6: return x > 0 && x < 6 ? 1.0f : 0.0f;
+    case TACT_LEAKY: return x > 0 ? 1.0f : alpha;
+    case TACT_SIGMOID: return y * (1 - y);
+    case TACT_TANH: return 1 - y * y;
+    case TACT_GELU: return 0.5f * (1.0f + erff(x * 0.70710678f)) + x * 0.39894228f * expf(-0.5f * x * x);
+    }
+    return 1.0f;
+}
+
+static void act_forward(Net *net, Layer *l)
+{
+    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
+    int64_t n = net->cur * tshape_size(l->out);
+    for (int64_t i = 0; i < n; i++)
+        l->y[i] = act_f(l->act, x[i], l->alpha);
+}
+
+static void act_backward(Net *net, Layer *l)
+{
+    if (!l->need_dx)
+        return;
+    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
+    bool add;
+    float *dx = layer_grad_in(net, l, 0, &add);
+    int64_t n = net->cur * tshape_size(l->out);
+    for (int64_t i = 0; i < n; i++) {
+        float g = l->dy[i] * act_df(l->act, x[i], l->y[i], l->alpha);
+        dx[i] = add ? dx[i] + g : g;
+    }
+}
+
+/* ---- pooling ---- */
+
+static void maxpool_forward(Net *net, Layer *l)
+{
+    TShape xs = in_shape(net, l, 0);
+    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
+    int64_t planes = (int64_t)net->cur * xs.c, po = (int64_t)l->out.h * l->out.w;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * xs.h * xs.w;
+        for (int oy = 0; oy < l->out.h; oy++)
+            for (int ox = 0; ox < l->out.w; ox++) {
+                float best = -INFINITY;
+                int32_t at = -1;
+                for (int ky = 0; ky < l->k; ky++)
+                    for (int kx = 0; kx < l->k; kx++) {
+                        int iy = oy * l->stride - l->pad + ky, ix = ox * l->stride - l->pad + kx;
+                        if (iy < 0 || iy >= xs.h || ix < 0 || ix >= xs.w)
+                            continue;
+                        float v = xp[iy * xs.w + ix];
+                        if (at < 0 || v > best) {
+                            best = v;
+                            at = iy * xs.w + ix;
+                        }
+                    }
+                l->y[pl * po + oy * l->out.w + ox] = best;
+                l->argmax[pl * po + oy * l->out.w + ox] = at;
+            }
+    }
+}
+
+static void maxpool_backward(Net *net, Layer *l)
+{
+    if (!l->need_dx)
+        return;
+    TShape xs = in_shape(net, l, 0);
+    bool add;
+    float *dx = layer_grad_in(net, l, 0, &add);
+    int64_t planes = (int64_t)net->cur * xs.c, po = (int64_t)l->out.h * l->out.w, pi = (int64_t)xs.h * xs.w;
+    if (!add)
+        memset(dx, 0, (size_t)(planes * pi) * sizeof *dx);
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t o = 0; o < po; o++)
+            if (l->argmax[pl * po + o] >= 0)
+                dx[pl * pi + l->argmax[pl * po + o]] += l->dy[pl * po + o];
+}
+
+/* AvgPool (padding not counted) and the global average (a window of the whole plane). */
+static void avgpool_pass(Net *net, Layer *l, bool backward)
+{
+    TShape xs = in_shape(net, l, 0);
+    bool gap = l->kind == LAYER_GAP, add = false;
+    int k = gap ? xs.h : l->k, kw = gap ? xs.w : l->k, stride = gap ? 1 : l->stride, pad = gap ? 0 : l->pad;
+    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
+    float *dx = NULL;
+    int64_t planes = (int64_t)net->cur * xs.c, po = (int64_t)l->out.h * l->out.w, pi = (int64_t)xs.h * xs.w;
+    if (backward) {
+        if (!l->need_dx)
+            return;
+        dx = layer_grad_in(net, l, 0, &add);
+        if (!add)
+            memset(dx, 0, (size_t)(planes * pi) * sizeof *dx);
+    }
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int oy = 0; oy < l->out.h; oy++)
+            for (int ox = 0; ox < l->out.w; ox++) {
+                int y0 = oy * stride - pad, x0 = ox * stride - pad;
+                int ya = y0 < 0 ? 0 : y0, xa = x0 < 0 ? 0 : x0;
+                int yb = y0 + k > xs.h ? xs.h : y0 + k, xb = x0 + kw > xs.w ? xs.w : x0 + kw;
+                float inv = 1.0f / (float)((yb - ya) * (xb - xa));
+                int64_t o = pl * po + oy * l->out.w + ox;
+                if (backward) {
+                    float g = l->dy[o] * inv;
+                    for (int iy = ya; iy < yb; iy++)
+                        for (int ix = xa; ix < xb; ix++)
+                            dx[pl * pi + iy * xs.w + ix] += g;
+                    continue;
+                }
+                float acc = 0;
+                for (int iy = ya; iy < yb; iy++)
+                    for (int ix = xa; ix < xb; ix++)
+                        acc += x[pl * pi + iy * xs.w + ix];
+                l->y[o] = acc * inv;
+            }
+}
+
+/* ---- dropout: a mask from a hash of (seed, step, layer, element), so it does not depend
+ * on the thread count ---- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void dropout_forward(Net *net, Layer *l)
+{
+    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
+    int64_t n = net->cur * tshape_size(l->out);
+    bool on = net->training && !net->qat && l->alpha > 0;
+    float keep = 1.0f - l->alpha;
+    uint64_t base = mix64(net->seed ^ mix64(net->step * 131 + (uint64_t)(l - net->layers)));
+    for (int64_t i = 0; i < n; i++) {
+        float m = 1.0f;
+        if (on)
+            m = (float)(mix64(base + (uint64_t)i) >> 40) * (1.0f / 16777216.0f) < keep ? 1.0f / keep : 0.0f;
+        l->save[i] = m;
+        l->y[i] = x[i] * m;
+    }
+}
+
+/* ---- elementwise backward shared by dropout, flatten, add and concat ---- */
+
+/* dx[i] (+)= dy[i] * (mask ? mask[i] : 1) over n values. */
+static void grad_copy(float *dx, bool add, const float *dy, const float *mask, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = mask ? dy[i] * mask[i] : dy[i];
+        dx[i] = add ? dx[i] + g : g;
+    }
+}
+
+static void pass_backward(Net *net, Layer *l, const float *mask)
+{
+    if (!l->need_dx)
+        return;
+    bool add;
+    float *dx = layer_grad_in(net, l, 0, &add);
+    grad_copy(dx, add, l->dy, mask, net->cur * tshape_size(l->out));
+}
+
+static void add_forward(Net *net, Layer *l)
+{
+    const float *a = layer_owner(net, in_layer(net, l, 0))->y, *b = layer_owner(net, in_layer(net, l, 1))->y;
+    int64_t n = net->cur * tshape_size(l->out);
+    for (int64_t i = 0; i < n; i++)
+        l->y[i] = a[i] + b[i];
+}
+
+static void add_backward(Net *net, Layer *l)
+{
+    for (int i = 0; i < 2 && l->need_dx; i++) {
+        bool add;
+        float *dx = layer_grad_in(net, l, i, &add);
+        grad_copy(dx, add, l->dy, NULL, net->cur * tshape_size(l->out));
+    }
+}
+
+/* Concatenation along channels: sample s is [a_s, b_s]. */
+static void concat_pass(Net *net, Layer *l, bool backward)
+{
+    int64_t out = tshape_size(l->out);
+    for (int i = 0, off = 0; i < 2; i++) {
+        int64_t part = tshape_size(in_shape(net, l, i));
+        if (backward && l->need_dx) {
+            bool add;
+            float *dx = layer_grad_in(net, l, i, &add);
+            for (int s = 0; s < net->cur; s++)
+                grad_copy(dx + s * part, add, l->dy + s * out + off, NULL, part);
+        } else if (!backward) {
+            const float *x = layer_owner(net, in_layer(net, l, i))->y;
+            for (int s = 0; s < net->cur; s++)
+                memcpy(l->y + s * out + off, x + s * part, (size_t)part * sizeof *x);
+        }
+        off += (int)part;
+    }
+}
+
+/* ---- dispatch ---- */
+
+void layer_forward(Net *net, Layer *l)
+{
+    if (!l->own_y)
+        return;
+    bool integer = net->qat && l->q.integer;
+    switch (l->kind) {
+    case LAYER_CONV:
+    case LAYER_LINEAR:
+        if (integer)
+            qat_forward_integer(net, l);
+        else if (l->kind == LAYER_CONV)
+            conv_forward(net, l);
+        else
+            linear_forward(net, l);
+        break;
+    case LAYER_BN: bn_forward(net, l); break;
+    case LAYER_ACT: act_forward(net, l); break;
+    case LAYER_MAXPOOL: maxpool_forward(net, l); break;
+    case LAYER_AVGPOOL:
+    case LAYER_GAP: avgpool_pass(net, l, false); break;
+    case LAYER_FLATTEN:
+        memcpy(l->y, layer_owner(net, in_layer(net, l, 0))->y, (size_t)(net->cur * tshape_size(l->out)) * sizeof *l->y);
+        break;
+    case LAYER_DROPOUT: dropout_forward(net, l); break;
+    case LAYER_ADD: add_forward(net, l); break;
+    case LAYER_CONCAT: concat_pass(net, l, false); break;
+    case LAYER_INPUT:
+    case LAYER_IDENTITY: break;
+    }
+    if (net->qat && !integer)
+        qat_output(net, l);
+}
+
+void layer_backward(Net *net, Layer *l)
+{
+    if (!l->own_y || !l->dy_set)
+        return; /* nothing flows back through it */
+    if (net->qat)
+        qat_backward_mask(net, l);
+    const float *w = net->qat && l->q.integer ? l->q.w_fq : l->weight.w;
+    switch (l->kind) {
+    case LAYER_CONV: conv_backward(net, l, w); break;
+    case LAYER_LINEAR: linear_backward(net, l, w); break;
+    case LAYER_BN: bn_backward(net, l); break;
+    case LAYER_ACT: act_backward(net, l); break;
+    case LAYER_MAXPOOL: maxpool_backward(net, l); break;
+    case LAYER_AVGPOOL:
+    case LAYER_GAP: avgpool_pass(net, l, true); break;
+    case LAYER_FLATTEN: pass_backward(net, l, NULL); break;
+    case LAYER_DROPOUT: pass_backward(net, l, l->save); break;
+    case LAYER_ADD: add_backward(net, l); break;
+    case LAYER_CONCAT: concat_pass(net, l, true); break;
+    case LAYER_INPUT:
+    case LAYER_IDENTITY: break;
+    }
+}
