@@ -80,6 +80,16 @@ static ConvGeom conv_geom(Net *net, const Layer *l)
 
 static bool conv_is_1x1(const ConvGeom *c) { return c->k == 1 && c->stride == 1 && c->pad == 0; }
 
+/* The output columns [ox0, ox1) whose input column ox * stride - pad + kx lies inside. */
+static void valid_cols(const ConvGeom *c, int kx, int *ox0, int *ox1)
+{
+    int lo = c->pad - kx, hi = c->w + c->pad - kx; /* ox * stride in [lo, hi) */
+    *ox0 = lo <= 0 ? 0 : (lo + c->stride - 1) / c->stride;
+    *ox1 = hi <= 0 ? 0 : (hi + c->stride - 1) / c->stride;
+    *ox1 = *ox1 < c->wo ? *ox1 : c->wo;
+    *ox0 = *ox0 < *ox1 ? *ox0 : *ox1;
+}
+
 /* cols[(ci*k + ky)*k + kx][oy*wo + ox] = x[ci][oy*s - pad + ky][ox*s - pad + kx] (0 outside). */
 static void im2col(const ConvGeom *c, const float *x, float *cols)
 {
@@ -87,18 +97,23 @@ static void im2col(const ConvGeom *c, const float *x, float *cols)
         for (int ky = 0; ky < c->k; ky++)
             for (int kx = 0; kx < c->k; kx++) {
                 float *row = cols + ((ci * c->k + ky) * c->k + kx) * c->p;
+                int ox0, ox1;
+                valid_cols(c, kx, &ox0, &ox1);
                 for (int oy = 0; oy < c->ho; oy++) {
                     int iy = oy * c->stride - c->pad + ky;
                     float *dst = row + oy * c->wo;
-                    if (iy < 0 || iy >= c->h) {
+                    if (iy < 0 || iy >= c->h || ox0 == ox1) {
                         memset(dst, 0, (size_t)c->wo * sizeof *dst);
                         continue;
                     }
-                    const float *src = x + ((int64_t)ci * c->h + iy) * c->w;
-                    for (int ox = 0; ox < c->wo; ox++) {
-                        int ix = ox * c->stride - c->pad + kx;
-                        dst[ox] = ix >= 0 && ix < c->w ? src[ix] : 0.0f;
-                    }
+                    const float *src = x + ((int64_t)ci * c->h + iy) * c->w + kx - c->pad;
+                    memset(dst, 0, (size_t)ox0 * sizeof *dst);
+                    if (c->stride == 1)
+                        memcpy(dst + ox0, src + ox0, (size_t)(ox1 - ox0) * sizeof *dst);
+                    else
+                        for (int ox = ox0; ox < ox1; ox++)
+                            dst[ox] = src[ox * c->stride];
+                    memset(dst + ox1, 0, (size_t)(c->wo - ox1) * sizeof *dst);
                 }
             }
 }
@@ -110,17 +125,16 @@ static void col2im(const ConvGeom *c, const float *cols, float *dx)
         for (int ky = 0; ky < c->k; ky++)
             for (int kx = 0; kx < c->k; kx++) {
                 const float *row = cols + ((ci * c->k + ky) * c->k + kx) * c->p;
+                int ox0, ox1;
+                valid_cols(c, kx, &ox0, &ox1);
                 for (int oy = 0; oy < c->ho; oy++) {
                     int iy = oy * c->stride - c->pad + ky;
                     if (iy < 0 || iy >= c->h)
                         continue;
-                    float *dst = dx + ((int64_t)ci * c->h + iy) * c->w;
+                    float *dst = dx + ((int64_t)ci * c->h + iy) * c->w + kx - c->pad;
                     const float *src = row + oy * c->wo;
-                    for (int ox = 0; ox < c->wo; ox++) {
-                        int ix = ox * c->stride - c->pad + kx;
-                        if (ix >= 0 && ix < c->w)
-                            dst[ix] += src[ox];
-                    }
+                    for (int ox = ox0; ox < ox1; ox++)
+                        dst[ox * c->stride] += src[ox];
                 }
             }
 }
@@ -299,42 +313,74 @@ typedef struct BnJob {
 
 static bool bn_batch_stats(const Net *net) { return net->training && !net->bn_frozen; }
 
+/* Sums of a plane in 8 lanes (vectorizable, and the same grouping every time). */
+static void plane_sums(const float *restrict x, const float *restrict g, int64_t n, float mean, float *sum,
+                       float *sum2)
+{
+    float a[8] = {0}, b[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            float v = x[i + t] - mean;
+            a[t] += g ? g[i + t] : v;
+            b[t] += g ? g[i + t] * x[i + t] : v * v;
+        }
+    for (; i < n; i++) {
+        float v = x[i] - mean;
+        a[0] += g ? g[i] : v;
+        b[0] += g ? g[i] * x[i] : v * v;
+    }
+    *sum = *sum2 = 0;
+    for (int t = 0; t < 8; t++)
+        *sum += a[t], *sum2 += b[t];
+}
+
+/* Channel c's mean and variance over the batch (planes summed in double). */
+static void bn_batch_moments(const BnJob *j, int c, float *mean, float *var)
+{
+    Layer *l = j->l;
+    int64_t hw = j->hw, n = (int64_t)j->net->cur * hw, C = l->out.c;
+    double sum = 0, sq = 0;
+    float s, s2;
+    for (int smp = 0; smp < j->net->cur; smp++) {
+        plane_sums(j->x + ((int64_t)smp * C + c) * hw, NULL, hw, 0.0f, &s, &s2);
+        sum += s;
+    }
+    *mean = (float)(sum / (double)n);
+    for (int smp = 0; smp < j->net->cur; smp++) {
+        plane_sums(j->x + ((int64_t)smp * C + c) * hw, NULL, hw, *mean, &s, &s2);
+        sq += s2;
+    }
+    *var = (float)(sq / (double)n);
+    float unbiased = n > 1 ? (float)(sq / (double)(n - 1)) : *var;
+    l->run_mean[c] = (1 - l->momentum) * l->run_mean[c] + l->momentum * *mean;
+    l->run_var[c] = (1 - l->momentum) * l->run_var[c] + l->momentum * unbiased;
+}
+
 static void bn_fwd_task(void *ctx, int64_t c, int thread)
 {
     const BnJob *j = ctx;
     Layer *l = j->l;
     int C = l->out.c;
-    int64_t hw = j->hw, n = (int64_t)j->net->cur * hw;
-    float mean, inv;
+    int64_t hw = j->hw;
+    float mean, var;
     if (bn_batch_stats(j->net)) {
-        double sum = 0, sq = 0;
-        for (int s = 0; s < j->net->cur; s++)
-            for (int64_t i = 0; i < hw; i++)
-                sum += j->x[((int64_t)s * C + c) * hw + i];
-        mean = (float)(sum / (double)n);
-        for (int s = 0; s < j->net->cur; s++)
-            for (int64_t i = 0; i < hw; i++) {
-                double dv = j->x[((int64_t)s * C + c) * hw + i] - mean;
-                sq += dv * dv;
-            }
-        float var = (float)(sq / (double)n);
-        inv = 1.0f / sqrtf(var + l->eps);
-        float unbiased = n > 1 ? (float)(sq / (double)(n - 1)) : var;
-        l->run_mean[c] = (1 - l->momentum) * l->run_mean[c] + l->momentum * mean;
-        l->run_var[c] = (1 - l->momentum) * l->run_var[c] + l->momentum * unbiased;
+        bn_batch_moments(j, (int)c, &mean, &var);
     } else {
         mean = l->run_mean[c];
-        inv = 1.0f / sqrtf(l->run_var[c] + l->eps);
+        var = l->run_var[c];
     }
+    float inv = 1.0f / sqrtf(var + l->eps);
     l->stat[2 * c] = mean;
     l->stat[2 * c + 1] = inv;
     float gam = l->weight.w[c], bet = l->bias.w[c];
     for (int s = 0; s < j->net->cur; s++) {
         int64_t o = ((int64_t)s * C + c) * hw;
+        const float *restrict x = j->x + o;
+        float *restrict xh = l->save + o, *restrict y = l->y + o;
         for (int64_t i = 0; i < hw; i++) {
-            float xh = (j->x[o + i] - mean) * inv;
-            l->save[o + i] = xh;
-            l->y[o + i] = gam * xh + bet;
+            xh[i] = (x[i] - mean) * inv;
+            y[i] = gam * xh[i] + bet;
         }
     }
 }
@@ -345,27 +391,32 @@ static void bn_bwd_task(void *ctx, int64_t c, int thread)
     Layer *l = j->l;
     int C = l->out.c;
     int64_t hw = j->hw, n = (int64_t)j->net->cur * hw;
-    float dg = 0, dbeta = 0;
+    double dg_sum = 0, db_sum = 0;
     for (int s = 0; s < j->net->cur; s++) {
         int64_t o = ((int64_t)s * C + c) * hw;
-        for (int64_t i = 0; i < hw; i++) {
-            dg += l->dy[o + i] * l->save[o + i];
-            dbeta += l->dy[o + i];
-        }
+        float sb, sg;
+        plane_sums(l->save + o, l->dy + o, hw, 0.0f, &sb, &sg);
+        db_sum += sb, dg_sum += sg;
     }
+    float dg = (float)dg_sum, dbeta = (float)db_sum;
     l->weight.g[c] = dg;
     l->bias.g[c] = dbeta;
     if (!j->dx)
         return;
     float k = l->weight.w[c] * l->stat[2 * c + 1];
+    /* with batch statistics the mean and variance depend on x too */
     bool batch = bn_batch_stats(j->net);
+    float mb = batch ? dbeta / (float)n : 0.0f, mg = batch ? dg / (float)n : 0.0f;
     for (int s = 0; s < j->net->cur; s++) {
         int64_t o = ((int64_t)s * C + c) * hw;
-        for (int64_t i = 0; i < hw; i++) {
-            /* with batch statistics the mean and variance depend on x too */
-            float g = batch ? k * (l->dy[o + i] - (dbeta + l->save[o + i] * dg) / (float)n) : k * l->dy[o + i];
-            j->dx[o + i] = j->add ? j->dx[o + i] + g : g;
-        }
+        const float *restrict dy = l->dy + o, *restrict xh = l->save + o;
+        float *restrict dx = j->dx + o;
+        if (j->add)
+            for (int64_t i = 0; i < hw; i++)
+                dx[i] += k * (dy[i] - mb - xh[i] * mg);
+        else
+            for (int64_t i = 0; i < hw; i++)
+                dx[i] = k * (dy[i] - mb - xh[i] * mg);
     }
 }
 
@@ -412,72 +463,151 @@ static float act_df(TrainAct a, float x, float y, float alpha)
     return 1.0f;
 }
 
+typedef struct EltJob {
+    Net *net;
+    Layer *l;
+    const float *x;
+    float *dx;
+    bool add;
+    int64_t per_sample;
+} EltJob;
+
+/* The element range of chunk t. */
+static void elt_range(const EltJob *j, int64_t t, int64_t *i0, int64_t *i1)
+{
+    int s0, s1;
+    chunk_range(j->net, t, &s0, &s1);
+    *i0 = s0 * j->per_sample, *i1 = s1 * j->per_sample;
+}
+
+static void act_fwd_task(void *ctx, int64_t t, int thread)
+{
+    const EltJob *j = ctx;
+    const Layer *l = j->l;
+    int64_t i0, i1;
+    elt_range(j, t, &i0, &i1);
+    float *restrict y = l->y;
+    const float *restrict x = j->x;
+    if (l->act == TACT_RELU) { /* the common case, in a loop compilers vectorize */
+        for (int64_t i = i0; i < i1; i++)
+            y[i] = x[i] > 0 ? x[i] : 0;
+        return;
+    }
+    for (int64_t i = i0; i < i1; i++)
+        y[i] = act_f(l->act, x[i], l->alpha);
+}
+
+static void act_bwd_task(void *ctx, int64_t t, int thread)
+{
+    const EltJob *j = ctx;
+    const Layer *l = j->l;
+    int64_t i0, i1;
+    elt_range(j, t, &i0, &i1);
+    const float *restrict x = j->x, *restrict dy = l->dy;
+    float *restrict dx = j->dx;
+    if (l->act == TACT_RELU && !j->add) {
+        for (int64_t i = i0; i < i1; i++)
+            dx[i] = x[i] > 0 ? dy[i] : 0;
+        return;
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        float g = dy[i] * act_df(l->act, x[i], l->y[i], l->alpha);
+        dx[i] = j->add ? dx[i] + g : g;
+    }
+}
+
 static void act_forward(Net *net, Layer *l)
 {
-    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
-    int64_t n = net->cur * tshape_size(l->out);
-    for (int64_t i = 0; i < n; i++)
-        l->y[i] = act_f(l->act, x[i], l->alpha);
+    EltJob j = {net, l, layer_owner(net, in_layer(net, l, 0))->y, NULL, false, tshape_size(l->out)};
+    pool_for(net->pool, TRAIN_CHUNKS, act_fwd_task, &j);
 }
 
 static void act_backward(Net *net, Layer *l)
 {
     if (!l->need_dx)
         return;
-    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
-    bool add;
-    float *dx = layer_grad_in(net, l, 0, &add);
-    int64_t n = net->cur * tshape_size(l->out);
-    for (int64_t i = 0; i < n; i++) {
-        float g = l->dy[i] * act_df(l->act, x[i], l->y[i], l->alpha);
-        dx[i] = add ? dx[i] + g : g;
-    }
+    EltJob j = {net, l, layer_owner(net, in_layer(net, l, 0))->y, NULL, false, tshape_size(l->out)};
+    j.dx = layer_grad_in(net, l, 0, &j.add);
+    pool_for(net->pool, TRAIN_CHUNKS, act_bwd_task, &j);
 }
 
 /* ---- pooling ---- */
 
-static void maxpool_forward(Net *net, Layer *l)
+/* The window of one output: the first largest value's index in the plane. */
+static int32_t pool_argmax(const float *xp, TShape xs, const Layer *l, int oy, int ox)
 {
-    TShape xs = in_shape(net, l, 0);
-    const float *x = layer_owner(net, in_layer(net, l, 0))->y;
-    int64_t planes = (int64_t)net->cur * xs.c, po = (int64_t)l->out.h * l->out.w;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * xs.h * xs.w;
+    int32_t at = -1;
+    float best = -INFINITY;
+    for (int ky = 0; ky < l->k; ky++)
+        for (int kx = 0; kx < l->k; kx++) {
+            int iy = oy * l->stride - l->pad + ky, ix = ox * l->stride - l->pad + kx;
+            if (iy < 0 || iy >= xs.h || ix < 0 || ix >= xs.w)
+                continue;
+            float v = xp[iy * xs.w + ix];
+            if (at < 0 || v > best)
+                best = v, at = iy * xs.w + ix;
+        }
+    return at;
+}
+
+static void maxpool_fwd_task(void *ctx, int64_t t, int thread)
+{
+    const EltJob *j = ctx;
+    const Layer *l = j->l;
+    TShape xs = in_shape(j->net, l, 0);
+    int s0, s1;
+    chunk_range(j->net, t, &s0, &s1);
+    int64_t po = (int64_t)l->out.h * l->out.w, pi = (int64_t)xs.h * xs.w;
+    bool k2 = l->k == 2 && l->stride == 2 && l->pad == 0;
+    for (int64_t pl = (int64_t)s0 * xs.c; pl < (int64_t)s1 * xs.c; pl++) {
+        const float *xp = j->x + pl * pi;
+        float *y = l->y + pl * po;
+        int32_t *am = l->argmax + pl * po;
         for (int oy = 0; oy < l->out.h; oy++)
             for (int ox = 0; ox < l->out.w; ox++) {
-                float best = -INFINITY;
-                int32_t at = -1;
-                for (int ky = 0; ky < l->k; ky++)
-                    for (int kx = 0; kx < l->k; kx++) {
-                        int iy = oy * l->stride - l->pad + ky, ix = ox * l->stride - l->pad + kx;
-                        if (iy < 0 || iy >= xs.h || ix < 0 || ix >= xs.w)
-                            continue;
-                        float v = xp[iy * xs.w + ix];
-                        if (at < 0 || v > best) {
-                            best = v;
-                            at = iy * xs.w + ix;
-                        }
-                    }
-                l->y[pl * po + oy * l->out.w + ox] = best;
-                l->argmax[pl * po + oy * l->out.w + ox] = at;
+                int32_t at;
+                if (k2) { /* 2x2 stride 2, always inside */
+                    int32_t a = 2 * oy * xs.w + 2 * ox, b = a + 1, c = a + xs.w, d = c + 1;
+                    int32_t ab = xp[b] > xp[a] ? b : a, cd = xp[d] > xp[c] ? d : c;
+                    at = xp[cd] > xp[ab] ? cd : ab;
+                } else {
+                    at = pool_argmax(xp, xs, l, oy, ox);
+                }
+                y[oy * l->out.w + ox] = at >= 0 ? xp[at] : -INFINITY;
+                am[oy * l->out.w + ox] = at;
             }
     }
+}
+
+static void maxpool_bwd_task(void *ctx, int64_t t, int thread)
+{
+    const EltJob *j = ctx;
+    const Layer *l = j->l;
+    TShape xs = in_shape(j->net, l, 0);
+    int s0, s1;
+    chunk_range(j->net, t, &s0, &s1);
+    int64_t po = (int64_t)l->out.h * l->out.w, pi = (int64_t)xs.h * xs.w;
+    if (!j->add)
+        memset(j->dx + (int64_t)s0 * xs.c * pi, 0, (size_t)((int64_t)(s1 - s0) * xs.c * pi) * sizeof(float));
+    for (int64_t pl = (int64_t)s0 * xs.c; pl < (int64_t)s1 * xs.c; pl++)
+        for (int64_t o = 0; o < po; o++)
+            if (l->argmax[pl * po + o] >= 0)
+                j->dx[pl * pi + l->argmax[pl * po + o]] += l->dy[pl * po + o];
+}
+
+static void maxpool_forward(Net *net, Layer *l)
+{
+    EltJob j = {net, l, layer_owner(net, in_layer(net, l, 0))->y, NULL, false, 0};
+    pool_for(net->pool, TRAIN_CHUNKS, maxpool_fwd_task, &j);
 }
 
 static void maxpool_backward(Net *net, Layer *l)
 {
     if (!l->need_dx)
         return;
-    TShape xs = in_shape(net, l, 0);
-    bool add;
-    float *dx = layer_grad_in(net, l, 0, &add);
-    int64_t planes = (int64_t)net->cur * xs.c, po = (int64_t)l->out.h * l->out.w, pi = (int64_t)xs.h * xs.w;
-    if (!add)
-        memset(dx, 0, (size_t)(planes * pi) * sizeof *dx);
-    for (int64_t pl = 0; pl < planes; pl++)
-        for (int64_t o = 0; o < po; o++)
-            if (l->argmax[pl * po + o] >= 0)
-                dx[pl * pi + l->argmax[pl * po + o]] += l->dy[pl * po + o];
+    EltJob j = {net, l, NULL, NULL, false, 0};
+    j.dx = layer_grad_in(net, l, 0, &j.add);
+    pool_for(net->pool, TRAIN_CHUNKS, maxpool_bwd_task, &j);
 }
 
 /* AvgPool (padding not counted) and the global average (a window of the whole plane). */
