@@ -320,7 +320,7 @@ static crun_status quant_phase(Run *run, TrainResult *r, Diag *d)
         EpochStats es;
         Phase ph = {"qat", e, c->qat_epochs, total, (int64_t)(c->qat_freeze * (float)total)};
         Optim o = run->optim;
-        o.sched = SCHED_CONST; /* the QAT epochs fine-tune at one rate */
+        o.sched = SCHED_COSINE; /* fine-tuning from lr, annealed to 0 over the QAT steps */
         o.lr = lr;
         train_epoch(&run->net, &o, c, &run->train, &run->b, &ph, lr, &es);
         run->optim.t = o.t;

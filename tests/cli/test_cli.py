@@ -377,6 +377,89 @@ def test_conformance_runner():
     one_line_error(*crun("test", os.path.join(TMP, "nowhere")), 2, "nowhere", "test on a missing folder")
 
 
+def squares_data(n, rng):
+    """8x8 images with a bright 3x3 square in one of three places (the class) plus noise."""
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 0.15, (n, 1, 8, 8)).astype(np.float32)
+    for i, c in enumerate(y):
+        r, col = [(0, 0), (4, 1), (2, 5)][c]
+        x[i, 0, r:r + 3, col:col + 3] += 1.0
+    return x, y.astype(np.int64)
+
+
+TRAIN_SPEC = """# a tiny CNN
+input 1 8 8
+conv 4 3 pad=1
+bn
+relu
+maxpool 2
+flatten
+linear 3
+"""
+
+
+def result_line(out):
+    lines = [l for l in out.splitlines() if l.startswith("result: ")]
+    return dict(kv.split("=") for kv in lines[-1][8:].split()) if lines else {}
+
+
+def test_train():
+    rng = np.random.default_rng(8)
+    files = {}
+    for part, n in (("train", 600), ("test", 150)):
+        x, y = squares_data(n, rng)
+        for k, v in (("x", x), ("y", y)):
+            files[part + k] = os.path.join(TMP, "%s_%s.npy" % (part, k))
+            np.save(files[part + k], v)
+    spec = os.path.join(TMP, "tiny.spec")
+    with open(spec, "w") as f:
+        f.write(TRAIN_SPEC)
+    data = ["--train-npy", files["trainx"], files["trainy"], "--test-npy", files["testx"], files["testy"]]
+    fp, q8 = os.path.join(TMP, "tiny.onnx"), os.path.join(TMP, "tiny.int8.onnx")
+    rc, out, err = crun("train", spec, *data, "--epochs", 3, "--lr", 0.05, "--qat", 1, "--ptq", 4,
+                        "--export", fp, "--export-int8", q8, "--check", "--threads", 2)
+    r = result_line(out)
+    check(rc == 0 and r, "crun train runs: " + err)
+    if not r:
+        return
+    check(float(r["fp32_acc"]) >= 0.9 and float(r["qat_int8_acc"]) >= 0.9 and float(r["ptq_int8_acc"]) >= 0.8,
+          "the tiny CNN learns the squares: " + out)
+    check(r["agree"] == "150/150" and r["max_step"] == "0", "crun runs the int8 export as trained: " + out)
+    check(out.count("float epoch") == 3 and "qat int8 epoch 1/1" in out, "one line per epoch: " + out)
+    for path in (fp, q8):
+        onnx.checker.check_model(onnx.load(path))
+    ops = [n.op_type for n in onnx.load(q8).graph.node]
+    check(ops.count("QuantizeLinear") >= 3 and "BatchNormalization" not in ops,
+          "the int8 export is QDQ with BatchNorm folded: %r" % ops)
+    check("BatchNormalization" in [n.op_type for n in onnx.load(fp).graph.node], "the float export keeps BatchNorm")
+    rc, o, err = crun("profile", q8, "--runs", 1)
+    check(rc == 0 and "QLinearConv+Relu" in o and "QLinearMatMul" in o, "the int8 export runs in integers: " + o)
+    # a resumed run ends where an uninterrupted one does
+    ck = os.path.join(TMP, "tiny.ckpt")
+    base = [*data, "--lr", 0.05, "--seed", 3]
+    rc1, full, err1 = crun("train", spec, *base, "--epochs", 2)
+    rc2, _, err2 = crun("train", spec, *base, "--epochs", 1, "--checkpoint", ck)
+    rc3, resumed, err3 = crun("train", "--resume", ck, *base, "--epochs", 2)
+    check(rc1 == 0 and rc2 == 0 and rc3 == 0 and result_line(full)["fp32_acc"] == result_line(resumed)["fp32_acc"]
+          and "float epoch 2/2" in resumed and "float epoch 1/2" not in resumed,
+          "resume continues the run: %s | %s | %s" % (err1, err2, err3))
+    # bad input: exit 2 and one line naming the problem
+    one_line_error(*crun("train", os.path.join(TMP, "nospec.txt"), *data), 2, "nospec.txt", "train: missing spec")
+    bad = os.path.join(TMP, "bad.spec")
+    with open(bad, "w") as f:
+        f.write("input 1 8 8\nconvolution 4 3\n")
+    one_line_error(*crun("train", bad, *data), 2, "line 2: unknown layer 'convolution'", "train: bad spec")
+    with open(bad, "w") as f:
+        f.write("input 3 8 8\nconv 4 3\nflatten\nlinear 3\n")
+    one_line_error(*crun("train", bad, *data), 2, "the spec's input is 3x8x8", "train: data of another shape")
+    one_line_error(*crun("train", spec, *data, "--check"), 2, "--export-int8", "train: --check alone")
+    one_line_error(*crun("train", spec, *data, "--optim", "lion"), 2, "--optim", "train: unknown optimizer")
+    one_line_error(*crun("train", spec, "--train-npy", files["trainx"], os.path.join(TMP, "no.npy")), 2, "no.npy",
+                   "train: missing labels")
+    one_line_error(*crun("train", "--resume", spec, *data), 2, "not a crun training checkpoint",
+                   "train: resume from a file that is no checkpoint")
+
+
 def main():
     global CRUN, TMP
     CRUN = sys.argv[sys.argv.index("--crun") + 1]

@@ -3,6 +3,7 @@
 The tests make their reference outputs themselves in the same run (PyTorch for exported
 torch models, ONNX Runtime from npm for third-party models) and compare crun's outputs to
 them with a tolerance that scales with the outputs' magnitude."""
+import gzip
 import json
 import os
 import subprocess
@@ -12,6 +13,18 @@ import tempfile
 import numpy as np
 
 RTOL, ATOL = 1e-4, 1e-5
+
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+def fashion_mnist(name):
+    """One of Debian's Fashion-MNIST IDX files (gzip'd) as a uint8 array."""
+    with gzip.open(os.path.join(FASHION_MNIST, name)) as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def cache_dir(*parts):

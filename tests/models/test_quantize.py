@@ -5,7 +5,6 @@ with minmax and with entropy calibration; the int8 file must be at most 0.3x the
 the integer kernels must be what runs; and ONNX Runtime must run the same QDQ file and
 agree with crun's predictions. The float16 file must be at most 0.55x the float one and
 keep the accuracy within 0.2 points."""
-import gzip
 import os
 import subprocess
 import sys
@@ -16,17 +15,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import modeltest as mt  # noqa: E402
 
-DATA = "/usr/share/datasets/fashion-mnist"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = os.path.join(ROOT, "demo", "fashion_mnist.onnx")
-
-
-def idx(name):
-    with gzip.open(os.path.join(DATA, name)) as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def accuracy(crun, model, x, y):
@@ -36,9 +26,9 @@ def accuracy(crun, model, x, y):
 
 def main():
     args = mt.main_args()
-    x_test = (idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255)[:, None]
-    y_test = idx("t10k-labels-idx1-ubyte.gz")
-    x_train = (idx("train-images-idx3-ubyte.gz")[:200].astype(np.float32) / 255)[:, None]
+    x_test = (mt.fashion_mnist("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255)[:, None]
+    y_test = mt.fashion_mnist("t10k-labels-idx1-ubyte.gz")
+    x_train = (mt.fashion_mnist("train-images-idx3-ubyte.gz")[:200].astype(np.float32) / 255)[:, None]
     float_acc, _ = accuracy(args.crun, MODEL, x_test, y_test)
     print("float: test accuracy %.4f" % float_acc)
     failures = []
