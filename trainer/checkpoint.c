@@ -170,7 +170,7 @@ static bool load_arrays(Reader *r, Net *net, Optim *o)
 crun_status checkpoint_load(const char *path, Net *net, Optim *o, const CheckpointState *cs, Diag *d)
 {
     if (cs->qat) {
-        qat_fold_batchnorm(net, false);
+        qat_fold(net, false);
         crun_status st = qat_enable(net, d);
         if (st != CRUN_OK)
             return st;

@@ -40,7 +40,16 @@ static int consumers(const Net *net, int i, int *only)
     return n;
 }
 
-void qat_fold_batchnorm(Net *net, bool weights)
+/* l becomes an identity of its input (its buffers freed). */
+static void drop_layer(Layer *l)
+{
+    mem_free(l->y), mem_free(l->dy), mem_free(l->save);
+    l->y = l->dy = l->save = NULL;
+    l->own_y = false;
+    l->kind = LAYER_IDENTITY;
+}
+
+void qat_fold(Net *net, bool weights)
 {
     for (int i = 1; i < net->n; i++) {
         Layer *bn = &net->layers[i], *p = &net->layers[bn->in[0]];
@@ -62,11 +71,11 @@ void qat_fold_batchnorm(Net *net, bool weights)
         memset(p->weight.v, 0, (size_t)p->weight.n * sizeof(float));
         memset(p->bias.m, 0, (size_t)p->bias.n * sizeof(float));
         memset(p->bias.v, 0, (size_t)p->bias.n * sizeof(float));
-        mem_free(bn->y), mem_free(bn->dy);
-        bn->y = bn->dy = NULL;
-        bn->own_y = false;
-        bn->kind = LAYER_IDENTITY;
+        drop_layer(bn);
     }
+    for (int i = 1; i < net->n; i++)
+        if (net->layers[i].kind == LAYER_DROPOUT)
+            drop_layer(&net->layers[i]);
     /* Readers of a folded layer read its input, so a conv's consumer is what follows it. */
     for (int i = 1; i < net->n; i++)
         for (int k = 0; k < net->layers[i].n_in; k++)

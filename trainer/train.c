@@ -299,7 +299,7 @@ static crun_status quant_phase(Run *run, TrainResult *r, Diag *d)
     const TrainConfig *c = run->c;
     crun_status st = CRUN_OK;
     if (!run->net.qat) {
-        qat_fold_batchnorm(&run->net, true);
+        qat_fold(&run->net, true);
         if ((st = qat_enable(&run->net, d)) != CRUN_OK)
             return st;
     }
@@ -389,6 +389,12 @@ crun_status train_run(const TrainConfig *c, TrainResult *r, Diag *d)
         st = float_phase(&run, r, d);
     if (st == CRUN_OK && (c->qat_epochs > 0 || c->ptq_batches > 0 || c->export_int8))
         st = quant_phase(&run, r, d);
+    if (st == CRUN_OK && r->fp32_acc < 0 && r->qat_acc < 0) { /* a resumed run with nothing left to train */
+        double acc = evaluate(&run.net, c, &run.test, &run.b, NULL);
+        *(run.net.qat ? &r->qat_acc : &r->fp32_acc) = acc;
+        fprintf(stderr, "crun: the checkpoint has %d float and %d QAT epochs already: nothing to train\n",
+                run.start_epoch, run.qat_start);
+    }
     if (st == CRUN_OK)
         st = finish(&run, r, d);
     batch_free(&run.b);

@@ -166,9 +166,10 @@ void linear_run(Net *net, Layer *l, const float *x, const float *w, int64_t k0, 
 float *layer_grad_in(Net *net, Layer *l, int i, bool *add);
 
 /* ---- QAT (qat.c) ---- */
-/* Folds every BatchNorm that follows a conv or linear into it (weights false: only the
- * structure, for a checkpoint whose weights are folded already). */
-void qat_fold_batchnorm(Net *net, bool weights);
+/* Prepares a trained net for quantization: folds every BatchNorm that follows a conv or
+ * linear into it and drops Dropout (off in QAT, absent from the export); weights false
+ * changes only the structure, for a checkpoint whose weights are folded already. */
+void qat_fold(Net *net, bool weights);
 /* Turns fake quantization on: observers at the tensors the QDQ export quantizes. */
 crun_status qat_enable(Net *net, Diag *d);
 void qat_freeze(Net *net);

@@ -370,7 +370,7 @@ static long qat_vs_runtime(const char *spec, int batch, long *steps)
     for (int i = 0; i < 3; i++)
         net_forward(&c.net, c.x, batch);
     c.net.training = false;
-    qat_fold_batchnorm(&c.net, true);
+    qat_fold(&c.net, true);
     if (qat_enable(&c.net, &d) != CRUN_OK) {
         fprintf(stderr, "%s\n", d.msg);
         return -1;
@@ -418,12 +418,13 @@ static long qat_vs_runtime(const char *spec, int batch, long *steps)
 TEST(qat_forward_is_what_crun_runs)
 {
     /* all integer: convolutions (grouped, strided, 1x1), fused ReLU and ReLU6, max
-     * pooling and Flatten on 8-bit values, a linear layer longer than one exact slice */
+     * pooling and Flatten on 8-bit values, a linear layer longer than one exact slice,
+     * a dropout (gone at inference) */
     const char *spec = "input 3 20 20\n"
                        "conv 8 3 stride=2 pad=1\nbn\nrelu6\n"
                        "conv 8 3 pad=1 groups=2\nrelu\nmaxpool 2\n"
                        "conv 12 1\nrelu\n"
-                       "flatten\nlinear 16\nrelu\nlinear 5\n";
+                       "flatten\nlinear 16\nrelu\ndropout 0.2\nlinear 5\n";
     long steps = -1;
     long bad = qat_vs_runtime(spec, 6, &steps);
     CHECK_MSG(bad == 0, "%ld logits differ (by up to %ld steps)", bad, steps);
