@@ -224,18 +224,24 @@ crun_status net_export_onnx(const Net *net, const char *path, Diag *d)
     return st;
 }
 
-crun_status net_export_qdq(const Net *net, const char *path, Diag *d)
+crun_status net_qdq_plan(const Net *net, struct QdqPlan *p, Diag *d)
 {
-    if (!net->qat)
-        return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "an int8 export needs quantization-aware training or calibration");
     uint8_t *bytes;
     size_t size;
     crun_status st = net_onnx_bytes(net, &bytes, &size, d);
     if (st != CRUN_OK)
         return st;
-    QdqPlan p;
-    st = qdq_plan_make(bytes, size, NULL, 0, &p, d);
+    st = qdq_plan_make(bytes, size, NULL, 0, p, d);
     free(bytes);
+    return st;
+}
+
+crun_status net_export_qdq(const Net *net, const char *path, Diag *d)
+{
+    if (!net->qat)
+        return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "an int8 export needs quantization-aware training or calibration");
+    QdqPlan p;
+    crun_status st = net_qdq_plan(net, &p, d);
     if (st != CRUN_OK)
         return st;
     float (*range)[2] = calloc((size_t)p.n_targets + 1, sizeof *range);

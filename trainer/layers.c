@@ -106,13 +106,14 @@ static void im2col(const ConvGeom *c, const float *x, float *cols)
                         memset(dst, 0, (size_t)c->wo * sizeof *dst);
                         continue;
                     }
-                    const float *src = x + ((int64_t)ci * c->h + iy) * c->w + kx - c->pad;
+                    const float *src = x + ((int64_t)ci * c->h + iy) * c->w;
+                    int shift = kx - c->pad; /* input column of ox: ox * stride + shift */
                     memset(dst, 0, (size_t)ox0 * sizeof *dst);
                     if (c->stride == 1)
-                        memcpy(dst + ox0, src + ox0, (size_t)(ox1 - ox0) * sizeof *dst);
+                        memcpy(dst + ox0, src + ox0 + shift, (size_t)(ox1 - ox0) * sizeof *dst);
                     else
                         for (int ox = ox0; ox < ox1; ox++)
-                            dst[ox] = src[ox * c->stride];
+                            dst[ox] = src[ox * c->stride + shift];
                     memset(dst + ox1, 0, (size_t)(c->wo - ox1) * sizeof *dst);
                 }
             }
@@ -131,10 +132,10 @@ static void col2im(const ConvGeom *c, const float *cols, float *dx)
                     int iy = oy * c->stride - c->pad + ky;
                     if (iy < 0 || iy >= c->h)
                         continue;
-                    float *dst = dx + ((int64_t)ci * c->h + iy) * c->w + kx - c->pad;
+                    float *dst = dx + ((int64_t)ci * c->h + iy) * c->w;
                     const float *src = row + oy * c->wo;
-                    for (int ox = ox0; ox < ox1; ox++)
-                        dst[ox * c->stride] += src[ox];
+                    for (int ox = ox0, shift = kx - c->pad; ox < ox1; ox++)
+                        dst[ox * c->stride + shift] += src[ox];
                 }
             }
 }

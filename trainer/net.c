@@ -227,6 +227,9 @@ static crun_status infer_shape(Net *net, Layer *l, Diag *d)
         break;
     case LAYER_MAXPOOL:
     case LAYER_AVGPOOL:
+        if (l->pad >= l->k) /* a window all padding would have no value */
+            return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "%s: pad %d must be smaller than the kernel %d", l->name,
+                             l->pad, l->k);
         l->out.h = pool_out(x.h, l->k, l->stride, l->pad);
         l->out.w = pool_out(x.w, l->k, l->stride, l->pad);
         break;

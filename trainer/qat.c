@@ -206,14 +206,8 @@ crun_status qat_enable(Net *net, Diag *d)
 {
     if (net->qat)
         return CRUN_OK;
-    uint8_t *bytes;
-    size_t size;
-    crun_status st = net_onnx_bytes(net, &bytes, &size, d);
-    if (st != CRUN_OK)
-        return st;
     QdqPlan p;
-    st = qdq_plan_make(bytes, size, NULL, 0, &p, d);
-    free(bytes);
+    crun_status st = net_qdq_plan(net, &p, d);
     if (st != CRUN_OK)
         return st;
     for (int i = 0; i < net->n; i++)

@@ -99,12 +99,17 @@ typedef struct EpochStats {
 typedef struct Phase {
     const char *label;
     int epoch, epochs;      /* this phase's epoch (from 0) and count */
-    int64_t steps_total;    /* the phase's steps (schedule progress) */
-    int64_t freeze_at;      /* QAT: the step after which observers freeze (-1: never) */
+    int epoch0;             /* the schedule's epoch at this phase's start */
+    int64_t step0;          /* and its step */
+    int64_t steps_total;    /* the schedule's steps (its progress is step / steps_total) */
+    int64_t freeze_at;      /* QAT: the phase step after which observers freeze (-1: never) */
 } Phase;
 
+/* Whether the QAT epochs continue the float schedule (cosine or step, no --qat-lr). */
+static bool qat_continues(const TrainConfig *c) { return c->qat_lr <= 0 && c->optim.sched != SCHED_CONST; }
+
 static void train_epoch(Net *net, Optim *o, const TrainConfig *c, const Dataset *ds, Batch *b, const Phase *ph,
-                        float base_lr, EpochStats *es)
+                        EpochStats *es)
 {
     int64_t n = ds->n, per_epoch = (n + net->batch - 1) / net->batch, correct = 0;
     Param *params[MAX_PARAMS];
@@ -128,8 +133,9 @@ static void train_epoch(Net *net, Optim *o, const TrainConfig *c, const Dataset 
         const float *out = net_forward(net, b->x, cur);
         loss_sum += loss_eval(c->loss, out, cur, k, b->labels, b->targets, b->grad, &correct) * cur;
         net_backward(net, b->grad);
-        float lr = optim_lr(o, ph->epoch, (double)step / (double)(ph->steps_total > 0 ? ph->steps_total : 1));
-        optim_step(o, params, np, lr * (base_lr / o->lr));
+        double progress = (double)(ph->step0 + step) / (double)(ph->steps_total > 0 ? ph->steps_total : 1);
+        float lr = optim_lr(o, ph->epoch0 + ph->epoch, progress);
+        optim_step(o, params, np, lr);
         int64_t done = s * net->batch + cur;
         if (c->progress) {
             snprintf(note, sizeof note, "loss %.4f acc %.2f%% %.0f samples/s", loss_sum / done, 100.0 * correct / done,
@@ -272,12 +278,13 @@ static crun_status float_phase(Run *run, TrainResult *r, Diag *d)
 {
     const TrainConfig *c = run->c;
     int64_t per_epoch = (run->train.n + c->batch - 1) / c->batch;
+    int64_t total = per_epoch * (c->epochs + (qat_continues(c) ? c->qat_epochs : 0));
     double samples = 0, seconds = 0;
     for (int e = run->start_epoch; e < c->epochs; e++) {
         run->net.bn_frozen = c->bn_freeze_epoch >= 0 && e >= c->bn_freeze_epoch;
         EpochStats es;
-        Phase ph = {"train", e, c->epochs, per_epoch * c->epochs, -1};
-        train_epoch(&run->net, &run->optim, c, &run->train, &run->b, &ph, run->optim.lr, &es);
+        Phase ph = {"train", e, c->epochs, 0, 0, total, -1};
+        train_epoch(&run->net, &run->optim, c, &run->train, &run->b, &ph, &es);
         samples += (double)es.samples, seconds += es.seconds;
         r->final_loss = es.loss;
         r->fp32_acc = evaluate(&run->net, c, &run->test, &run->b, NULL);
@@ -314,15 +321,23 @@ static crun_status quant_phase(Run *run, TrainResult *r, Diag *d)
         return st;
     if (run->qat_start == 0)
         qat_reset_observers(&run->net);
-    int64_t per_epoch = (run->train.n + c->batch - 1) / c->batch, total = per_epoch * c->qat_epochs;
-    float lr = c->qat_lr > 0 ? c->qat_lr : run->optim.lr * 0.1f;
+    int64_t per_epoch = (run->train.n + c->batch - 1) / c->batch, steps = per_epoch * c->qat_epochs;
+    bool cont = qat_continues(c);
     for (int e = run->qat_start; e < c->qat_epochs; e++) {
         EpochStats es;
-        Phase ph = {"qat", e, c->qat_epochs, total, (int64_t)(c->qat_freeze * (float)total)};
+        Phase ph = {"qat", e, c->qat_epochs, 0, 0, steps, (int64_t)(c->qat_freeze * (float)steps)};
         Optim o = run->optim;
-        o.sched = SCHED_COSINE; /* fine-tuning from lr, annealed to 0 over the QAT steps */
-        o.lr = lr;
-        train_epoch(&run->net, &o, c, &run->train, &run->b, &ph, lr, &es);
+        if (cont) { /* more epochs of the float schedule */
+            ph.epoch0 = c->epochs;
+            ph.step0 = per_epoch * c->epochs;
+            ph.steps_total = per_epoch * (c->epochs + c->qat_epochs);
+        } else if (c->qat_lr > 0) { /* a restart at --qat-lr, annealed to 0 */
+            o.sched = SCHED_COSINE;
+            o.lr = c->qat_lr;
+        } else { /* a constant rate drops to a tenth for fine-tuning */
+            o.lr *= 0.1f;
+        }
+        train_epoch(&run->net, &o, c, &run->train, &run->b, &ph, &es);
         run->optim.t = o.t;
         r->qat_acc = evaluate(&run->net, c, &run->test, &run->b, NULL);
         print_epoch("qat int8", e, c->qat_epochs, &es, r->qat_acc);

@@ -20,7 +20,8 @@ typedef struct TrainConfig {
     Augment augment;
     int bn_freeze_epoch;    /* from this float epoch on BatchNorm uses running statistics (-1: never) */
     int qat_epochs;
-    float qat_lr;           /* first rate of the QAT epochs, annealed to 0 by cosine (0: a tenth of --lr) */
+    float qat_lr;           /* a restart of the rate for QAT, annealed to 0 by cosine; 0: the QAT epochs
+                             * continue a cosine or step schedule, or take a tenth of a constant rate */
     float qat_freeze;       /* fraction of the QAT steps after which observers freeze */
     int ptq_batches;        /* calibration batches for the PTQ comparison (0: none) */
     const char *export_float, *export_int8, *export_ptq;

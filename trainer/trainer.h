@@ -198,6 +198,8 @@ const char *net_tensor_name(const Net *net, int i);
 crun_status net_export_onnx(const Net *net, const char *path, Diag *d);
 /* The float model's bytes (malloc'd). */
 crun_status net_onnx_bytes(const Net *net, uint8_t **bytes, size_t *size, Diag *d);
+/* The QDQ planner's targets for the float export (what an int8 export quantizes). */
+crun_status net_qdq_plan(const Net *net, struct QdqPlan *p, Diag *d);
 /* Writes the QDQ model with the QAT observers' ranges. */
 crun_status net_export_qdq(const Net *net, const char *path, Diag *d);
 

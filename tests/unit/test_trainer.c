@@ -242,6 +242,7 @@ TEST(spec_errors_name_the_line)
         {"input 2 8 8\nconv 3 3 groups=2\n", "groups 2 do not divide"},
         {"input 1 4 4\nconv 4 9\n", "the output would be"},
         {"input 1 8 8\n# only a comment\n", "no layers after its input"},
+        {"input 1 8 8\nmaxpool 2 pad=2\n", "pad 2 must be smaller than the kernel 2"},
         {"input 3 8 8\nconv 4 3 name=a\nconv 4 1\nadd a\nconv 2 3\nadd a\n", "adds"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
