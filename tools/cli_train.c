@@ -20,7 +20,7 @@ static const char usage[] =
     "  --limit N, --test-limit N  use the first N samples only\n"
     "  --augment flip|shift=N|flip,shift=N\n"
     "training:\n"
-    "  --epochs N (3)  --batch N (64)  --threads N (1)  --seed N (1)\n"
+    "  --epochs N (3)  --batch N (64)  --threads N (one per core)  --seed N (1)\n"
     "  --optim sgd|adam|adamw (sgd)  --lr F (0.01)  --momentum F (0.9)  --weight-decay F (0)\n"
     "  --schedule const|step:EPOCHS[:GAMMA]|cosine  --loss ce|mse  --bn-freeze EPOCH\n"
     "quantization:\n"
@@ -93,7 +93,7 @@ static bool parse_one(TrainConfig *c, const char *opt, char *v)
     if (!strcmp(opt, "--batch"))
         return arg_int(v, 1, &c->batch) && c->batch <= 65536;
     if (!strcmp(opt, "--threads"))
-        return arg_int(v, 1, &c->threads) && c->threads <= 256;
+        return arg_int(v, 0, &c->threads) && c->threads <= 256;
     if (!strcmp(opt, "--seed")) {
         int s;
         return arg_int(v, 0, &s) && (c->seed = (uint64_t)s, true);

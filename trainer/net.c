@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/gemm.h"
+#include "platforms/cpu.h"
 #include "runtime/threadpool.h"
 #include "trainer/trainer.h"
 
@@ -358,7 +359,7 @@ static bool alloc_layer(Net *net, int i)
     l->own_y = l->kind != LAYER_IDENTITY;
     if (l->own_y && (!(l->y = alloc_floats(n)) || !(l->dy = alloc_floats(n))))
         return false;
-    TShape x = net->layers[l->in[0]].out;
+    TShape x = i > 0 ? net->layers[l->in[0]].out : l->out;
     switch (l->kind) {
     case LAYER_CONV:
         return param_alloc(&l->weight, (int64_t)l->cout * (x.c / l->groups) * l->k * l->k) &&
@@ -410,7 +411,7 @@ crun_status net_build(Net *net, int batch, uint64_t seed, int threads, Diag *d)
 {
     net->batch = batch;
     net->seed = seed;
-    net->threads = threads < 1 ? 1 : threads;
+    net->threads = threads < 1 ? cpu_count() : threads;
     net->pool = pool_create(net->threads);
     if (!net->pool)
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "cannot start %d threads", net->threads);

@@ -18,7 +18,7 @@ void train_config_init(TrainConfig *c)
     memset(c, 0, sizeof *c);
     c->epochs = 3;
     c->batch = 64;
-    c->threads = 1;
+    c->threads = 0; /* one per core */
     c->seed = 1;
     optim_init(&c->optim);
     c->loss = LOSS_CE;

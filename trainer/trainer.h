@@ -133,7 +133,7 @@ typedef struct Net {
  * '#' starts a comment. */
 crun_status net_parse(const char *text, Net *net, Diag *d);
 /* Allocates the buffers for batch samples and initialises weights (He for layers before
- * a ReLU-family activation, Xavier otherwise) from seed. */
+ * a ReLU-family activation, Xavier otherwise) from seed; threads 0 is one per core. */
 crun_status net_build(Net *net, int batch, uint64_t seed, int threads, Diag *d);
 void net_free(Net *net);
 /* Parameters in a fixed order (weights then biases, layer by layer). */
