@@ -333,6 +333,11 @@ typedef struct crun_quantize_options {
     const crun_dim_value *dims;/* values for symbolic input dims (random inputs and planning;
                                 * default 1); borrowed for the call */
     int32_t n_dims;
+    int32_t weight_bits;       /* 0 (default): the int8 QDQ model above. 4 (or 2, 8): weight-only
+                                * block quantization instead: MatMul/Gemm weights become
+                                * com.microsoft MatMulNBits codes with a float16 scale and a zero
+                                * point per block; no calibration, activations stay float */
+    int32_t block_size;        /* weights per block for weight_bits; default 32 */
 } crun_quantize_options;
 
 CRUN_API void crun_quantize_options_init(crun_quantize_options *options);

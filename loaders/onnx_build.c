@@ -29,24 +29,19 @@ OnnxBuild *onnx_build_new(int opset, const char *producer)
     OnnxBuild *b = calloc(1, sizeof *b);
     Onnx__ModelProto *m = malloc(sizeof *m);
     Onnx__GraphProto *g = malloc(sizeof *g);
-    Onnx__OperatorSetIdProto *op = malloc(sizeof *op);
-    if (!b || !m || !g || !op) {
-        free(b), free(m), free(g), free(op);
+    if (!b || !m || !g) {
+        free(b), free(m), free(g);
         return NULL;
     }
     onnx__model_proto__init(m);
     onnx__graph_proto__init(g);
-    onnx__operator_set_id_proto__init(op);
     m->has_ir_version = 1;
     m->ir_version = 8;
     m->producer_name = strdup(producer);
     m->graph = g;
     g->name = strdup("main");
-    op->domain = strdup("");
-    op->has_version = 1;
-    op->version = opset;
     b->m = m;
-    if (!m->producer_name || !g->name || !op->domain || !push_ptr((void ***)&m->opset_import, &m->n_opset_import, op))
+    if (!m->producer_name || !g->name || !edit_import_domain(m, "", opset))
         b->oom = true;
     return b;
 }
@@ -137,20 +132,9 @@ void onnx_build_node(OnnxBuild *b, const char *op, const char *name, const char 
 
 static Onnx__AttributeProto *new_attr(OnnxBuild *b, const char *name, Onnx__AttributeProto__AttributeType type)
 {
-    Onnx__AttributeProto *a = b->last ? malloc(sizeof *a) : NULL;
-    if (!a) {
+    Onnx__AttributeProto *a = b->last ? edit_push_attr(b->last, name, type) : NULL;
+    if (!a)
         b->oom = true;
-        return NULL;
-    }
-    onnx__attribute_proto__init(a);
-    a->name = strdup(name);
-    a->has_type = 1;
-    a->type = type;
-    if (!push_ptr((void ***)&b->last->attribute, &b->last->n_attribute, a)) {
-        onnx__attribute_proto__free_unpacked(a, NULL);
-        b->oom = true;
-        return NULL;
-    }
     return a;
 }
 

@@ -150,6 +150,61 @@ Onnx__NodeProto *edit_new_node(const char *op, const char *name, const char *con
     return n; /* (a failed strdup leaves a NULL the packer refuses: reported on write) */
 }
 
+Onnx__AttributeProto *edit_push_attr(Onnx__NodeProto *n, const char *name, Onnx__AttributeProto__AttributeType type)
+{
+    Onnx__AttributeProto *a = malloc(sizeof *a);
+    Onnx__AttributeProto **grown = a ? edit_grow(n->attribute, n->n_attribute, sizeof *grown) : NULL;
+    if (!grown) {
+        free(a);
+        return NULL;
+    }
+    n->attribute = grown;
+    onnx__attribute_proto__init(a);
+    a->name = strdup(name);
+    a->has_type = 1;
+    a->type = type;
+    grown[n->n_attribute++] = a;
+    return a->name ? a : NULL;
+}
+
+bool edit_add_attr_i(Onnx__NodeProto *n, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = edit_push_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a)
+        a->has_i = 1, a->i = v;
+    return a != NULL;
+}
+
+bool edit_set_domain(Onnx__NodeProto *n, const char *domain)
+{
+    char *d = strdup(domain);
+    if (!d)
+        return false;
+    free(n->domain);
+    n->domain = d;
+    return true;
+}
+
+bool edit_import_domain(Onnx__ModelProto *m, const char *domain, int64_t version)
+{
+    for (size_t i = 0; i < m->n_opset_import; i++)
+        if (m->opset_import[i]->domain && !strcmp(m->opset_import[i]->domain, domain))
+            return true;
+    Onnx__OperatorSetIdProto *op = malloc(sizeof *op);
+    Onnx__OperatorSetIdProto **grown = op ? edit_grow(m->opset_import, m->n_opset_import, sizeof *grown) : NULL;
+    if (!grown) {
+        free(op);
+        return false;
+    }
+    m->opset_import = grown;
+    onnx__operator_set_id_proto__init(op);
+    op->domain = strdup(domain);
+    op->has_version = 1;
+    op->version = version;
+    grown[m->n_opset_import++] = op;
+    return op->domain != NULL;
+}
+
 char *edit_cat(const char *a, const char *b)
 {
     char *s = malloc(strlen(a) + strlen(b) + 1);

@@ -41,6 +41,14 @@ Onnx__TensorProto *edit_new_tensor(const char *base, const char *suffix, int32_t
 /* A node op(in...) -> out in the default domain; attr (NULL: none) is one int attribute. */
 Onnx__NodeProto *edit_new_node(const char *op, const char *name, const char *const *in, int n_in, const char *out,
                                const char *attr, int64_t value);
+/* Appends an attribute of type to n (its value left for the caller); NULL when out of
+ * memory. */
+Onnx__AttributeProto *edit_push_attr(Onnx__NodeProto *n, const char *name, Onnx__AttributeProto__AttributeType type);
+bool edit_add_attr_i(Onnx__NodeProto *n, const char *name, int64_t v);
+/* Puts n in domain. */
+bool edit_set_domain(Onnx__NodeProto *n, const char *domain);
+/* Imports domain at version unless the model imports it already. */
+bool edit_import_domain(Onnx__ModelProto *m, const char *domain, int64_t version);
 /* a + b, malloc'd. */
 char *edit_cat(const char *a, const char *b);
 

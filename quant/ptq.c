@@ -1,12 +1,14 @@
 /* ptq.c - the post-training quantizer behind `crun quantize`: runs the float model on
  * calibration samples with every tensor to quantize exposed as an output, turns what it
- * saw into ranges (quant/calib.h) and has loaders/onnx_qdq.c write the QDQ model. */
+ * saw into ranges (quant/calib.h) and has loaders/onnx_qdq.c write the QDQ model; or, for
+ * weight-only block quantization, has loaders/onnx_nbits.c rewrite the weights. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crun.h"
+#include "loaders/onnx_nbits.h"
 #include "loaders/onnx_qdq.h"
 #include "loaders/tensor_file.h"
 #include "quant/calib.h"
@@ -19,6 +21,7 @@ void crun_quantize_options_init(crun_quantize_options *o)
     o->method = CRUN_CALIB_MINMAX;
     o->percentile = 99.99f;
     o->per_channel = 1;
+    o->block_size = 32;
 }
 
 /* ---- calibration samples ---- */
@@ -278,6 +281,16 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
     crun_status st = file_read_all(model_path, &bytes, &size, &d);
     if (st != CRUN_OK) {
         diag_publish(&d);
+        return st;
+    }
+    if (o.weight_bits) {
+        int n_done;
+        st = nbits_write(bytes, size, o.weight_bits, o.block_size, o.exclude, o.n_exclude, out_path, &n_done, &d);
+        free(bytes);
+        if (st != CRUN_OK) {
+            diag_prefix(&d, "%s", model_path);
+            diag_publish(&d);
+        }
         return st;
     }
     QdqPlan plan;

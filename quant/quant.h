@@ -102,6 +102,13 @@ static const QuantRange QUANT_I8_SYM = {-127, 127};
  * all-zero one. */
 static inline float quant_weight_scale(float max_abs) { return max_abs > 0.0f ? max_abs / 127.0f : 1.0f; }
 
+/* Weight-only block quantization (MatMulNBits): n <= block values as codes of `bits` bits
+ * (0 .. 2^bits - 1), asymmetric over the block's range (0 included, so an all-positive or
+ * constant block stays exact at its ends), with the scale stored as float16 (rounded up,
+ * so the range still fits): codes and zero point are computed with the stored scale,
+ * which is what dequantization uses, so |w - (code - zp) * scale| <= scale / 2. */
+void quant_block_nbits(const float *w, int n, int bits, uint16_t *scale_f16, uint8_t *zp, uint8_t *codes);
+
 /* A bias as int32 at scale s = x_scale * w_scale (the product in float, as stored beside
  * it): round(b / s) in double, saturated to +-INT32_MAX; 0 for a zero scale. */
 int32_t quant_bias_int32(float b, float s);

@@ -1,4 +1,5 @@
-/* cli_quantize.c - `crun quantize MODEL -o OUT`: post-training quantization to a QDQ model. */
+/* cli_quantize.c - `crun quantize MODEL -o OUT`: post-training quantization to a QDQ model,
+ * or weight-only 4-bit quantization (--int4). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,12 +9,16 @@ static const char usage[] =
     "usage: crun quantize MODEL -o OUT.onnx [--calib DIR | --calib-random N] [--method minmax|percentile|entropy]\n"
     "                     [--percentile P] [--per-channel | --per-tensor] [--exclude NODE]... [--dim SYM=VALUE]...\n"
     "                     [--threads N]\n"
+    "       crun quantize MODEL -o OUT.onnx --int4 [--block-size 32] [--exclude NODE]...\n"
     "Runs MODEL on calibration samples (DIR's .npy files in name order, k consecutive files per\n"
     "sample for a k-input model; or N random inputs, 16 by default), picks an 8-bit range for\n"
     "every input and output of Conv, MatMul, Gemm, Add and MaxPool by --method (default minmax),\n"
     "and writes a standard QDQ model: uint8 activations, int8 symmetric weights (per output\n"
     "channel by default), int32 biases. crun runs its QDQ patterns as integer kernels.\n"
-    "--dim sets symbolic input dims for random inputs and planning (default 1).\n";
+    "--dim sets symbolic input dims for random inputs and planning (default 1).\n"
+    "--int4 quantizes only weights, with no calibration: each MatMul/Gemm with constant weights\n"
+    "becomes a com.microsoft MatMulNBits (4-bit codes in blocks of --block-size weights, a float16\n"
+    "scale and a zero point per block); activations and other ops stay float.\n";
 
 int cmd_quantize(int argc, char **argv)
 {
@@ -27,7 +32,7 @@ int cmd_quantize(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "-o") || !strcmp(a, "--calib") || !strcmp(a, "--calib-random") ||
                      !strcmp(a, "--method") || !strcmp(a, "--percentile") || !strcmp(a, "--exclude") ||
-                     !strcmp(a, "--threads") || !strcmp(a, "--dim");
+                     !strcmp(a, "--threads") || !strcmp(a, "--dim") || !strcmp(a, "--block-size");
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return EXIT_OK;
@@ -68,6 +73,11 @@ int cmd_quantize(int argc, char **argv)
             o.n_dims++;
         } else if (!strcmp(a, "--threads")) {
             o.threads = atoi(v);
+        } else if (!strcmp(a, "--block-size")) {
+            o.block_size = atoi(v);
+        } else if (!strcmp(a, "--int4")) {
+            o.weight_bits = 4;
+            continue;
         } else if (!strcmp(a, "--per-channel")) {
             o.per_channel = 1;
             continue;

@@ -59,7 +59,8 @@ class _QuantizeOptions(_C.Structure):
     _fields_ = [("calib_dir", _C.c_char_p), ("calib_random", _C.c_int32), ("method", _C.c_int),
                 ("percentile", _C.c_float), ("per_channel", _C.c_int32), ("exclude", _C.POINTER(_C.c_char_p)),
                 ("n_exclude", _C.c_int32), ("threads", _C.c_int32), ("progress", _C.c_int32),
-                ("dims", _C.POINTER(_DimValue)), ("n_dims", _C.c_int32)]
+                ("dims", _C.POINTER(_DimValue)), ("n_dims", _C.c_int32), ("weight_bits", _C.c_int32),
+                ("block_size", _C.c_int32)]
 
 
 def _dim_values(dims):
@@ -254,8 +255,9 @@ class Session:
 
 
 def quantize(model_path, out_path, calib_dir=None, calib_random=16, method="minmax", percentile=99.99,
-             per_channel=True, exclude=(), threads=0, progress=False, dims=None):
-    """Post-training int8 quantization to a QDQ model (`crun quantize`; see crun.h)."""
+             per_channel=True, exclude=(), threads=0, progress=False, dims=None, int4=False, block_size=32):
+    """Post-training int8 quantization to a QDQ model (`crun quantize`; see crun.h); with
+    int4=True, weight-only 4-bit MatMul/Gemm weights in blocks of block_size instead."""
     if method not in _METHODS:
         raise Error(1, "unknown method %r (minmax, percentile or entropy)" % method)
     o = _QuantizeOptions()
@@ -268,6 +270,8 @@ def quantize(model_path, out_path, calib_dir=None, calib_random=16, method="minm
     dv, n = _dim_values(dims)
     if n:
         o.dims, o.n_dims = dv, n
+    if int4:
+        o.weight_bits, o.block_size = 4, int(block_size)
     _check(_lib.crun_quantize_file(_os.fsencode(model_path), _os.fsencode(out_path), _C.byref(o)))
 
 

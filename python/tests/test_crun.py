@@ -74,10 +74,12 @@ def test_quantize_and_convert():
     batch = np.concatenate([np.load(p) for p in IMAGES])
     want = crun.Session(MODEL).run([batch])["scores"].argmax(1)
     with tempfile.TemporaryDirectory() as tmp:
-        q, h = os.path.join(tmp, "q.onnx"), os.path.join(tmp, "h.onnx")
+        q, h, q4 = os.path.join(tmp, "q.onnx"), os.path.join(tmp, "h.onnx"), os.path.join(tmp, "q4.onnx")
         crun.quantize(MODEL, q, calib_random=8)
+        crun.quantize(MODEL, q4, int4=True, block_size=64)
         crun.convert_fp16(MODEL, h)
-        for path, what in ((q, "int8"), (h, "fp16")):
+        check(os.path.getsize(q4) < 0.25 * os.path.getsize(MODEL), "int4 file size")
+        for path, what in ((q, "int8"), (h, "fp16"), (q4, "int4")):
             got = crun.Session(path).run([batch])["scores"].argmax(1)
             check((got == want).mean() >= 0.9, "%s predictions: %r vs %r" % (what, got, want))
         check(os.path.getsize(q) < 0.3 * os.path.getsize(MODEL), "int8 file size")

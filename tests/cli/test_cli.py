@@ -285,12 +285,7 @@ def test_quantize():
 
 def run_y(model, x):
     """Runs model on input x (named "x") and returns its output "y", or None after a failed check."""
-    base = os.path.join(TMP, "run_" + os.path.basename(model))
-    np.save(base + ".npy", x)
-    os.makedirs(base, exist_ok=True)
-    rc, _, err = crun(model, "--input", "x=" + base + ".npy", "--output-dir", base)
-    check(rc == 0, "running %s: %s" % (model, err))
-    return np.load(os.path.join(base, "y.npy")) if rc == 0 else None
+    return run_y_named(model, {"x": x}, "y")
 
 
 def test_quantize_folds_batchnorm_and_constant_weights():
@@ -458,6 +453,137 @@ def test_train():
                    "train: missing labels")
     one_line_error(*crun("train", "--resume", spec, *data), 2, "not a crun training checkpoint",
                    "train: resume from a file that is no checkpoint")
+
+
+def nbits_pack(codes, bits):
+    """Codes [rows, n] packed low bits first into bytes [rows, n * bits / 8]."""
+    per = 8 // bits
+    rows, n = codes.shape
+    codes = np.pad(codes, ((0, 0), (0, -n % per))).reshape(rows, -1, per).astype(np.uint16)
+    return sum(codes[:, :, i] << (i * bits) for i in range(per)).astype(np.uint8)
+
+
+def nbits_unpack(packed, bits, n):
+    per = 8 // bits
+    parts = [(packed >> (i * bits)) & ((1 << bits) - 1) for i in range(per)]
+    return np.stack(parts, -1).reshape(packed.shape[0], -1)[:, :n]
+
+
+def nbits_dequant(codes, scales, zps, bits, block, K):
+    """The MatMulNBits weights [N, K]: (code - zero point) * scale per block."""
+    N = codes.shape[0]
+    q = nbits_unpack(codes.reshape(N, -1), bits, K).astype(np.float32)
+    kb = scales.reshape(N, -1).shape[1]
+    z = np.full((N, kb), 2.0 ** (bits - 1), np.float32) if zps is None else (
+        zps.reshape(N, kb).astype(np.float32) if zps.dtype == np.float32 else
+        nbits_unpack(zps.reshape(N, -1), bits, kb).astype(np.float32))
+    rep = lambda a: np.repeat(a, block, axis=1)[:, :K]
+    return (q - rep(z)) * rep(scales.reshape(N, kb).astype(np.float32))
+
+
+def test_quantize_int4():
+    rng = np.random.default_rng(12)
+    w1 = rng.standard_normal((70, 96)).astype(np.float32)   # MatMul [K, N]; K not a multiple of 32
+    w2 = rng.standard_normal((10, 96)).astype(np.float32)   # Gemm transB [N, K]
+    b2 = rng.standard_normal((1, 10)).astype(np.float32)    # a [1, N] bias
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="mm"), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1, name="gemm")]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 70])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 10])],
+                              [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+                               numpy_helper.from_array(b2, "b2")])
+    path = save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), "mlp.onnx")
+    out = os.path.join(TMP, "mlp.int4.onnx")
+    rc, _, err = crun("quantize", path, "-o", out, "--int4")
+    check(rc == 0, "quantize --int4: " + err)
+    if rc:
+        return
+    q = onnx.load(out)
+    check([n.op_type for n in q.graph.node].count("MatMulNBits") == 2 and
+          any(o.domain == "com.microsoft" for o in q.opset_import), "MatMul and Gemm become MatMulNBits")
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    check(inits["w1_nbits"].shape == (96, 3, 16) and inits["w1_nbits_scale16"].dtype == np.float16 and
+          inits["w1_nbits_zero_point"].shape == (96, 2) and "w1" not in inits,
+          "4-bit codes in blocks of 32, float16 scales, packed zero points, the float weight gone: %r" %
+          {k: (v.dtype, v.shape) for k, v in inits.items()})
+    x = rng.standard_normal((5, 70)).astype(np.float32)
+    dq = lambda base, K: nbits_dequant(inits[base + "_nbits"], inits[base + "_nbits_scale16"],
+                                       inits[base + "_nbits_zero_point"], 4, 32, K)
+    w1q, w2q = dq("w1", 70), dq("w2", 96)
+    want = np.maximum(x @ w1q.T, 0) @ w2q.T + b2
+    got = run_y_named(out, {"x": x}, "y")
+    check(got is not None and np.allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max()),
+          "crun computes MatMulNBits as its spec says")
+    err_w = np.abs(w1q - w1.T).max() / np.abs(w1).max()
+    check(err_w < 0.1, "4-bit weights stay within a step of the float ones (%.3f)" % err_w)
+    one_line_error(*crun("quantize", path, "-o", out, "--int4", "--block-size", 20), 2, "power of 2",
+                   "--block-size that is no power of 2")
+    conv = save(model_conv_relu(), "conv_only.onnx")
+    one_line_error(*crun("quantize", conv, "-o", out, "--int4"), 2, "no MatMul or Gemm", "--int4 without MatMul")
+
+
+def test_matmul_nbits_bits_and_zero_points():
+    """MatMulNBits from other tools: 2, 4 and 8 bits, packed, float and default zero points,
+    a bias, a rank-3 A, and weights given as inputs (dequantized per run)."""
+    rng = np.random.default_rng(13)
+    K, N, block = 40, 6, 16
+    kb = (K + block - 1) // block
+    for bits, zkind, as_input in ((4, "packed", False), (2, "float", True), (8, None, False), (4, None, True)):
+        codes = rng.integers(0, 1 << bits, (N, kb * block))
+        packed = nbits_pack(codes, bits).reshape(N, kb, block * bits // 8)
+        scales = rng.uniform(0.01, 0.2, (N * kb,)).astype(np.float32)
+        zps = {"packed": nbits_pack(rng.integers(0, 1 << bits, (N, kb)), bits),
+               "float": rng.uniform(0, (1 << bits) - 1, (N * kb,)).astype(np.float32), None: None}[zkind]
+        bias = rng.standard_normal(N).astype(np.float32)
+        a = rng.standard_normal((2, 3, K)).astype(np.float32)
+        consts = {"B": packed, "scales": scales, "bias": bias}
+        if zps is not None:
+            consts["zp"] = zps
+        names = ["a", "B", "scales", "zp" if zps is not None else "", "", "bias"]
+        node = helper.make_node("MatMulNBits", names, ["y"], domain="com.microsoft", K=K, N=N, bits=bits,
+                                block_size=block)
+        dt = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.float32): TensorProto.FLOAT}
+        inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, list(a.shape))]
+        inits = []
+        for k, v in consts.items():
+            if as_input and k != "bias":
+                inputs.append(helper.make_tensor_value_info(k, dt[v.dtype], list(v.shape)))
+            else:
+                inits.append(numpy_helper.from_array(v, k))
+        graph = helper.make_graph([node], "t", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                        helper.make_opsetid("com.microsoft", 1)])
+        path = save(model, "nbits_%d.onnx" % bits)
+        feed = {"a": a}
+        if as_input:
+            feed.update({k: v for k, v in consts.items() if k != "bias"})
+        w = nbits_dequant(packed, scales, zps, bits, block, K)
+        want = a @ w.T + bias
+        got = run_y_named(path, feed, "y")
+        check(got is not None and got.shape == (2, 3, N) and np.allclose(got, want, rtol=1e-4, atol=1e-4),
+              "MatMulNBits bits=%d zero points %s%s" % (bits, zkind, " as inputs" if as_input else ""))
+    bad = helper.make_node("MatMulNBits", ["a", "B", "scales"], ["y"], domain="com.microsoft", K=K, N=N, bits=3,
+                           block_size=block)
+    graph = helper.make_graph([bad], "t", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(packed, "B"), numpy_helper.from_array(scales, "scales")])
+    path = save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                        helper.make_opsetid("com.microsoft", 1)]), "nbits_bad.onnx")
+    one_line_error(*crun(path), 2, "bits 3", "MatMulNBits with 3 bits")
+
+
+def run_y_named(model, feed, out_name):
+    """Runs model on the named .npy inputs; returns output out_name or None after a failed check."""
+    base = os.path.join(TMP, "run_" + os.path.basename(model))
+    os.makedirs(base, exist_ok=True)
+    args = []
+    for k, v in feed.items():
+        np.save(os.path.join(base, k + ".npy"), v)
+        args += ["--input", "%s=%s" % (k, os.path.join(base, k + ".npy"))]
+    rc, _, err = crun(model, *args, "--output-dir", base)
+    check(rc == 0, "running %s: %s" % (model, err))
+    return np.load(os.path.join(base, out_name + ".npy")) if rc == 0 else None
 
 
 def main():

@@ -1,10 +1,11 @@
-"""`crun quantize` and `crun convert --fp16` on a trained model and real data: the demo's Fashion-MNIST CNN (trained
-by demo/train_fashion.py on Debian's dataset-fashion-mnist), calibrated on 200 training
-images, must keep its test accuracy within one point of float on all 10,000 test images
-with minmax and with entropy calibration; the int8 file must be at most 0.3x the float one;
-the integer kernels must be what runs; and ONNX Runtime must run the same QDQ file and
-agree with crun's predictions. The float16 file must be at most 0.55x the float one and
-keep the accuracy within 0.2 points."""
+"""`crun quantize` and `crun convert --fp16` on a trained model and real data: the demo's
+Fashion-MNIST CNN (trained by demo/train_fashion.py on Debian's dataset-fashion-mnist),
+calibrated on 200 training images, must keep its test accuracy within one point of float
+on all 10,000 test images with minmax and with entropy calibration; the int8 file must be
+at most 0.3x the float one; the integer kernels must be what runs; and ONNX Runtime must
+run the same QDQ file and agree with crun's predictions. The float16 file must be at most
+0.55x the float one and keep the accuracy within 0.2 points. Weight-only 4-bit (--int4)
+must keep it within a point at most 0.25x the file, with ONNX Runtime's scores."""
 import os
 import subprocess
 import sys
@@ -22,6 +23,30 @@ MODEL = os.path.join(ROOT, "demo", "fashion_mnist.onnx")
 def accuracy(crun, model, x, y):
     scores = mt.run_crun(crun, model, {"image": x}, threads=2)["scores"]
     return float((scores.argmax(1) == y).mean()), scores.argmax(1)
+
+
+def check_int4(args, tmp, x_test, y_test, float_acc, failures):
+    """Weight-only 4-bit (--int4): the fully connected layers' weights become MatMulNBits
+    blocks; the accuracy stays within a point, the weights shrink to ~4.6 bits, and ONNX
+    Runtime computes the same scores."""
+    out = os.path.join(tmp, "fm.int4.onnx")
+    res = subprocess.run([args.crun, "quantize", MODEL, "-o", out, "--int4"], capture_output=True, text=True)
+    if res.returncode != 0:
+        failures.append("quantize --int4 failed: " + res.stderr.strip())
+        return
+    ratio = os.path.getsize(out) / os.path.getsize(MODEL)
+    acc, pred = accuracy(args.crun, out, x_test, y_test)
+    ours = mt.run_crun(args.crun, out, {"image": x_test[:2000]}, threads=2)["scores"]
+    theirs = mt.run_ort(out, {"image": x_test[:2000]})["scores"]
+    agree = float((ours.argmax(1) == theirs.argmax(1)).mean())
+    print("int4 weights: test accuracy %.4f (float %.4f), file %.2fx, ONNX Runtime agrees on %.2f%%"
+          % (acc, float_acc, ratio, 100 * agree))
+    if abs(acc - float_acc) > 0.01 or ratio > 0.25 or agree < 0.999:
+        failures.append("int4: accuracy %.4f, file %.2fx, ORT agreement %.4f" % (acc, ratio, agree))
+    try:
+        mt.compare("int4 scores vs ONNX Runtime", ours, theirs)
+    except AssertionError as e:
+        failures.append(str(e))
 
 
 def main():
@@ -75,6 +100,7 @@ def main():
                   % (acc, float_acc, ratio, 100 * agree))
             if abs(acc - float_acc) > 0.002 or ratio > 0.55 or agree < 0.995:
                 failures.append("fp16: accuracy %.4f, file %.2fx, ORT agreement %.4f" % (acc, ratio, agree))
+        check_int4(args, tmp, x_test, y_test, float_acc, failures)
     for f in failures:
         print("FAIL " + f)
     return 1 if failures else 0

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "quant/calib.h"
+#include "quant/fp16.h"
 #include "quant/quant.h"
 #include "testutil.h"
 
@@ -479,4 +480,37 @@ TEST(calibration_ranges_by_method)
     calib_observe_range(&s, pos, 3);
     calib_range(&s, CALIB_MINMAX, 0, &lo, &hi);
     CHECK(lo == 0.0f && hi == 4.0f);
+}
+
+/* The 4-bit block quantizer: codes in range, every weight within half a step of its
+ * value (the step being the stored float16 scale), zero and constant blocks exact. */
+TEST(block_quantizer_bounds_its_error)
+{
+    uint32_t seed = 7;
+    for (int trial = 0; trial < 50; trial++) {
+        int n = 1 + trial % 32, bits = trial % 3 == 0 ? 2 : trial % 3 == 1 ? 4 : 8;
+        float w[32], mag = trial % 5 == 0 ? 1e-3f : trial % 5 == 1 ? 300.0f : 1.0f;
+        for (int i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            w[i] = mag * ((float)(seed >> 8) / 8388608.0f - (trial % 4 == 0 ? 0.0f : 1.0f)); /* some all-positive */
+        }
+        uint16_t s16;
+        uint8_t zp, codes[32];
+        quant_block_nbits(w, n, bits, &s16, &zp, codes);
+        float s = fp16_to_f32(s16);
+        CHECK(s > 0 && zp <= (1 << bits) - 1);
+        for (int i = 0; i < n; i++) {
+            CHECK(codes[i] <= (1 << bits) - 1);
+            float back = ((float)codes[i] - zp) * s;
+            CHECK_MSG(fabsf(back - w[i]) <= 0.5f * s * 1.001f + 1e-7f, "trial %d: %g -> %g (step %g)", trial, w[i],
+                      back, s);
+        }
+    }
+    float zeros[8] = {0}, same[8] = {2.5f, 2.5f, 2.5f, 2.5f, 2.5f, 2.5f, 2.5f, 2.5f};
+    uint16_t s16;
+    uint8_t zp, codes[8];
+    quant_block_nbits(zeros, 8, 4, &s16, &zp, codes);
+    CHECK(((float)codes[3] - zp) * fp16_to_f32(s16) == 0.0f);
+    quant_block_nbits(same, 8, 4, &s16, &zp, codes);
+    CHECK_NEAR(((float)codes[5] - zp) * fp16_to_f32(s16), 2.5, 2.5 / 15 / 2 * 0.01 + 1e-3);
 }
