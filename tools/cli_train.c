@@ -216,8 +216,9 @@ int cmd_train(int argc, char **argv)
     free(text);
     if (st != CRUN_OK)
         return cli_fail(st == CRUN_ERR_RUNTIME ? EXIT_RUN_FAILED : EXIT_BAD_INPUT, "%s", d.msg);
-    printf("result: fp32_acc=%.4f qat_int8_acc=%.4f ptq_int8_acc=%.4f agree=%lld/%lld max_step=%lld sps=%.0f\n",
+    printf("result: fp32_acc=%.4f qat_int8_acc=%.4f ptq_int8_acc=%.4f agree=%lld/%lld max_step=%lld sps=%.0f "
+           "test_loss=%.4f\n",
            r.fp32_acc, r.qat_acc, r.ptq_acc, (long long)r.agree, (long long)r.compared, (long long)r.max_step,
-           r.samples_per_s);
+           r.samples_per_s, r.test_loss);
     return EXIT_OK;
 }

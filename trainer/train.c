@@ -85,7 +85,7 @@ static bool batch_alloc(Batch *b, const Net *net, const Dataset *ds, int64_t n)
     b->targets = malloc((size_t)(net->batch * k) * sizeof(float));
     b->grad = malloc((size_t)(net->batch * k) * sizeof(float));
     b->labels = malloc((size_t)net->batch * sizeof(int32_t));
-    b->order = malloc((size_t)(n + 1) * sizeof(int64_t));
+    b->order = malloc((size_t)(n > net->batch ? n : net->batch) * sizeof(int64_t) + 8); /* (evaluation uses a batch of it) */
     return b->x && b->targets && b->grad && b->labels && b->order;
 }
 
@@ -151,11 +151,13 @@ static void train_epoch(Net *net, Optim *o, const TrainConfig *c, const Dataset 
     es->acc = (double)correct / n;
 }
 
-/* Accuracy over ds (and its logits into out, n x k, when out is not NULL). */
-static double evaluate(Net *net, const TrainConfig *c, const Dataset *ds, Batch *b, float *out)
+/* Accuracy over ds (-1 without labels or data), its mean loss into *loss when not NULL,
+ * and its outputs into out (n x k) when not NULL. */
+static double evaluate(Net *net, const TrainConfig *c, const Dataset *ds, Batch *b, float *out, double *loss)
 {
     int k = (int)tshape_size(net->layers[net->n - 1].out);
     int64_t correct = 0;
+    double total = 0;
     net->training = false;
     for (int64_t s = 0; s < ds->n; s += net->batch) {
         int cur = (int)(ds->n - s < net->batch ? ds->n - s : net->batch);
@@ -163,10 +165,12 @@ static double evaluate(Net *net, const TrainConfig *c, const Dataset *ds, Batch 
             b->order[i] = s + i;
         data_batch(ds, b->order, cur, NULL, 0, b->x, b->labels, b->targets);
         const float *y = net_forward(net, b->x, cur);
-        loss_eval(c->loss, y, cur, k, b->labels, b->targets, NULL, &correct);
+        total += (double)loss_eval(c->loss, y, cur, k, b->labels, b->targets, NULL, &correct) * cur;
         if (out)
             memcpy(out + s * k, y, (size_t)cur * k * sizeof *y);
     }
+    if (loss)
+        *loss = ds->n ? total / (double)ds->n : -1;
     return ds->n && c->loss == LOSS_CE ? (double)correct / ds->n : -1;
 }
 
@@ -258,13 +262,6 @@ static crun_status check_runtime(const Net *net, const TrainConfig *c, const Dat
 
 /* ---- the run ---- */
 
-static void print_epoch(const char *phase, int e, int n, const EpochStats *es, double test_acc)
-{
-    printf("%s epoch %d/%d: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f samples/s\n", phase, e + 1, n,
-           es->loss, 100 * es->acc, 100 * test_acc, es->samples / es->seconds);
-    fflush(stdout);
-}
-
 typedef struct Run {
     const TrainConfig *c;
     Net net;
@@ -272,7 +269,28 @@ typedef struct Run {
     Batch b;
     Optim optim;
     int start_epoch, qat_start;
+    TrainResult *result;
 } Run;
+
+/* One line per epoch: accuracies for classification, losses for regression; test figures
+ * when there is a test set. */
+static void print_epoch(Run *run, const char *phase, int e, int n, const EpochStats *es, double *test_acc)
+{
+    const TrainConfig *c = run->c;
+    double test_loss;
+    *test_acc = evaluate(&run->net, c, &run->test, &run->b, NULL, &test_loss);
+    run->result->test_loss = test_loss;
+    printf("%s epoch %d/%d: loss %.4f", phase, e + 1, n, es->loss);
+    if (c->loss == LOSS_CE)
+        printf(", train accuracy %.2f%%", 100 * es->acc);
+    if (run->test.n && c->loss == LOSS_CE)
+        printf(", test accuracy %.2f%%", 100 * *test_acc);
+    else if (run->test.n)
+        printf(", test loss %.4f", test_loss);
+    printf(", %.0f samples/s\n", es->samples / es->seconds);
+    fflush(stdout);
+}
+
 
 static crun_status float_phase(Run *run, TrainResult *r, Diag *d)
 {
@@ -287,8 +305,7 @@ static crun_status float_phase(Run *run, TrainResult *r, Diag *d)
         train_epoch(&run->net, &run->optim, c, &run->train, &run->b, &ph, &es);
         samples += (double)es.samples, seconds += es.seconds;
         r->final_loss = es.loss;
-        r->fp32_acc = evaluate(&run->net, c, &run->test, &run->b, NULL);
-        print_epoch("float", e, c->epochs, &es, r->fp32_acc);
+        print_epoch(run, "float", e, c->epochs, &es, &r->fp32_acc);
         if (c->checkpoint) {
             crun_status st = checkpoint_save(c->checkpoint, &run->net, &run->optim, e + 1, 0, d);
             if (st != CRUN_OK)
@@ -297,7 +314,7 @@ static crun_status float_phase(Run *run, TrainResult *r, Diag *d)
     }
     r->samples_per_s = seconds > 0 ? samples / seconds : 0;
     if (run->start_epoch < c->epochs || run->qat_start == 0)
-        r->fp32_acc = evaluate(&run->net, c, &run->test, &run->b, NULL);
+        r->fp32_acc = evaluate(&run->net, c, &run->test, &run->b, NULL, NULL);
     return c->export_float ? net_export_onnx(&run->net, c->export_float, d) : CRUN_OK;
 }
 
@@ -312,8 +329,14 @@ static crun_status quant_phase(Run *run, TrainResult *r, Diag *d)
     }
     if (c->ptq_batches > 0 && run->qat_start == 0) {
         calibrate(&run->net, &run->train, &run->b, c->ptq_batches);
-        r->ptq_acc = evaluate(&run->net, c, &run->test, &run->b, NULL);
-        printf("post-training int8 (%d calibration batches): test accuracy %.2f%%\n", c->ptq_batches, 100 * r->ptq_acc);
+        double loss;
+        r->ptq_acc = evaluate(&run->net, c, &run->test, &run->b, NULL, &loss);
+        printf("post-training int8 (%d calibration batches)", c->ptq_batches);
+        if (run->test.n && c->loss == LOSS_CE)
+            printf(": test accuracy %.2f%%", 100 * r->ptq_acc);
+        else if (run->test.n)
+            printf(": test loss %.4f", loss);
+        printf("\n");
         if (c->export_ptq && (st = net_export_qdq(&run->net, c->export_ptq, d)) != CRUN_OK)
             return st;
     }
@@ -339,8 +362,7 @@ static crun_status quant_phase(Run *run, TrainResult *r, Diag *d)
         }
         train_epoch(&run->net, &o, c, &run->train, &run->b, &ph, &es);
         run->optim.t = o.t;
-        r->qat_acc = evaluate(&run->net, c, &run->test, &run->b, NULL);
-        print_epoch("qat int8", e, c->qat_epochs, &es, r->qat_acc);
+        print_epoch(run, "qat int8", e, c->qat_epochs, &es, &r->qat_acc);
         if (c->checkpoint && (st = checkpoint_save(c->checkpoint, &run->net, &run->optim, c->epochs, e + 1, d)))
             return st;
     }
@@ -359,7 +381,7 @@ static crun_status finish(Run *run, TrainResult *r, Diag *d)
     float *mine = malloc((size_t)(run->test.n * k) * sizeof *mine);
     if (!mine)
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-    evaluate(&run->net, c, &run->test, &run->b, mine);
+    evaluate(&run->net, c, &run->test, &run->b, mine, NULL);
     st = check_runtime(&run->net, c, &run->test, mine, r, d);
     free(mine);
     if (st == CRUN_OK)
@@ -397,15 +419,16 @@ static crun_status setup(Run *run, Diag *d)
 
 crun_status train_run(const TrainConfig *c, TrainResult *r, Diag *d)
 {
-    *r = (TrainResult){.fp32_acc = -1, .ptq_acc = -1, .qat_acc = -1};
-    Run run = {.c = c};
+    *r = (TrainResult){.fp32_acc = -1, .ptq_acc = -1, .qat_acc = -1, .test_loss = -1};
+    Run run = {.c = c, .result = r};
     crun_status st = setup(&run, d);
     if (st == CRUN_OK && !run.net.qat)
         st = float_phase(&run, r, d);
     if (st == CRUN_OK && (c->qat_epochs > 0 || c->ptq_batches > 0 || c->export_int8))
         st = quant_phase(&run, r, d);
-    if (st == CRUN_OK && r->fp32_acc < 0 && r->qat_acc < 0) { /* a resumed run with nothing left to train */
-        double acc = evaluate(&run.net, c, &run.test, &run.b, NULL);
+    if (st == CRUN_OK && c->resume && run.start_epoch >= c->epochs && run.qat_start >= c->qat_epochs) {
+        /* a resumed run with nothing left to train */
+        double acc = evaluate(&run.net, c, &run.test, &run.b, NULL, NULL);
         *(run.net.qat ? &r->qat_acc : &r->fp32_acc) = acc;
         fprintf(stderr, "crun: the checkpoint has %d float and %d QAT epochs already: nothing to train\n",
                 run.start_epoch, run.qat_start);
