@@ -206,9 +206,12 @@ TEST(dropout_training_and_inference)
     crun_session *s = dropout_session(&m, &b, 0.25f, true, x, BIG);
     CHECK(s);
     float one = 1.0f;
+    uint8_t on = 1;
     int64_t none[1] = {0};
+    /* (every input again: dropout_session's own are gone with its stack frame) */
     CHECK_OK(crun_session_set_input(s, 0, F32, 1, d, x));
     CHECK_OK(crun_session_set_input(s, 1, F32, 0, none, &one));
+    CHECK_OK(crun_session_set_input(s, 2, BOOL, 0, none, &on));
     CHECK_STATUS(crun_session_run(s), CRUN_ERR_RUNTIME);
     CHECK(strstr(crun_last_error(), "ratio 1 is not in [0, 1)"));
     crun_session_free(s);
