@@ -343,8 +343,8 @@ typedef struct crun_quantize_options {
 CRUN_API void crun_quantize_options_init(crun_quantize_options *options);
 /* Calibrates model_path on the options' samples and writes a QDQ model to out_path:
  * QuantizeLinear/DequantizeLinear (uint8, asymmetric) on the inputs and outputs of Conv,
- * MatMul, Gemm, Add, MaxPool, Flatten and Reshape (the last three keep their input's
- * parameters), int8 symmetric weights and int32 biases under
+ * MatMul, Gemm, Add and GlobalAveragePool, and after MaxPool, Flatten and Reshape (which
+ * keep their input's parameters), int8 symmetric weights and int32 biases under
  * DequantizeLinear, a standard model other runtimes run too. Reads and writes only the
  * two files (and the calibration directory); options may be NULL for the defaults. */
 CRUN_API crun_status crun_quantize_file(const char *model_path, const char *out_path,

@@ -118,6 +118,9 @@ static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodePro
     if (!strcmp(op, "Add") && n->n_input == 2 && !is_constant(g, n->input[0]) && !is_constant(g, n->input[1]))
         return add_target(p, n->input[0], -1) >= 0 && add_target(p, n->input[1], -1) >= 0 &&
                add_target(p, output_target(g, n), -1) >= 0;
+    /* A global average of a quantized tensor gets its own range (QLinearGlobalAveragePool). */
+    if (!strcmp(op, "GlobalAveragePool") && n->n_output == 1 && target_index(p, n->input[0]) >= 0)
+        return add_target(p, n->output[0], -1) >= 0;
     /* Ops that only move or pick values keep their input's quantization, so the runtime
      * runs them on the 8-bit values with no requantization. */
     if ((!strcmp(op, "MaxPool") || !strcmp(op, "Flatten") || !strcmp(op, "Reshape")) && n->n_output == 1) {

@@ -1,9 +1,10 @@
 /* qdq.c - runs QDQ models in integers: DequantizeLinear -> op -> [Relu/Clip] ->
  * QuantizeLinear around Conv, MatMul and Gemm becomes one QLinearConv or QLinearMatMul
  * (int32 accumulation, requantization with per-channel scales, the activation as a clamp
- * of the quantized output); around Add it becomes QLinearAdd; MaxPool, Flatten and
- * Reshape between a DequantizeLinear and a QuantizeLinear of the same parameters run on
- * the 8-bit values.
+ * of the quantized output); around Add it becomes QLinearAdd, around Sigmoid, LeakyRelu
+ * and GlobalAveragePool their com.microsoft QLinear forms; MaxPool, Flatten and Reshape
+ * between a DequantizeLinear and a QuantizeLinear of the same parameters run on the
+ * 8-bit values.
  * Everything else stays float between its DequantizeLinear and QuantizeLinear nodes.
  *
  * Runs before constant folding would turn the weights' DequantizeLinear into float
@@ -314,6 +315,38 @@ static bool fuse_passthrough(Graph *g, Node *pool, const Qn *q, Node *act_node)
     return true;
 }
 
+/* ---- Sigmoid, LeakyRelu, GlobalAveragePool: their com.microsoft QLinear forms ---- */
+
+/* n's op becomes domain/op_type, its attributes parsed again for the new op. */
+static bool become_parsed(Node *n, const char *domain, const char *op_type)
+{
+    const OpDesc *op = op_lookup(domain, op_type);
+    void *old = n->params;
+    Diag d = {0};
+    n->params = NULL;
+    if (!op || (op->parse && op->parse(n, &d) != CRUN_OK) || !become(n, domain, op_type)) {
+        free(n->params);
+        n->params = old;
+        return false;
+    }
+    free(old);
+    return true;
+}
+
+static bool fuse_unary(Graph *g, Node *op, const Qn *q, Node *act_node, const char *qop)
+{
+    Dq x;
+    if (act_node || op->n_out != 1 || op->n_in < 1 || !as_dq(g, op->in[0], &x) || !dq_per_tensor(g, &x) ||
+        x.type != g->values[q->zp].dtype)
+        return false;
+    int zx = dq_zero_point(g, &x);
+    int in[5] = {x.q, x.scale, zx, q->scale, q->zp};
+    if (zx < 0 || !set_inputs(op, in, 5) || !become_parsed(op, "com.microsoft", qop))
+        return false;
+    take_output(g, op, NULL, q->node, NULL);
+    return true;
+}
+
 static bool fuse_one(Graph *g, const Uses *u, Node *qnode)
 {
     Qn q;
@@ -344,6 +377,12 @@ static bool fuse_one(Graph *g, const Uses *u, Node *qnode)
         return fuse_add(g, op, &q, &act, act_node);
     if (node_is(op, "MaxPool") || node_is(op, "Flatten") || node_is(op, "Reshape"))
         return fuse_passthrough(g, op, &q, act_node);
+    if (node_is(op, "Sigmoid"))
+        return fuse_unary(g, op, &q, act_node, "QLinearSigmoid");
+    if (node_is(op, "LeakyRelu"))
+        return fuse_unary(g, op, &q, act_node, "QLinearLeakyRelu");
+    if (node_is(op, "GlobalAveragePool"))
+        return fuse_unary(g, op, &q, act_node, "QLinearGlobalAveragePool");
     return false;
 }
 

@@ -586,6 +586,39 @@ def run_y_named(model, feed, out_name):
     return np.load(os.path.join(base, out_name + ".npy")) if rc == 0 else None
 
 
+def test_qlinear_unary_ops():
+    """QLinearSigmoid, QLinearLeakyRelu and QLinearGlobalAveragePool (com.microsoft) against
+    their definitions computed in float32 (models.qoperator holds them to ONNX Runtime)."""
+    rng = np.random.default_rng(21)
+    sx, sy, zx, zy = np.float32(0.05), np.float32(0.02), 120, 100
+    for op, attrs, shape in (("QLinearSigmoid", {}, [2, 3, 40]), ("QLinearLeakyRelu", {"alpha": 0.25}, [5, 60]),
+                             ("QLinearGlobalAveragePool", {}, [2, 16, 5, 7]),
+                             ("QLinearGlobalAveragePool", {"channels_last": 1}, [2, 5, 7, 16])):
+        inits = [numpy_helper.from_array(np.array(v, d), n) for v, d, n in
+                 ((sx, np.float32, "sx"), (zx, np.uint8, "zx"), (sy, np.float32, "sy"), (zy, np.uint8, "zy"))]
+        node = helper.make_node(op, ["x", "sx", "zx", "sy", "zy"], ["y"], domain="com.microsoft", **attrs)
+        graph = helper.make_graph([node], "q", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+        path = save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                            helper.make_opsetid("com.microsoft", 1)]), op + ".onnx")
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        got = run_y_named(path, {"x": x}, "y")
+        if got is None:
+            continue
+        v = (x.astype(np.float32) - np.float32(zx)) * sx
+        if op == "QLinearGlobalAveragePool":
+            axes = (1, 2) if attrs else (2, 3)
+            count = np.float32(np.prod([shape[a] for a in axes]))
+            acc = (x.astype(np.int64) - zx).sum(axis=axes, keepdims=True).astype(np.float32)
+            want = np.clip(np.rint(acc * (sx / (sy * count))) + zy, 0, 255)
+        else:
+            f = 1 / (1 + np.exp(-v)) if op == "QLinearSigmoid" else np.where(v >= 0, v, np.float32(0.25) * v)
+            want = np.clip(np.rint(f.astype(np.float32) / sy) + zy, 0, 255)
+        diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+        check(got.shape == want.shape and diff.max() <= 1 and (diff > 0).mean() <= 0.01,
+              "%s %s: %d of %d codes differ" % (op, attrs, int((diff > 0).sum()), diff.size))
+
+
 def main():
     global CRUN, TMP
     CRUN = sys.argv[sys.argv.index("--crun") + 1]
