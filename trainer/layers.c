@@ -33,7 +33,7 @@ float *layer_grad_in(Net *net, Layer *l, int i, bool *add)
     return o->dy;
 }
 
-static void chunk_range(const Net *net, int64_t t, int *s0, int *s1)
+void layer_chunk_range(const Net *net, int64_t t, int *s0, int *s1)
 {
     *s0 = (int)(t * net->cur / TRAIN_CHUNKS);
     *s1 = (int)((t + 1) * net->cur / TRAIN_CHUNKS);
@@ -173,7 +173,7 @@ static void conv_fwd_task(void *ctx, int64_t t, int thread)
     float *cols = (float *)thread_scratch(j->net, thread);
     void *ws = conv_ws(cols, c->kc, c->p);
     int s0, s1;
-    chunk_range(j->net, t, &s0, &s1);
+    layer_chunk_range(j->net, t, &s0, &s1);
     for (int s = s0; s < s1; s++)
         for (int g = 0; g < c->groups; g++) {
             GemmMatrix b = conv_cols(j, s, g, cols);
@@ -207,7 +207,7 @@ static void conv_bwd_task(void *ctx, int64_t t, int thread)
     void *ws = conv_ws(cols, c->kc, c->p);
     float *dw = j->net->wpart + (size_t)t * j->net->wpart_per, *db = dw + c->cout * c->kc;
     int s0, s1;
-    chunk_range(j->net, t, &s0, &s1);
+    layer_chunk_range(j->net, t, &s0, &s1);
     memset(dw, 0, (size_t)(c->cout * c->kc + c->cout) * sizeof *dw);
     for (int s = s0; s < s1; s++)
         for (int g = 0; g < c->groups; g++) {
@@ -477,7 +477,7 @@ typedef struct EltJob {
 static void elt_range(const EltJob *j, int64_t t, int64_t *i0, int64_t *i1)
 {
     int s0, s1;
-    chunk_range(j->net, t, &s0, &s1);
+    layer_chunk_range(j->net, t, &s0, &s1);
     *i0 = s0 * j->per_sample, *i1 = s1 * j->per_sample;
 }
 
@@ -557,7 +557,7 @@ static void maxpool_fwd_task(void *ctx, int64_t t, int thread)
     const Layer *l = j->l;
     TShape xs = in_shape(j->net, l, 0);
     int s0, s1;
-    chunk_range(j->net, t, &s0, &s1);
+    layer_chunk_range(j->net, t, &s0, &s1);
     int64_t po = (int64_t)l->out.h * l->out.w, pi = (int64_t)xs.h * xs.w;
     bool k2 = l->k == 2 && l->stride == 2 && l->pad == 0;
     for (int64_t pl = (int64_t)s0 * xs.c; pl < (int64_t)s1 * xs.c; pl++) {
@@ -586,7 +586,7 @@ static void maxpool_bwd_task(void *ctx, int64_t t, int thread)
     const Layer *l = j->l;
     TShape xs = in_shape(j->net, l, 0);
     int s0, s1;
-    chunk_range(j->net, t, &s0, &s1);
+    layer_chunk_range(j->net, t, &s0, &s1);
     int64_t po = (int64_t)l->out.h * l->out.w, pi = (int64_t)xs.h * xs.w;
     if (!j->add)
         memset(j->dx + (int64_t)s0 * xs.c * pi, 0, (size_t)((int64_t)(s1 - s0) * xs.c * pi) * sizeof(float));

@@ -19,6 +19,7 @@
 
 #include "loaders/onnx_qdq.h"
 #include "quant/quant.h"
+#include "runtime/threadpool.h"
 #include "trainer/trainer.h"
 
 #define QAT_EXACT_K 512
@@ -239,8 +240,10 @@ void qat_output(Net *net, Layer *l)
     Observer *o = &net->obs[l->q.out_obs];
     int64_t n = net->cur * tshape_size(l->out);
     float lo = INFINITY, hi = -INFINITY;
-    for (int64_t i = 0; i < n; i++)
-        lo = fminf(lo, l->y[i]), hi = fmaxf(hi, l->y[i]);
+    for (int64_t i = 0; i < n; i++) {
+        lo = l->y[i] < lo ? l->y[i] : lo;
+        hi = l->y[i] > hi ? l->y[i] : hi;
+    }
     obs_update(net, o, lo, hi);
     float rlo = quant_dequantize(QUANT_U8.lo, o->scale, o->zp), rhi = quant_dequantize(QUANT_U8.hi, o->scale, o->zp);
     for (int64_t i = 0; i < n; i++) {
@@ -292,37 +295,89 @@ static void integer_sums(Net *net, Layer *l, int64_t n)
     }
 }
 
+/* One integer layer's output pass over a chunk of samples: the observed range of the real
+ * values (after the fused clamp), or, once the observer has taken it, the quantization. */
+typedef struct IntJob {
+    Net *net;
+    Layer *l;
+    const Observer *ox, *oy;
+    const float *x;
+    int64_t per_in, per_out, plane;
+    float lo[TRAIN_CHUNKS], hi[TRAIN_CHUNKS];
+    QuantRange r;
+} IntJob;
+
+static void int_in_task(void *ctx, int64_t t, int thread)
+{
+    IntJob *j = ctx;
+    int s0, s1;
+    layer_chunk_range(j->net, t, &s0, &s1);
+    float s = j->ox->scale;
+    /* x holds dequantized values s * (q - z): dividing gives back q - z after rounding */
+    for (int64_t i = s0 * j->per_in; i < s1 * j->per_in; i++)
+        j->l->q.xq[i] = quant_rint_small(j->x[i] / s);
+}
+
+static void int_range_task(void *ctx, int64_t t, int thread)
+{
+    IntJob *j = ctx;
+    const LayerQuant *q = &j->l->q;
+    int s0, s1;
+    layer_chunk_range(j->net, t, &s0, &s1);
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t sc = (int64_t)s0 * j->l->cout; sc < (int64_t)s1 * j->l->cout; sc++) {
+        int c = (int)(sc % j->l->cout);
+        float k = j->ox->scale * q->w_scale[c];
+        const int32_t *acc = q->acc + sc * j->plane;
+        for (int64_t i = 0; i < j->plane; i++) {
+            float v = (float)(acc[i] + q->bias_q[c]) * k;
+            v = v < q->lo ? q->lo : v > q->hi ? q->hi : v;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+    }
+    j->lo[t] = lo, j->hi[t] = hi;
+}
+
+static void int_out_task(void *ctx, int64_t t, int thread)
+{
+    IntJob *j = ctx;
+    Layer *l = j->l;
+    LayerQuant *q = &l->q;
+    int s0, s1;
+    layer_chunk_range(j->net, t, &s0, &s1);
+    float sy = j->oy->scale;
+    int32_t zy = j->oy->zp;
+    for (int64_t sc = (int64_t)s0 * l->cout; sc < (int64_t)s1 * l->cout; sc++) {
+        int c = (int)(sc % l->cout);
+        float m = quant_multiplier(j->ox->scale, q->w_scale[c], sy);
+        int64_t o = sc * j->plane;
+        for (int64_t i = o; i < o + j->plane; i++) {
+            float v = (float)(q->acc[i] + q->bias_q[c]) * m, u = v + (float)zy;
+            q->mask[i] = u >= (float)j->r.lo - 0.5f && u <= (float)j->r.hi + 0.5f ? 1.0f : 0.0f;
+            l->y[i] = quant_dequantize(quant_round_sat(v, zy, j->r), sy, zy);
+        }
+    }
+}
+
 void qat_forward_integer(Net *net, Layer *l)
 {
     LayerQuant *q = &l->q;
-    const Observer *ox = &net->obs[q->in_obs];
     Observer *oy = &net->obs[q->out_obs];
-    const float *x = layer_owner(net, &net->layers[l->in[0]])->y;
-    int64_t nin = net->cur * tshape_size(net->layers[l->in[0]].out), n = net->cur * tshape_size(l->out);
-    /* x holds dequantized values s * (q - z): dividing gives back q - z exactly after rounding */
-    for (int64_t i = 0; i < nin; i++)
-        q->xq[i] = rintf(x[i] / ox->scale);
-    quantize_weights(l, ox->scale);
-    integer_sums(net, l, n);
-    int64_t plane = l->kind == LAYER_CONV ? (int64_t)l->out.h * l->out.w : 1;
-    /* the real values (after the fused clamp) for the observer, then the quantization */
+    IntJob j = {.net = net, .l = l, .ox = &net->obs[q->in_obs], .oy = oy,
+                .x = layer_owner(net, &net->layers[l->in[0]])->y,
+                .per_in = tshape_size(net->layers[l->in[0]].out), .per_out = tshape_size(l->out),
+                .plane = l->kind == LAYER_CONV ? (int64_t)l->out.h * l->out.w : 1};
+    pool_for(net->pool, TRAIN_CHUNKS, int_in_task, &j);
+    quantize_weights(l, j.ox->scale);
+    integer_sums(net, l, net->cur * j.per_out);
+    pool_for(net->pool, TRAIN_CHUNKS, int_range_task, &j);
     float lo = INFINITY, hi = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)(i / plane % l->cout);
-        float v = (float)(q->acc[i] + q->bias_q[c]) * (ox->scale * q->w_scale[c]);
-        v = fminf(fmaxf(v, q->lo), q->hi);
-        lo = fminf(lo, v), hi = fmaxf(hi, v);
-    }
+    for (int t = 0; t < TRAIN_CHUNKS; t++)
+        lo = j.lo[t] < lo ? j.lo[t] : lo, hi = j.hi[t] > hi ? j.hi[t] : hi;
     obs_update(net, oy, lo, hi);
-    QuantRange r = quant_clamp_range(QUANT_U8, q->lo, q->hi, oy->scale, oy->zp);
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)(i / plane % l->cout);
-        float v = (float)(q->acc[i] + q->bias_q[c]) * quant_multiplier(ox->scale, q->w_scale[c], oy->scale);
-        int32_t qy = quant_round_sat(v, oy->zp, r);
-        float t = v + (float)oy->zp;
-        q->mask[i] = t >= (float)r.lo - 0.5f && t <= (float)r.hi + 0.5f ? 1.0f : 0.0f;
-        l->y[i] = quant_dequantize(qy, oy->scale, oy->zp);
-    }
+    j.r = quant_clamp_range(QUANT_U8, q->lo, q->hi, oy->scale, oy->zp);
+    pool_for(net->pool, TRAIN_CHUNKS, int_out_task, &j);
 }
 
 void qat_backward_mask(Net *net, Layer *l)

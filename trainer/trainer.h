@@ -154,6 +154,8 @@ float loss_eval(TrainLoss kind, const float *out, int cur, int k, const int32_t 
 /* ---- layers (layers.c): forward and backward of one layer ---- */
 void layer_forward(Net *net, Layer *l);
 void layer_backward(Net *net, Layer *l);
+/* The samples [s0, s1) of chunk t of the current batch. */
+void layer_chunk_range(const Net *net, int64_t t, int *s0, int *s1);
 /* The layer whose buffers hold l's output (l itself unless it is an alias). */
 Layer *layer_owner(Net *net, Layer *l);
 /* Convolution of x (layer l's input layout) with weights w over input channels
