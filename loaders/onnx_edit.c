@@ -150,6 +150,14 @@ Onnx__NodeProto *edit_new_node(const char *op, const char *name, const char *con
     return n; /* (a failed strdup leaves a NULL the packer refuses: reported on write) */
 }
 
+bool edit_in_list(const char *name, const char *const *list, int n)
+{
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(list[i], name))
+            return true;
+    return false;
+}
+
 Onnx__AttributeProto *edit_push_attr(Onnx__NodeProto *n, const char *name, Onnx__AttributeProto__AttributeType type)
 {
     Onnx__AttributeProto *a = malloc(sizeof *a);

@@ -22,6 +22,8 @@ bool edit_has_floats(const Onnx__TensorProto *t);
 /* A malloc'd copy of them, NULL when they do not match. */
 float *edit_floats(const Onnx__TensorProto *t);
 
+/* Whether name is one of list's n names (false for a NULL name). */
+bool edit_in_list(const char *name, const char *const *list, int n);
 /* Whether name is one of the graph's outputs / inputs. */
 bool edit_is_output(const Onnx__GraphProto *g, const char *name);
 bool edit_is_input(const Onnx__GraphProto *g, const char *name);

@@ -125,14 +125,6 @@ static bool push_nodes(EditNodes *l, const Onnx__NodeProto *n, const NbitsOp *op
     return ok && !l->oom;
 }
 
-static bool in_list(const char *name, const char *const *list, int n)
-{
-    for (int i = 0; name && i < n; i++)
-        if (!strcmp(list[i], name))
-            return true;
-    return false;
-}
-
 /* How many nodes read value name. */
 static int uses(const Onnx__GraphProto *g, const char *name)
 {
@@ -200,7 +192,7 @@ static crun_status rewrite_graph(Onnx__ModelProto *m, int bits, int block, const
     for (size_t i = 0; i < g->n_node && ok; i++) {
         Onnx__NodeProto *n = g->node[i];
         NbitsOp op;
-        if (!n->op_type || in_list(n->name, exclude, n_exclude) || !eligible(g, n, &op)) {
+        if (!n->op_type || edit_in_list(n->name, exclude, n_exclude) || !eligible(g, n, &op)) {
             edit_push_node(&l, n);
             continue;
         }

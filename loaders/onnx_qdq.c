@@ -11,14 +11,6 @@
 
 static Onnx__GraphProto *graph_of(const QdqPlan *p) { return ((Onnx__ModelProto *)p->proto)->graph; }
 
-static bool in_list(const char *name, const char *const *list, int n)
-{
-    for (int i = 0; name && i < n; i++)
-        if (!strcmp(list[i], name))
-            return true;
-    return false;
-}
-
 /* ---- finding the targets ---- */
 
 static int target_index(const QdqPlan *p, const char *name)
@@ -155,7 +147,7 @@ crun_status qdq_plan_make(const void *data, size_t size, const char *const *excl
     edit_fold_batchnorm(mp->graph);
     const Onnx__GraphProto *g = mp->graph;
     for (size_t i = 0; i < g->n_node; i++) {
-        if (in_list(g->node[i]->name, exclude, n_exclude))
+        if (edit_in_list(g->node[i]->name, exclude, n_exclude))
             continue;
         if (!plan_node(p, g, g->node[i])) {
             qdq_plan_free(p);

@@ -48,16 +48,23 @@ static void add_param(OnnxBuild *b, const char *layer, const char *suffix, int r
     onnx_build_init(b, n, rank, dims, data);
 }
 
+/* The layer's weights (dims wd) and bias as initializers named w and bias. */
+static void add_weights(OnnxBuild *b, const Layer *l, int rank, const int64_t *wd, char *w, char *bias)
+{
+    int64_t bd[1] = {l->cout};
+    name_cat(w, 64, l->name, "_weight");
+    name_cat(bias, 64, l->name, "_bias");
+    onnx_build_init(b, w, rank, wd, l->weight.w);
+    if (l->bias_on)
+        onnx_build_init(b, bias, 1, bd, l->bias.w);
+}
+
 static void export_conv(OnnxBuild *b, const Net *net, const Layer *l, const char *x)
 {
     int64_t cg = net->layers[l->in[0]].out.c / l->groups;
-    int64_t wd[4] = {l->cout, cg, l->k, l->k}, bd[1] = {l->cout};
-    add_param(b, l->name, "_weight", 4, wd, l->weight.w);
+    int64_t wd[4] = {l->cout, cg, l->k, l->k};
     char w[64], bias[64];
-    name_cat(w, sizeof w, l->name, "_weight");
-    name_cat(bias, sizeof bias, l->name, "_bias");
-    if (l->bias_on)
-        add_param(b, l->name, "_bias", 1, bd, l->bias.w);
+    add_weights(b, l, 4, wd, w, bias);
     const char *in[3] = {x, w, bias};
     onnx_build_node(b, "Conv", l->name, in, l->bias_on ? 3 : 2, l->name);
     int64_t k[2] = {l->k, l->k}, s[2] = {l->stride, l->stride}, p[4] = {l->pad, l->pad, l->pad, l->pad};
@@ -76,12 +83,8 @@ static void export_linear(OnnxBuild *b, const Net *net, const Layer *l, const ch
         onnx_build_node(b, "Flatten", flat, &x, 1, flat);
         src = flat;
     }
-    int64_t wd[2] = {l->cout, l->weight.n / l->cout}, bd[1] = {l->cout};
-    add_param(b, l->name, "_weight", 2, wd, l->weight.w);
-    name_cat(w, sizeof w, l->name, "_weight");
-    name_cat(bias, sizeof bias, l->name, "_bias");
-    if (l->bias_on)
-        add_param(b, l->name, "_bias", 1, bd, l->bias.w);
+    int64_t wd[2] = {l->cout, l->weight.n / l->cout};
+    add_weights(b, l, 2, wd, w, bias);
     const char *in[3] = {src, w, bias};
     onnx_build_node(b, "Gemm", l->name, in, l->bias_on ? 3 : 2, l->name);
     onnx_build_attr_i(b, "transB", 1);

@@ -186,7 +186,6 @@ static bool make_integer(Net *net, Layer *l)
     if (act) {
         outl->q.out_obs = -1;
         outl->q.quantize = false;
-        act->fused = true;
         mem_free(act->y), mem_free(act->dy);
         act->y = act->dy = NULL;
         act->own_y = false;

@@ -4,9 +4,10 @@
  *
  * A Net holds its layers in topological order; each layer reads one or two earlier
  * layers' outputs. Activations are NCHW float buffers sized for the batch; every layer
- * has an output buffer and a gradient buffer of the same size (aliases of its input's for
- * Flatten, Dropout off and folded layers). Work on a batch splits over the worker pool
- * in fixed chunks, so results do not depend on the thread count. */
+ * has an output buffer and a gradient buffer of the same size, except aliases of their
+ * input's (a BatchNorm folded into its conv or a Dropout dropped for QAT, and a ReLU
+ * computed inside the integer layer before it). Work on a batch splits over the worker
+ * pool in fixed chunks, so results do not depend on the thread count. */
 #ifndef CRUN_TRAINER_TRAINER_H
 #define CRUN_TRAINER_TRAINER_H
 
@@ -30,7 +31,7 @@ typedef enum LayerKind {
     LAYER_DROPOUT,
     LAYER_ADD,
     LAYER_CONCAT,
-    LAYER_IDENTITY, /* a BatchNorm folded into its conv, an activation fused into QAT */
+    LAYER_IDENTITY, /* a BatchNorm folded into its conv, a Dropout dropped for QAT */
 } LayerKind;
 
 typedef enum TrainAct { TACT_RELU, TACT_RELU6, TACT_LEAKY, TACT_SIGMOID, TACT_TANH, TACT_GELU } TrainAct;
@@ -70,7 +71,7 @@ typedef struct LayerQuant {
     int32_t *bias_q;   /* int32 bias at x_scale * w_scale */
     float *xq;         /* the input's quantized values minus zero point, [batch x in] */
     float *yi;         /* a slice's exact integer sums (as floats) */
-    int32_t *acc;      /* the int32 accumulator when the sum is split in slices */
+    int32_t *acc;      /* the exact int32 sums (slices added) */
     float *mask;       /* where the gradient passes the quantizer (1) or not (0) */
     bool quantize;     /* a non-integer layer whose output is fake-quantized */
 } LayerQuant;
@@ -79,7 +80,6 @@ typedef struct Layer {
     LayerKind kind;
     char name[32];
     int in[2], n_in;
-    bool fused;        /* a ReLU/ReLU6 computed inside the integer layer before it (QAT) */
     TShape out;
     /* conv: cout, kernel, stride, pad, groups; linear: cout; pools: k, stride, pad */
     int cout, k, stride, pad, groups;
@@ -115,7 +115,7 @@ typedef struct Net {
     uint64_t seed, step;
     struct ThreadPool *pool;
     int threads;
-    uint8_t *scratch;  /* per chunk: im2col columns and GEMM workspace */
+    uint8_t *scratch;  /* per thread: im2col columns and GEMM workspace */
     size_t scratch_per;
     float *wpart;      /* per chunk: partial weight gradients of a conv */
     size_t wpart_per;
@@ -126,9 +126,9 @@ typedef struct Net {
 #define TRAIN_CHUNKS 8
 
 /* ---- the spec: one layer per line ----
- *   input C H W | conv COUT K [stride=S] [pad=P] [groups=G] [bias=0] | linear N
- *   bn | relu | relu6 | leakyrelu [A] | sigmoid | tanh | gelu | maxpool K [stride=S]
- *   avgpool K [stride=S] | gap | flatten | dropout P | add NAME | concat NAME
+ *   input C [H W] | conv COUT K [stride=S] [pad=P|same] [groups=G] [bias=0] | linear N
+ *   bn | relu | relu6 | leakyrelu [A] | sigmoid | tanh | gelu | maxpool K [stride=S] [pad=P]
+ *   avgpool K [stride=S] [pad=P] | gap | flatten | dropout P | add NAME | concat NAME
  * Any line may carry name=NAME; add and concat read the previous layer and NAME.
  * '#' starts a comment. */
 crun_status net_parse(const char *text, Net *net, Diag *d);
@@ -182,8 +182,6 @@ void qat_reset_observers(Net *net);
 void qat_forward_integer(Net *net, Layer *l);
 /* Fake-quantizes layer l's output in place when it is a quantization point. */
 void qat_output(Net *net, Layer *l);
-/* Fake-quantizes the network input (the first layer's output). */
-void qat_input(Net *net, Layer *l);
 /* The output clamp mask for backward: gradients pass where the real value was inside
  * the quantized range. */
 void qat_backward_mask(Net *net, Layer *l);
