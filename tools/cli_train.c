@@ -33,7 +33,8 @@ static const char usage[] =
     "output:\n"
     "  --export OUT.onnx  --export-int8 OUT.onnx (QDQ)  --export-ptq OUT.onnx\n"
     "  --check                    run the int8 export with crun and compare with the trainer\n"
-    "  --checkpoint FILE          saved after every epoch;  --resume FILE  continues one\n";
+    "  --checkpoint FILE          saved after every epoch;  --resume FILE  continues one\n"
+    "  --no-progress              no progress bar (there is none off a terminal anyway)\n";
 
 static bool arg_int(const char *s, int lo, int *out)
 {
