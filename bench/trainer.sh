@@ -38,8 +38,8 @@ echo "2 threads: crun $sps_2t samples/s, PyTorch $torch_2t" >&2
 
 echo "== 3 float epochs, PTQ, 2 QAT epochs, exports, crun against the trainer on 10,000 test images" >&2
 $CRUN train $SPEC --threads 2 --lr 0.03 --schedule cosine --weight-decay 5e-4 --qat 2 --qat-lr 0.01 --ptq 32 --no-progress \
-    --export "$OUT/fashion_cnn.onnx" --export-ptq "$OUT/fashion_cnn.ptq.onnx" \
-    --export-int8 "$OUT/fashion_cnn.qat.onnx" --check | tee "$OUT/train.log" >&2
+    --export-float "$OUT/fashion_cnn.onnx" --export-ptq "$OUT/fashion_cnn.ptq.onnx" \
+    --export "$OUT/fashion_cnn.qat.onnx" --check | tee "$OUT/train.log" >&2
 result=$(sed -n 's/^result: //p' "$OUT/train.log")
 val() { echo "$result" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 echo "fp32_acc=$(val fp32_acc) qat_int8_acc=$(val qat_int8_acc) ptq_int8_acc=$(val ptq_int8_acc)" \

@@ -24,14 +24,17 @@ static const char usage[] =
     "  --optim sgd|adam|adamw (sgd)  --lr F (0.01)  --momentum F (0.9)  --weight-decay F (0)\n"
     "  --schedule const|step:EPOCHS[:GAMMA]|cosine  --loss ce|mse  --bn-freeze EPOCH\n"
     "quantization:\n"
-    "  --qat N                    N quantization-aware epochs after the float ones\n"
+    "  --qat [N]                  N (default 1) quantization-aware epochs after the float ones\n"
     "  --qat-lr F                 restart the rate at F for QAT, annealed to 0 (default: QAT\n"
     "                             continues a cosine or step schedule, or takes a tenth of a\n"
     "                             constant --lr)\n"
     "  --qat-freeze F             observers freeze after this share of the QAT steps (0.5)\n"
     "  --ptq N                    also quantize after training on N calibration batches\n"
     "output:\n"
-    "  --export OUT.onnx  --export-int8 OUT.onnx (QDQ)  --export-ptq OUT.onnx\n"
+    "  --export OUT.onnx          the trained model: int8 QDQ after --qat, else float\n"
+    "  --export-float OUT.onnx    the float model (after the float epochs)\n"
+    "  --export-int8 OUT.onnx     the int8 QDQ model (QAT, or post-training without --qat)\n"
+    "  --export-ptq OUT.onnx      the post-training int8 model (with --ptq)\n"
     "  --check                    run the int8 export with crun and compare with the trainer\n"
     "  --checkpoint FILE          saved after every epoch;  --resume FILE  continues one\n"
     "  --no-progress              no progress bar (there is none off a terminal anyway)\n";
@@ -133,7 +136,7 @@ static bool parse_one(TrainConfig *c, const char *opt, char *v)
         *(opt[2] == 'l' ? &c->train_limit : &c->test_limit) = n;
         return ok;
     }
-    if (!strcmp(opt, "--export"))
+    if (!strcmp(opt, "--export-float"))
         return c->export_float = v, true;
     if (!strcmp(opt, "--export-int8"))
         return c->export_int8 = v, true;
@@ -146,9 +149,25 @@ static bool parse_one(TrainConfig *c, const char *opt, char *v)
     return false;
 }
 
+static bool is_count(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
+
+/* --export names the model the run ends with: the QAT one when there is QAT. */
+static int place_export(TrainConfig *c, const char *export)
+{
+    if (!export)
+        return -1;
+    const char **slot = c->qat_epochs > 0 ? &c->export_int8 : &c->export_float;
+    if (*slot)
+        return cli_fail(EXIT_BAD_INPUT, "--export and --export-%s name the same model: give one",
+                        c->qat_epochs > 0 ? "int8" : "float");
+    *slot = export;
+    return -1;
+}
+
 static int parse_args(int argc, char **argv, TrainConfig *c, const char **spec)
 {
     *spec = NULL;
+    const char *export = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -157,6 +176,12 @@ static int parse_args(int argc, char **argv, TrainConfig *c, const char **spec)
         }
         if (!strcmp(a, "--check")) {
             c->check = true;
+        } else if (!strcmp(a, "--qat") && (i + 1 == argc || !is_count(argv[i + 1]))) {
+            c->qat_epochs = 1; /* a bare --qat: one epoch */
+        } else if (!strcmp(a, "--export")) {
+            if (i + 1 >= argc)
+                return cli_fail(EXIT_BAD_INPUT, "--export needs a file");
+            export = argv[++i];
         } else if (!strcmp(a, "--no-progress")) {
             c->progress = false;
         } else if (!strcmp(a, "--train-npy") || !strcmp(a, "--test-npy")) {
@@ -179,12 +204,15 @@ static int parse_args(int argc, char **argv, TrainConfig *c, const char **spec)
     }
     if (!*spec && !c->resume)
         return cli_fail(EXIT_BAD_INPUT, "no spec file given\n%s", usage);
+    int rc = place_export(c, export);
+    if (rc >= 0)
+        return rc;
     if (c->train_x ? c->idx_dir != NULL : false)
         return cli_fail(EXIT_BAD_INPUT, "--data and --train-npy are alternatives");
     if (!c->train_x && !c->idx_dir)
         c->idx_dir = TRAIN_DEFAULT_DATA;
     if (c->check && !c->export_int8)
-        return cli_fail(EXIT_BAD_INPUT, "--check compares the --export-int8 model: give one");
+        return cli_fail(EXIT_BAD_INPUT, "--check compares the int8 export: give --export-int8 (or --qat and --export)");
     if (c->export_int8 && c->qat_epochs == 0 && c->ptq_batches == 0)
         c->ptq_batches = 32; /* an int8 export without QAT is a post-training quantization */
     return -1;

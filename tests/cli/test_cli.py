@@ -412,7 +412,7 @@ def test_train():
     data = ["--train-npy", files["trainx"], files["trainy"], "--test-npy", files["testx"], files["testy"]]
     fp, q8 = os.path.join(TMP, "tiny.onnx"), os.path.join(TMP, "tiny.int8.onnx")
     rc, out, err = crun("train", spec, *data, "--epochs", 3, "--lr", 0.05, "--qat", 1, "--ptq", 4,
-                        "--export", fp, "--export-int8", q8, "--check", "--threads", 2)
+                        "--export-float", fp, "--export-int8", q8, "--check", "--threads", 2)
     r = result_line(out)
     check(rc == 0 and r, "crun train runs: " + err)
     if not r:
@@ -448,6 +448,13 @@ def test_train():
         f.write("input 3 8 8\nconv 4 3\nflatten\nlinear 3\n")
     one_line_error(*crun("train", bad, *data), 2, "the spec's input is 3x8x8", "train: data of another shape")
     one_line_error(*crun("train", spec, *data, "--check"), 2, "--export-int8", "train: --check alone")
+    # a bare --qat is one epoch, and --export then writes the int8 model
+    q1 = os.path.join(TMP, "tiny.qat.onnx")
+    rc, out, err = crun("train", spec, *data, "--epochs", 1, "--qat", "--export", q1, "--check")
+    check(rc == 0 and "qat int8 epoch 1/1" in out and "QuantizeLinear" in [n.op_type for n in onnx.load(q1).graph.node]
+          and result_line(out).get("max_step") == "0", "--qat --export writes the QAT model: " + out + err)
+    one_line_error(*crun("train", spec, *data, "--qat", "--export", q1, "--export-int8", q1), 2, "same model",
+                   "train: --export and --export-int8 both after --qat")
     one_line_error(*crun("train", spec, *data, "--optim", "lion"), 2, "--optim", "train: unknown optimizer")
     one_line_error(*crun("train", spec, "--train-npy", files["trainx"], os.path.join(TMP, "no.npy")), 2, "no.npy",
                    "train: missing labels")

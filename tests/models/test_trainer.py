@@ -25,8 +25,8 @@ def main():
         fp, q8 = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
         mt.progress("training 1 + 1 QAT epochs on 12,000 images ...")
         res = subprocess.run([args.crun, "train", SPEC, "--epochs", "1", "--qat", "1", "--limit", "12000",
-                              "--test-limit", "2000", "--lr", "0.03", "--threads", "2", "--export", fp,
-                              "--export-int8", q8, "--check"], capture_output=True, text=True)
+                              "--test-limit", "2000", "--lr", "0.03", "--threads", "2", "--export-float", fp,
+                              "--export", q8, "--check"], capture_output=True, text=True)
         print(res.stdout, end="")
         assert res.returncode == 0, res.stderr
         result = dict(kv.split("=") for kv in res.stdout.splitlines()[-1][8:].split())
