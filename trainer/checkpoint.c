@@ -11,7 +11,6 @@
 #include "quant/quant.h"
 
 #define CKPT_MAGIC "CRUNCKP1"
-#define CKPT_MAX_PARAMS 512
 
 typedef struct Writer {
     FILE *f;
@@ -28,15 +27,6 @@ static void put_u32(Writer *w, uint32_t v) { put(w, &v, 4); }
 
 static void put_floats(Writer *w, const float *p, int64_t n) { put(w, p, (size_t)n * sizeof *p); }
 
-static int bn_layers(const Net *net, const Layer **out)
-{
-    int n = 0;
-    for (int i = 0; i < net->n; i++)
-        if (net->layers[i].kind == LAYER_BN)
-            out[n++] = &net->layers[i];
-    return n;
-}
-
 crun_status checkpoint_save(const char *path, const Net *net, const Optim *o, int epochs_done, int qat_done, Diag *d)
 {
     char tmp[4096];
@@ -52,17 +42,17 @@ crun_status checkpoint_save(const char *path, const Net *net, const Optim *o, in
     put_u32(&w, (uint32_t)qat_done);
     put_u32(&w, net->qat);
     put(&w, &o->t, sizeof o->t);
-    Param *p[CKPT_MAX_PARAMS];
-    int np = net_params((Net *)net, p, CKPT_MAX_PARAMS);
+    Param *p[TRAIN_MAX_PARAMS];
+    int np = net_params((Net *)net, p, TRAIN_MAX_PARAMS);
     put_u32(&w, (uint32_t)np);
-    for (int i = 0; i < np && i < CKPT_MAX_PARAMS; i++) {
+    for (int i = 0; i < np; i++) {
         put(&w, &p[i]->n, sizeof p[i]->n);
         put_floats(&w, p[i]->w, p[i]->n), put_floats(&w, p[i]->m, p[i]->n), put_floats(&w, p[i]->v, p[i]->n);
     }
-    const Layer *bn[256];
-    int nb = net->n <= 256 ? bn_layers(net, bn) : 0;
-    for (int i = 0; i < nb; i++)
-        put_floats(&w, bn[i]->run_mean, bn[i]->out.c), put_floats(&w, bn[i]->run_var, bn[i]->out.c);
+    for (int i = 0; i < net->n; i++) /* BatchNorm statistics, layer by layer */
+        if (net->layers[i].kind == LAYER_BN)
+            put_floats(&w, net->layers[i].run_mean, net->layers[i].out.c),
+                put_floats(&w, net->layers[i].run_var, net->layers[i].out.c);
     put_u32(&w, (uint32_t)net->n_obs);
     for (int i = 0; i < net->n_obs; i++) {
         const Observer *ob = &net->obs[i];
@@ -138,9 +128,9 @@ crun_status checkpoint_peek(const char *path, CheckpointState *cs, Diag *d)
 static bool load_arrays(Reader *r, Net *net, Optim *o)
 {
     get(r, &o->t, sizeof o->t);
-    Param *p[CKPT_MAX_PARAMS];
-    int np = net_params(net, p, CKPT_MAX_PARAMS);
-    if (np > CKPT_MAX_PARAMS || get_u32(r) != (uint32_t)np)
+    Param *p[TRAIN_MAX_PARAMS];
+    int np = net_params(net, p, TRAIN_MAX_PARAMS);
+    if (get_u32(r) != (uint32_t)np)
         return false;
     for (int i = 0; i < np && r->ok; i++) {
         int64_t n;
@@ -149,11 +139,10 @@ static bool load_arrays(Reader *r, Net *net, Optim *o)
             return false;
         get(r, p[i]->w, (size_t)n * 4), get(r, p[i]->m, (size_t)n * 4), get(r, p[i]->v, (size_t)n * 4);
     }
-    const Layer *bn[256];
-    int nb = net->n <= 256 ? bn_layers(net, bn) : 0;
-    for (int i = 0; i < nb; i++) {
-        Layer *l = (Layer *)bn[i];
-        get(r, l->run_mean, (size_t)l->out.c * 4), get(r, l->run_var, (size_t)l->out.c * 4);
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        if (l->kind == LAYER_BN)
+            get(r, l->run_mean, (size_t)l->out.c * 4), get(r, l->run_var, (size_t)l->out.c * 4);
     }
     if (get_u32(r) != (uint32_t)net->n_obs)
         return false;

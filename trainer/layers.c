@@ -664,7 +664,7 @@ static void dropout_forward(Net *net, Layer *l)
 {
     const float *x = layer_owner(net, in_layer(net, l, 0))->y;
     int64_t n = net->cur * tshape_size(l->out);
-    bool on = net->training && !net->qat && l->alpha > 0;
+    bool on = net->training && l->alpha > 0; /* (QAT drops Dropout layers) */
     float keep = 1.0f - l->alpha;
     uint64_t base = mix64(net->seed ^ mix64(net->step * 131 + (uint64_t)(l - net->layers)));
     for (int64_t i = 0; i < n; i++) {

@@ -176,6 +176,8 @@ static crun_status parse_layer(Net *net, char *text, int line, Diag *d)
             kn = &kind_names[i];
     if (!kn)
         return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "spec line %d: unknown layer '%s'", line, a.pos[0]);
+    if (net->n == TRAIN_MAX_LAYERS)
+        return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "spec line %d: more than %d layers", line, TRAIN_MAX_LAYERS);
     if ((kn->kind == LAYER_INPUT) != (net->n == 0))
         return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT, "spec line %d: the spec starts with one input line", line);
     Layer *grown = realloc(net->layers, (size_t)(net->n + 1) * sizeof *grown);
@@ -477,10 +479,10 @@ int net_params(Net *net, Param **out, int max)
 
 int64_t net_param_count(Net *net)
 {
-    Param *p[256];
-    int n = net_params(net, p, 256);
+    Param *p[TRAIN_MAX_PARAMS];
+    int n = net_params(net, p, TRAIN_MAX_PARAMS);
     int64_t total = 0;
-    for (int i = 0; i < n && i < 256; i++)
+    for (int i = 0; i < n; i++)
         total += p[i]->n;
     return total;
 }

@@ -11,8 +11,6 @@
 #include "runtime/progress.h"
 #include "trainer/checkpoint.h"
 
-#define MAX_PARAMS 512
-
 void train_config_init(TrainConfig *c)
 {
     memset(c, 0, sizeof *c);
@@ -112,8 +110,8 @@ static void train_epoch(Net *net, Optim *o, const TrainConfig *c, const Dataset 
                         EpochStats *es)
 {
     int64_t n = ds->n, per_epoch = (n + net->batch - 1) / net->batch, correct = 0;
-    Param *params[MAX_PARAMS];
-    int np = net_params(net, params, MAX_PARAMS);
+    Param *params[TRAIN_MAX_PARAMS];
+    int np = net_params(net, params, TRAIN_MAX_PARAMS);
     int k = (int)tshape_size(net->layers[net->n - 1].out);
     data_shuffle(b->order, n, c->seed, ph->epoch + (net->qat ? 1000 : 0));
     net->training = true;
@@ -304,7 +302,6 @@ static crun_status float_phase(Run *run, TrainResult *r, Diag *d)
         Phase ph = {"train", e, c->epochs, 0, 0, total, -1};
         train_epoch(&run->net, &run->optim, c, &run->train, &run->b, &ph, &es);
         samples += (double)es.samples, seconds += es.seconds;
-        r->final_loss = es.loss;
         print_epoch(run, "float", e, c->epochs, &es, &r->fp32_acc);
         if (c->checkpoint) {
             crun_status st = checkpoint_save(c->checkpoint, &run->net, &run->optim, e + 1, 0, d);

@@ -38,7 +38,6 @@ typedef struct TrainResult {
     double samples_per_s;              /* training steps of the float epochs */
     int64_t agree, compared;           /* same class from crun and the trainer */
     int64_t max_step;                  /* largest logit difference in output steps */
-    double final_loss;                 /* of the last epoch's training batches */
     double test_loss;                  /* after the last epoch (-1: no test set) */
 } TrainResult;
 

@@ -121,6 +121,11 @@ typedef struct Net {
     size_t wpart_per;
 } Net;
 
+/* Most layers a spec may have, so a net has at most TRAIN_MAX_PARAMS parameters (a
+ * weight and a bias per layer) and callers can list them in fixed arrays. */
+#define TRAIN_MAX_LAYERS 256
+#define TRAIN_MAX_PARAMS (2 * TRAIN_MAX_LAYERS)
+
 /* Chunks a batch is split into (a fixed number, so sums are grouped the same way for
  * every thread count). */
 #define TRAIN_CHUNKS 8
@@ -136,7 +141,8 @@ crun_status net_parse(const char *text, Net *net, Diag *d);
  * a ReLU-family activation, Xavier otherwise) from seed; threads 0 is one per core. */
 crun_status net_build(Net *net, int batch, uint64_t seed, int threads, Diag *d);
 void net_free(Net *net);
-/* Parameters in a fixed order (weights then biases, layer by layer). */
+/* Parameters in a fixed order (weights then biases, layer by layer); out has room for
+ * TRAIN_MAX_PARAMS. */
 int net_params(Net *net, Param **out, int max);
 int64_t net_param_count(Net *net);
 

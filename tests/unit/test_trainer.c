@@ -69,8 +69,8 @@ static double grad_agreement(Case *c, int *checked)
 {
     c->net.training = true;
     case_loss(c, true);
-    Param *p[64];
-    int np = net_params(&c->net, p, 64);
+    Param *p[TRAIN_MAX_PARAMS];
+    int np = net_params(&c->net, p, TRAIN_MAX_PARAMS);
     float **g = calloc((size_t)np, sizeof *g);
     for (int i = 0; i < np; i++) {
         g[i] = malloc((size_t)p[i]->n * sizeof(float));
@@ -197,8 +197,8 @@ static float *train_steps(const char *spec, int threads, int steps)
     Case c;
     if (!case_make(&c, spec, 16, threads, 3))
         return NULL;
-    Param *p[64];
-    int np = net_params(&c.net, p, 64);
+    Param *p[TRAIN_MAX_PARAMS];
+    int np = net_params(&c.net, p, TRAIN_MAX_PARAMS);
     Optim o;
     optim_init(&o);
     c.net.training = true;
@@ -246,6 +246,16 @@ TEST(spec_errors_name_the_line)
         {"input 1 8 8\nmaxpool 2 pad=2\n", "pad 2 must be smaller than the kernel 2"},
         {"input 3 8 8\nconv 4 3 name=a\nconv 4 1\nadd a\nconv 2 3\nadd a\n", "adds"},
     };
+    char *deep = malloc(300 * 5 + 16);
+    CHECK(deep);
+    strcpy(deep, "input 4\n");
+    for (int i = 0; i < 300; i++)
+        strcat(deep, "relu\n");
+    Net dn;
+    Diag dd = {0};
+    crun_status st = net_parse(deep, &dn, &dd);
+    free(deep);
+    CHECK_MSG(st == CRUN_ERR_INVALID_ARGUMENT && strstr(dd.msg, "more than 256 layers"), "%s", dd.msg);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Net net;
         Diag d = {0};
@@ -260,8 +270,8 @@ TEST(checkpoint_round_trip)
     Case a, b;
     CHECK(case_make(&a, spec, 4, 1, 9));
     CHECK(case_make(&b, spec, 4, 1, 10)); /* other weights */
-    Param *p[16];
-    int np = net_params(&a.net, p, 16);
+    Param *p[TRAIN_MAX_PARAMS];
+    int np = net_params(&a.net, p, TRAIN_MAX_PARAMS);
     Optim o;
     optim_init(&o);
     a.net.training = true;
