@@ -355,6 +355,52 @@ CRUN_API crun_status crun_quantize_file(const char *model_path, const char *out_
  * file, the same ops and types for every other node. crun widens the weights at load. */
 CRUN_API crun_status crun_convert_fp16_file(const char *model_path, const char *out_path);
 
+/* ---- compiled models ---- */
+
+/* A compiled model (.crun) is a model after crun's optimisations, planned for fixed input
+ * shapes, a thread count and an instruction set, with its weights already packed for the
+ * kernels chosen. crun_model_load_file maps it and uses weights and packed blocks where
+ * they lie (no parsing, no copying); crun_model_load_memory copies it first. It is tied to
+ * the crun build and architecture that wrote it: another build refuses it with a message,
+ * as does a CPU without its instruction set. */
+typedef struct crun_compile_options {
+    /* Values for the symbolic input dims (default 1 for any not listed): fixed in the file.
+     * Borrowed during the call. */
+    const crun_dim_value *dims;
+    size_t n_dims;
+    int32_t threads;  /* threads the plan is made for; default 1 (other counts re-plan) */
+    const char *isa;  /* "scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot";
+                       * NULL: the best this CPU has (or CRUN_ISA allows) */
+} crun_compile_options;
+
+/* What a compiled model needs and holds, in bytes. */
+typedef struct crun_compile_info {
+    size_t arena_bytes;     /* the arena its plan needs (a caller arena of this size suffices) */
+    size_t workspace_bytes; /* one caller buffer holding everything (crun_static_open); 0 if unknown */
+    size_t file_bytes;
+    size_t packed_bytes;    /* of that, weights packed for the kernels */
+    int32_t threads;
+    const char *isa;        /* static storage */
+} crun_compile_info;
+
+CRUN_API void crun_compile_options_init(crun_compile_options *options);
+
+/* Loads the ONNX model at model_path, plans it as the options say and writes the compiled
+ * model to out_path. options may be NULL (defaults); info, when not NULL, receives the
+ * figures of the written file. Paths are borrowed. Changes the process-wide ISA limit
+ * during the call only when options->isa is set: do not plan other models meanwhile. */
+CRUN_API crun_status crun_compile_file(const char *model_path, const char *out_path,
+                                       const crun_compile_options *options, crun_compile_info *info);
+
+/* The figures of a loaded compiled model (CRUN_ERR_INVALID_ARGUMENT for an ONNX one). */
+CRUN_API crun_status crun_model_compiled_info(const crun_model *model, crun_compile_info *info);
+
+/* Loading a compiled model checks its header and tables (checksums and every record) but
+ * does not read the weights, so that it costs no pass over the file. This checks the
+ * weights' checksum too: CRUN_ERR_INVALID_MODEL when they were damaged. An ONNX model has
+ * no checksum: CRUN_OK. */
+CRUN_API crun_status crun_model_verify(const crun_model *model);
+
 #ifdef __cplusplus
 }
 #endif

@@ -267,11 +267,14 @@ static bool quantize_bias(Onnx__GraphProto *g, Onnx__TensorProto *b, float sx, c
         q[m] = quant_bias_int32(f[m], s[m]);
     }
     int64_t dn[1] = {n};
+    /* One scale for per-tensor weights: a per-axis DequantizeLinear needs opset 13. */
+    int sr = n_sw == 1 ? 0 : 1;
+    size_t sn = n_sw == 1 ? 4 : (size_t)n * 4;
     Onnx__TensorProto *tq = edit_new_tensor(b->name, "_quantized", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 1, dn, q,
                                        (size_t)n * 4);
-    Onnx__TensorProto *ts = edit_new_tensor(b->name, "_scale", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1, dn, s, (size_t)n * 4);
-    Onnx__TensorProto *tz = edit_new_tensor(b->name, "_zero_point", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 1, dn, z,
-                                       (size_t)n * 4);
+    Onnx__TensorProto *ts = edit_new_tensor(b->name, "_scale", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, sr, dn, s, sn);
+    Onnx__TensorProto *tz = edit_new_tensor(b->name, "_zero_point", ONNX__TENSOR_PROTO__DATA_TYPE__INT32, sr, dn, z,
+                                       sn);
     free(f), free(q), free(z), free(s);
     return tq && ts && tz && edit_push_init(g, tq) && edit_push_init(g, ts) && edit_push_init(g, tz);
 }
@@ -312,7 +315,7 @@ static bool write_weights(QdqPlan *p, const float (*range)[2], bool per_channel,
                 free(sw);
                 return false;
             }
-            push_dq_init(l, op->b, 0);
+            push_dq_init(l, op->b, per_channel ? 0 : -1); /* no axis attribute before opset 13 */
             edit_drop_init(g, op->b);
         }
         free(sw);

@@ -195,6 +195,7 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     s->group_stride = per_group / sizeof(float);
     /* Tagged by microkernel: plans made under another ISA limit need their own packing. */
     s->packed = c->packs ? prep_shared(c, uk->name, packed, fill_packed_w) : s->inline_w;
+    prep_packed_away(c, c->in[1]);
     if (!c->packs)
         fill_packed_w(c, s->inline_w);
     if (!s->packed) {

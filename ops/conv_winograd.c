@@ -165,6 +165,7 @@ crun_status winograd_prepare(PrepCtx *c)
     char tag[64];
     snprintf(tag, sizeof tag, "wino43:%s", uk->name);
     s->u = c->packs ? prep_shared(c, tag, bytes, fill_packed_u) : s->inline_u;
+    prep_packed_away(c, c->in[1]);
     if (!c->packs)
         fill_packed_u(c, s->inline_u);
     if (!s->u) {

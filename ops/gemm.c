@@ -48,9 +48,10 @@ static GemmState *state_with_b(PrepCtx *c, bool pack, int64_t M, int64_t K, int6
         return NULL;
     s->uk = uk;
     s->b_packed = NULL;
-    if (pack && c->packs)
+    if (pack && c->packs) {
         s->b_packed = prep_shared(c, layout->name, packed, fill_packed_b); /* per ISA: limits vary */
-    else if (pack) {
+        prep_packed_away(c, c->in[1]);
+    } else if (pack) {
         fill_packed_b(c, s->inline_b);
         s->b_packed = s->inline_b;
     }

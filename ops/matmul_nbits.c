@@ -161,6 +161,7 @@ static crun_status nbits_prepare(PrepCtx *c)
     c->state_bytes = sizeof *s + inline_bytes;
     if (pack && c->packs) {
         s->b_packed = prep_shared(c, "nbits_f32", packed, fill_packed);
+        prep_packed_away(c, c->in[1]);
         if (!s->b_packed)
             return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory unpacking weights");
     } else if (pack) {

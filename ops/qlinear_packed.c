@@ -74,7 +74,8 @@ static crun_status qpack_prepare(PrepCtx *c, const QWeights *q)
         return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
     const void *blk;
     if (c->packs) {
-        blk = packcache_get(c->packs, c->node, p.uk->name, bytes, fill_qpack, &p);
+        blk = prep_shared_ctx(c, p.uk->name, bytes, fill_qpack, &p);
+        prep_packed_away(c, q->w);
     } else {
         fill_qpack(&p, s->inline_data);
         blk = s->inline_data;

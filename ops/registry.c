@@ -46,6 +46,10 @@ const KernelVariant *op_choose_kernel(const OpDesc *op, const PrepCtx *c)
 {
     /* Variants are listed best first; the last one that applies is the reference. */
     const KernelVariant *chosen = NULL;
+    const KernelVariant *pin = c->node->kernel;
+    /* A compiled model's choice stands, so its packed blocks are the ones planned for. */
+    if (pin && isa_allowed(pin->isa) && (!pin->applies || pin->applies(c, pin->data)))
+        return pin;
     bool reference = use_reference();
     for (const KernelVariant *k = op->kernels; k && k->name; k++)
         if (isa_allowed(k->isa) && (!k->applies || k->applies(c, k->data))) {
@@ -66,7 +70,7 @@ crun_status node_fail(const Node *n, Diag *d, crun_status st, const char *fmt, .
     return diag_fail(d, st, "node '%s' (%s): %s", n->name, n->op_type, msg);
 }
 
-crun_status op_parse_node(Node *n, Diag *d)
+static crun_status parse_node(Node *n, int extra_inputs, Diag *d)
 {
     const OpDesc *op = n->op;
     int n_in = n->n_in - n->n_implicit, n_out = n->n_out;
@@ -75,7 +79,7 @@ crun_status op_parse_node(Node *n, Diag *d)
         n_in--;
     while (n_out > 0 && n->out[n_out - 1] < 0)
         n_out--;
-    if (n_in < op->min_in || (op->max_in >= 0 && n_in > op->max_in)) {
+    if (n_in < op->min_in || (op->max_in >= 0 && n_in > op->max_in + extra_inputs)) {
         if (op->max_in < 0)
             return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "has %d inputs, expected at least %d", n_in, op->min_in);
         return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "has %d inputs, expected %d to %d", n_in, op->min_in,
@@ -88,6 +92,15 @@ crun_status op_parse_node(Node *n, Diag *d)
         if (n->in[i] < 0)
             return node_fail(n, d, CRUN_ERR_INVALID_MODEL, "required input %d is missing", i);
     return op->parse ? op->parse(n, d) : CRUN_OK;
+}
+
+crun_status op_parse_node(Node *n, Diag *d) { return parse_node(n, 0, d); }
+
+/* The passes give a MatMul its fused bias as a third input (its kernels read it when
+ * there); nothing else goes past the op's own counts. */
+crun_status op_parse_optimised_node(Node *n, Diag *d)
+{
+    return parse_node(n, n->op->flags & OPF_ACT_EPILOGUE ? 1 : 0, d);
 }
 
 /* ---- attributes ---- */
@@ -253,7 +266,35 @@ double tensor_get_double(const Tensor *t, int64_t i)
     }
 }
 
+const unsigned char packed_away[64];
+
+const void *prep_shared_ctx(PrepCtx *c, const char *tag, size_t bytes, void (*fill)(const void *ctx, void *dst),
+                            const void *ctx)
+{
+    if (!c->packs)
+        return NULL;
+    for (int k = 0; k < c->n_in; k++)
+        if (c->in[k] && data_packed_away(c->in[k]->data)) {
+            /* Only the pack made by crun compile exists: another one cannot be made. */
+            const void *p = packcache_find(c->packs, c->node, tag, bytes);
+            if (!p)
+                node_fail(c->node, c->d, CRUN_ERR_UNSUPPORTED,
+                          "compiled model has its weights packed for another kernel (%s): run it at the ISA and "
+                          "on the build it was compiled for, or compile it again",
+                          c->node->kernel ? c->node->kernel->name : "?");
+            return p;
+        }
+    return packcache_get(c->packs, c->node, tag, bytes, fill, ctx);
+}
+
 const void *prep_shared(PrepCtx *c, const char *tag, size_t bytes, void (*fill)(const void *c, void *dst))
 {
-    return c->packs ? packcache_get(c->packs, c->node, tag, bytes, fill, c) : NULL;
+    return prep_shared_ctx(c, tag, bytes, fill, c);
+}
+
+void prep_packed_away(PrepCtx *c, const Tensor *in)
+{
+    for (int k = 0; c->packs && k < c->n_in && k < 32; k++)
+        if (c->in[k] == in)
+            c->packed_inputs |= 1u << k;
 }

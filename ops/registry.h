@@ -33,6 +33,8 @@ typedef struct PrepCtx {
     void *state;             /* set by prepare: one malloc'd block (small per-plan data) */
     size_t state_bytes;      /* its size, for memory reports */
     size_t ws_bytes;         /* set by prepare: scratch needed while the kernel runs */
+    uint32_t packed_inputs;  /* set by prepare (prep_packed_away): inputs whose data neither
+                                prepare nor run reads again once their shared pack exists */
     Diag *d;
     struct PackCache *packs; /* the model's shared packed data (NULL: not shared) */
 } PrepCtx;
@@ -42,6 +44,17 @@ typedef struct PrepCtx {
  * keep several). Needs c->packs (folding at load has none: there, pack into the state
  * block instead). NULL when out of memory. */
 const void *prep_shared(PrepCtx *c, const char *tag, size_t bytes, void (*fill)(const void *c, void *dst));
+/* The same with fill's context given (prep_shared passes c). */
+const void *prep_shared_ctx(PrepCtx *c, const char *tag, size_t bytes, void (*fill)(const void *ctx, void *dst),
+                            const void *ctx);
+/* Declares that, with the model's shared packs, input `in` (one of c->in) is read from its
+ * pack only: crun compile may then leave its data out of the file. */
+void prep_packed_away(PrepCtx *c, const Tensor *in);
+
+/* What a compiled model's packed-away constants point at (VALUE_PACKED): no kernel reads
+ * it; prep_shared refuses to re-pack from it. */
+extern const unsigned char packed_away[64];
+static inline bool data_packed_away(const void *data) { return data == (const void *)packed_away; }
 
 /* Per-step state a kernel keeps across runs (sub-executors of control flow); owned by
  * the executor, which calls release(ptr) when the plan or the executor goes away. */
@@ -149,6 +162,9 @@ void kernels_use_reference(bool on);
 
 /* Checks input/output counts and runs op->parse. */
 crun_status op_parse_node(Node *n, Diag *d);
+/* The same for a node as the passes left it (a compiled model's): ops that take a fused
+ * activation may also hold a fused bias input past their ONNX count. */
+crun_status op_parse_optimised_node(Node *n, Diag *d);
 
 /* ---- helpers for attribute parsing (all fail with a message naming node and attr) ---- */
 crun_status attr_get_int(const Node *n, const char *name, int64_t def, int64_t *out, Diag *d);

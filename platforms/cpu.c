@@ -89,6 +89,12 @@ void isa_set_limit(Isa limit)
     isa_limit = limit;
 }
 
+Isa isa_get_limit(void)
+{
+    pthread_once(&detect_once, detect);
+    return isa_limit;
+}
+
 int cpu_count(void)
 {
     pthread_once(&detect_once, detect);

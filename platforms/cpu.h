@@ -27,6 +27,7 @@ Isa isa_best(void);
 Isa isa_base(Isa isa);
 /* Caps the ISAs kernels may use (process-wide); ISA_COUNT removes the cap. */
 void isa_set_limit(Isa limit);
+Isa isa_get_limit(void);
 /* Number of logical processors (at least 1). */
 int cpu_count(void);
 

@@ -57,7 +57,9 @@ enum {
     VALUE_IS_OUTPUT = 1u << 1, /* a graph output */
     VALUE_IS_OUTER = 1u << 2,  /* defined in an enclosing graph (subgraph capture) */
     VALUE_IS_CONST = 1u << 3,  /* data holds its value (initializer, Constant, folded) */
-    VALUE_BORROWED = 1u << 4   /* data points into the loader's buffers: not freed with the graph */
+    VALUE_BORROWED = 1u << 4,  /* data points into the loader's buffers: not freed with the graph */
+    VALUE_PACKED = 1u << 5     /* a compiled model keeps only its packed form: data is the
+                                  packed_away marker, which no kernel may read */
 };
 
 typedef struct Value {
@@ -112,6 +114,7 @@ typedef struct Node {
     void *params;       /* typed attributes made by op->parse; freed with free() */
     Activation act;     /* fused activation (ACT_NONE if none) */
     char fused[48];     /* what passes fused into this node, for crun info */
+    const struct KernelVariant *kernel; /* pinned by a compiled model: used where it applies */
     bool dead;          /* removed by a pass; dropped by graph_compact */
 } Node;
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "loaders/crun_file.h"
 #include "runtime/packcache.h"
 #include "runtime/passes/passes.h"
 
@@ -56,6 +57,36 @@ static crun_status load(const void *data, size_t size, const char *dir, const ch
     return CRUN_OK;
 }
 
+/* A compiled model over image (held as kind says: freed with the model, even on failure). */
+static crun_status load_compiled(const void *image, size_t size, int kind, const char *source, crun_model **out)
+{
+    *out = NULL;
+    Diag d = {0};
+    crun_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        if (kind == IMAGE_MAPPED)
+            munmap((void *)image, size);
+        else if (kind == IMAGE_COPIED)
+            mem_free((void *)image);
+        return error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory", source);
+    }
+    m->image = image;
+    m->image_bytes = size;
+    m->image_kind = kind;
+    m->compiled = true;
+    m->source = str_dup(source);
+    crun_status st = m->source ? crunfile_load(image, size, m, &d)
+                               : diag_fail(&d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    if (st != CRUN_OK) {
+        diag_prefix(&d, "%s", source);
+        diag_publish(&d);
+        crun_model_free(m);
+        return st;
+    }
+    *out = m;
+    return CRUN_OK;
+}
+
 crun_status crun_model_load_file(const char *path, crun_model **out)
 {
     if (!out)
@@ -81,6 +112,9 @@ crun_status crun_model_load_file(const char *path, crun_model **out)
     close(fd);
     if (size && map == MAP_FAILED)
         return error_set(CRUN_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    /* A compiled model is used where it lies: the mapping lives as long as the model. */
+    if (crunfile_is(map, size))
+        return load_compiled(map, size, IMAGE_MAPPED, path, out);
     char *tmp = str_dup(path);
     crun_status st = tmp ? load(size ? map : "", size, dirname(tmp), path, out)
                          : error_set(CRUN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
@@ -97,6 +131,13 @@ crun_status crun_model_load_memory(const void *data, size_t size, crun_model **o
     *out = NULL;
     if (!data && size)
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_model_load_memory: data is NULL");
+    if (data && crunfile_is(data, size)) {
+        void *copy = mem_alloc_aligned(size);
+        if (!copy)
+            return error_set(CRUN_ERR_OUT_OF_MEMORY, "<memory>: out of memory copying the compiled model");
+        memcpy(copy, data, size);
+        return load_compiled(copy, size, IMAGE_COPIED, "<memory>", out);
+    }
     return load(data ? data : "", size, NULL, "<memory>", out);
 }
 
@@ -116,6 +157,10 @@ void crun_model_free(crun_model *m)
     free(m->meta);
     free(m->producer);
     free(m->source);
+    if (m->image_kind == IMAGE_MAPPED)
+        munmap((void *)m->image, m->image_bytes);
+    else if (m->image_kind == IMAGE_COPIED)
+        mem_free((void *)m->image);
     free(m);
 }
 

@@ -26,6 +26,15 @@ struct crun_model {
     int n_ops;
     int64_t node_count, param_count, param_bytes;
     void *proto; /* the unpacked ModelProto: initializers point into it */
+    /* A compiled model (.crun): the image its weights and packed blocks point into, how
+     * it is held (a mapping to unmap, a copy to free, or the caller's), and its plan's
+     * figures from the header. */
+    const void *image;
+    size_t image_bytes;
+    enum { IMAGE_NONE = 0, IMAGE_MAPPED, IMAGE_COPIED, IMAGE_BORROWED } image_kind;
+    bool compiled;
+    int compiled_isa, compiled_threads;
+    size_t compiled_arena, compiled_workspace;
 };
 
 /* Fills m->graph and the model fields from ONNX bytes. dir is the folder for external

@@ -4,6 +4,7 @@
 #ifndef CRUN_PACKCACHE_H
 #define CRUN_PACKCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct PackCache PackCache;
@@ -15,6 +16,23 @@ void packcache_free(PackCache *c);
  * on first request, the same pointer afterwards. NULL when out of memory. */
 const void *packcache_get(PackCache *c, const void *owner, const char *tag, size_t bytes,
                           void (*fill)(const void *ctx, void *dst), const void *ctx);
+/* The block for (owner, tag) if it exists (never made here), else NULL. */
+const void *packcache_find(PackCache *c, const void *owner, const char *tag, size_t bytes);
+/* Adds a block that lives elsewhere (a compiled model's mapping): never filled, never
+ * freed. false when out of memory. */
+bool packcache_put_borrowed(PackCache *c, const void *owner, const char *tag, size_t bytes, const void *data);
+
+/* The blocks held, for writing a compiled model. */
+typedef struct PackEntry {
+    const void *owner;
+    const char *tag;
+    size_t bytes;
+    const void *data;
+} PackEntry;
+size_t packcache_count(PackCache *c);
+/* Block i (in the order they were made); false past the end. */
+bool packcache_entry(PackCache *c, size_t i, PackEntry *out);
+
 /* Bytes held, for memory reports. */
 size_t packcache_bytes(PackCache *c);
 

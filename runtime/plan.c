@@ -95,11 +95,27 @@ static bool gather(Builder *b, const Node *n, bool *all_const, bool *shapes_know
 
 static crun_status add_step(Builder *b, int node_index, bool dynamic);
 
+/* A compiled model's packed-away weights (VALUE_PACKED) hold no data: only a kernel that
+ * reads its pack instead (mask bit set by its prepare) may take them. */
+static crun_status check_packed_inputs(const Builder *b, const Node *n, uint32_t mask)
+{
+    for (int k = 0; k < n->n_in; k++)
+        if (b->in[k] && data_packed_away(b->in[k]->data) && (k >= 32 || !(mask & (1u << k))))
+            return node_fail(n, b->d, CRUN_ERR_UNSUPPORTED,
+                             "input %d was kept only packed for kernel %s by crun compile, and this plan needs "
+                             "it otherwise: compile the model again for these shapes and this CPU",
+                             k, n->kernel ? n->kernel->name : "?");
+    return CRUN_OK;
+}
+
 static crun_status fold_node(Builder *b, int node_index)
 {
     const Node *n = &b->g->nodes[node_index];
     bool done;
-    crun_status st = node_eval(n, b->in, n->n_in, b->out, n->n_out, &done, b->d);
+    crun_status st = check_packed_inputs(b, n, 0);
+    if (st != CRUN_OK)
+        return st;
+    st = node_eval(n, b->in, n->n_in, b->out, n->n_out, &done, b->d);
     if (st != CRUN_OK)
         return st;
     if (!done) /* too heavy for plan time: an ordinary step (shapes are inferred) */
@@ -125,7 +141,7 @@ static crun_status add_step(Builder *b, int node_index, bool dynamic)
             b->p->vals[n->out[k]].store = dynamic ? STORE_DYNAMIC : STORE_ARENA;
     if (dynamic) {
         b->p->has_dynamic = true;
-        return CRUN_OK;
+        return check_packed_inputs(b, n, 0);
     }
     PrepCtx pc = {.node = n, .params = n->params, .n_in = n->n_in, .n_out = n->n_out, .in = b->in,
                   .out = (const Tensor *const *)b->out, .n_threads = b->p->n_threads, .d = b->d,
@@ -143,6 +159,10 @@ static crun_status add_step(Builder *b, int node_index, bool dynamic)
     s->state = pc.state;
     s->state_bytes = pc.state_bytes;
     s->ws_bytes = pc.ws_bytes;
+    s->packed_inputs = pc.packed_inputs;
+    crun_status st = check_packed_inputs(b, n, pc.packed_inputs);
+    if (st != CRUN_OK)
+        return st;
     s->flops = n->op->flops ? n->op->flops(n, b->in, (const Tensor *const *)b->out) : 0;
     return CRUN_OK;
 }

@@ -34,6 +34,7 @@ typedef struct PlanStep {
     size_t state_bytes;
     size_t ws_bytes, ws_offset;
     int64_t flops;
+    uint32_t packed_inputs; /* inputs the kernel reads from shared packs only (PrepCtx) */
     bool dynamic;
 } PlanStep;
 

@@ -9,9 +9,10 @@
 static const char usage[] =
     "usage: crun bench MODEL [--threads N] [--max-memory SIZE] [--warmup N] [--runs N] [--input NAME=FILE]...\n"
     "                        [--dim SYM=VALUE]... [--json]\n"
-    "Measures load time, first-run time (planning + first run), median / p90 / min latency of\n"
-    "--runs timed runs after --warmup untimed ones, peak RSS and arena bytes. --json prints one\n"
-    "JSON object with keys load_ms, first_run_ms, median_ms, p90_ms, min_ms, peak_rss_kb,\n"
+    "Measures load time, session creation (planning: load + session = ready to run), first-run\n"
+    "time (session creation + first run), median / p90 / min latency of --runs timed runs after\n"
+    "--warmup untimed ones, peak RSS and arena bytes. --json prints one JSON object with keys\n"
+    "load_ms, session_ms, ready_ms, first_run_ms, median_ms, p90_ms, min_ms, peak_rss_kb,\n"
     "arena_bytes (and threads, runs, gflop, gflops, peak_gflops, peak_pct, isa: the measured FMA peak of\n"
     "the cores used and the share of it the model achieved).\n";
 
@@ -74,14 +75,16 @@ int cmd_bench(int argc, char **argv)
     double peak = fma_peak_gflops(&peak_isa); /* per core */
     double peak_pct = peak > 0 ? 100.0 * gflops / (peak * threads) : 0;
     if (o.json) {
-        printf("{\"model\": \"%s\", \"threads\": %d, \"runs\": %d, \"load_ms\": %.3f, \"first_run_ms\": %.3f, "
+        printf("{\"model\": \"%s\", \"threads\": %d, \"runs\": %d, \"load_ms\": %.3f, \"session_ms\": %.3f, "
+               "\"ready_ms\": %.3f, \"first_run_ms\": %.3f, "
                "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"peak_rss_kb\": %ld, \"arena_bytes\": %zu, "
                "\"gflop\": %.4f, \"gflops\": %.2f, \"peak_gflops\": %.1f, \"peak_pct\": %.1f, \"isa\": \"%s\"}\n",
-               o.model, threads, o.runs, cs.load_ms, first_ms, median, p90, mn, ru.ru_maxrss, mi.arena_bytes,
+               o.model, threads, o.runs, cs.load_ms, cs.plan_ms, cs.load_ms + cs.plan_ms, first_ms, median, p90, mn, ru.ru_maxrss, mi.arena_bytes,
                (double)flops * 1e-9, gflops, peak * threads, peak_pct, isa_name(peak_isa));
     } else {
         printf("model: %s (%d threads, %d runs after %d warm-up)\n", o.model, threads, o.runs, o.warmup);
-        printf("load: %.2f ms, first run: %.2f ms\n", cs.load_ms, first_ms);
+        printf("load: %.2f ms, session: %.2f ms (ready in %.2f ms), first run: %.2f ms\n", cs.load_ms, cs.plan_ms,
+               cs.load_ms + cs.plan_ms, first_ms);
         printf("latency: median %.3f ms, p90 %.3f ms, min %.3f ms\n", median, p90, mn);
         printf("compute: %.3f GFLOP per run, %.2f GFLOP/s at the median, %.0f%% of the %s FMA peak (%.1f GFLOP/s "
                "per core, measured)\n",

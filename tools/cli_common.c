@@ -238,6 +238,17 @@ static int load_input(const CliOptions *o, int index, const char *path, Tensor *
     return -1;
 }
 
+int cli_compiled_defaults(const crun_model *m, const CliOptions *o)
+{
+    crun_compile_info ci;
+    if (crun_model_compiled_info(m, &ci) != CRUN_OK)
+        return o->threads;
+    Isa isa;
+    if (!o->isa && isa_parse(ci.isa, &isa))
+        isa_set_limit(isa);
+    return o->threads ? o->threads : ci.threads;
+}
+
 int cli_session_open(const CliOptions *o, CliSession *cs)
 {
     memset(cs, 0, sizeof *cs);
@@ -246,6 +257,7 @@ int cli_session_open(const CliOptions *o, CliSession *cs)
     if (st != CRUN_OK)
         return cli_fail(cli_exit_code(st, false), "%s", crun_last_error());
     cs->load_ms = (cli_now() - t0) * 1e3;
+    int threads = cli_compiled_defaults(cs->model, o);
     int n_in = crun_model_input_count(cs->model);
     cs->data = calloc((size_t)n_in + 1, sizeof *cs->data);
     if (!cs->data)
@@ -282,7 +294,7 @@ int cli_session_open(const CliOptions *o, CliSession *cs)
     }
     crun_session_options so;
     crun_session_options_init(&so);
-    so.threads = o->threads;
+    so.threads = threads;
     so.dims = dims;
     so.n_dims = (size_t)n_dims;
     t0 = cli_now();

@@ -102,6 +102,22 @@ int cmd_info(int argc, char **argv)
     printf("\nparameters: %lld (", (long long)sum.param_count);
     print_bytes("", (double)sum.param_bytes);
     printf(")\n");
+    crun_compile_info ci;
+    if (crun_model_compiled_info(m, &ci) == CRUN_OK) {
+        if (crun_model_verify(m) != CRUN_OK) {
+            rc = cli_fail(EXIT_BAD_INPUT, "%s", crun_last_error());
+            crun_model_free(m);
+            return rc;
+        }
+        printf("compiled: for %s, %d thread%s; arena %zu bytes", ci.isa, (int)ci.threads, ci.threads == 1 ? "" : "s",
+               ci.arena_bytes);
+        if (ci.workspace_bytes)
+            printf(", static workspace %zu bytes", ci.workspace_bytes);
+        print_bytes("; file ", (double)ci.file_bytes);
+        print_bytes(" (packed weights ", (double)ci.packed_bytes);
+        printf("), checksum ok\n");
+    }
+    o.threads = cli_compiled_defaults(m, &o);
 
     crun_session_options so;
     crun_session_options_init(&so);

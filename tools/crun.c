@@ -1,5 +1,5 @@
 /* crun.c - the command line: `crun MODEL`, `crun info`, `crun bench`, `crun profile`, `crun test`,
- * `crun quantize`, `crun convert`, `crun train`. */
+ * `crun quantize`, `crun convert`, `crun compile`, `crun train`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +15,7 @@ static const char usage[] =
     "  crun test DIR...            run ONNX backend-test folders and compare outputs\n"
     "  crun quantize MODEL -o OUT  post-training int8 quantization to a QDQ model\n"
     "  crun convert --fp16 MODEL -o OUT  weights stored as float16 (half the file)\n"
+    "  crun compile MODEL -o OUT.crun  plan once: a file that loads by mapping, weights packed\n"
     "  crun train SPEC [options]   train (with QAT) and export ONNX (crun train --help)\n"
     "exit codes: 0 success, 1 failure while running, 2 usage error or bad input\n";
 
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "profile"))
         return cmd_profile(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "compile"))
+        return cmd_compile(argc - 1, argv + 1);
     if (!strcmp(argv[1], "convert"))
         return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(argv[1], "quantize"))

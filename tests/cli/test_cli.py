@@ -626,6 +626,120 @@ def test_qlinear_unary_ops():
               "%s %s: %d of %d codes differ" % (op, attrs, int((diff > 0).sum()), diff.size))
 
 
+M64 = (1 << 64) - 1
+P1, P2 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F
+
+
+def crun_checksum(b):
+    """The .crun checksum (loaders/crun_file.c), to forge headers a reader must refuse."""
+    rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & M64
+    lane = [(P1 + P2) & M64, P2, 0, (-P1) & M64]
+    whole = len(b) // 32 * 32
+    blocks = [b[i:i + 32] for i in range(0, whole, 32)]
+    if len(b) > whole:
+        blocks.append(b[whole:] + bytes(32 - (len(b) - whole)))
+    for blk in blocks:
+        for i in range(4):
+            w = int.from_bytes(blk[8 * i:8 * i + 8], "little")
+            lane[i] = (rotl((lane[i] + w * P2) & M64, 31) * P1) & M64
+    h = (len(b) * P1) & M64
+    for i in range(4):
+        h = (rotl(h ^ ((lane[i] * P2) & M64), 27) * P1 + P2) & M64
+    h ^= h >> 33
+    h = (h * P2) & M64
+    return h ^ (h >> 29)
+
+
+def forge_header(path, out, offset, value):
+    """path with the header bytes at offset replaced by value and the header's checksum fixed."""
+    b = bytearray(open(path, "rb").read())
+    b[offset:offset + len(value)] = value
+    b[248:256] = crun_checksum(bytes(b[:248])).to_bytes(8, "little")
+    open(out, "wb").write(bytes(b))
+    return out
+
+
+def model_conv_gemm():
+    """x [batch,2,6,6] -> Conv 3x3 + Relu -> Flatten -> Gemm (weights transposed) -> y [batch,5]."""
+    rng = np.random.default_rng(21)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    fc = rng.standard_normal((5, 4 * 36)).astype(np.float32)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]), helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "cg", [x], [y], [numpy_helper.from_array(w, "w"),
+                                                      numpy_helper.from_array(fc, "fc")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), w, fc
+
+
+def test_compile():
+    model, w, fc = model_conv_gemm()
+    path = save(model, "cg.onnx")
+    out = os.path.join(TMP, "cg.crun")
+    rc, o, err = crun("compile", path, "-o", out, "--dim", "batch=3")
+    check(rc == 0 and "wrote" in o and "planned for 1 thread" in o, "compile: " + o + err)
+    arena = int(o.split("arena: ")[1].split()[0]) if "arena: " in o else -1
+    rc, info, err = crun("info", path, "--dim", "batch=3", "--threads", 1)
+    check("memory: arena %d bytes" % arena in info, "compile's arena %d is the plan's: %s" % (arena, info))
+    data = open(out, "rb").read()
+    check(w.tobytes() not in data and fc.tobytes() not in data,
+          "the compiled file keeps the packed weights only, not a raw copy")
+    rc, info, err = crun("info", out)
+    check(rc == 0 and "compiled: for " in info and "arena %d bytes" % arena in info and "checksum ok" in info and
+          "x: float32 [3,2,6,6]" in info, "info of a compiled model: " + info + err)
+    x = np.random.default_rng(22).standard_normal((3, 2, 6, 6)).astype(np.float32)
+    want = run_y(path, x)
+    got = run_y(out, x)
+    check(want is not None and got is not None and want.tobytes() == got.tobytes(),
+          "compiled and ONNX outputs are bit-identical")
+    pad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    conv = np.zeros((3, 4, 6, 6), np.float64)
+    for i in range(3):
+        for j in range(3):
+            conv += np.einsum("nchw,mc->nmhw", pad[:, :, i:i + 6, j:j + 6], w[:, :, i, j])
+    ref = np.maximum(conv, 0).reshape(3, -1) @ fc.T.astype(np.float64)
+    check(got is not None and np.allclose(got, ref, rtol=1e-4, atol=1e-4), "compiled model computes the model")
+    np.save(os.path.join(TMP, "x4.npy"), np.zeros((4, 2, 6, 6), np.float32))
+    one_line_error(*crun(out, "--input", "x=" + os.path.join(TMP, "x4.npy")), 2, "expects 3",
+                   "a compiled model takes its compiled shapes only")
+    rc, o, err = crun("compile", path, "-o", os.path.join(TMP, "cg2.crun"), "--threads", 2, "--isa", "scalar")
+    check(rc == 0 and "2 threads on scalar" in o, "compile --threads 2 --isa scalar: " + o + err)
+    rc, prof, err = crun("profile", os.path.join(TMP, "cg2.crun"), "--runs", 1)
+    check(rc == 0 and "avx" not in prof and "neon" not in prof, "an --isa scalar model runs scalar kernels: " + prof)
+    scalar = run_y(os.path.join(TMP, "cg2.crun"), x[:1])
+    check(scalar is not None and np.allclose(scalar, ref[:1], rtol=1e-4, atol=1e-4), "the scalar compiled model")
+    rc, o, err = crun("compile", path, "-o", os.path.join(TMP, "cg8.crun"), "--int8", "--calib-random", 4)
+    rc2, prof, err2 = crun("profile", os.path.join(TMP, "cg8.crun"), "--runs", 1)
+    check(rc == 0 and rc2 == 0 and "QLinearConv" in prof, "compile --int8 compiles the quantized model: " + prof +
+          err + err2)
+    # Damaged and foreign files: one line, exit 2, never a wrong result.
+    bad = os.path.join(TMP, "bad.crun")
+    open(bad, "wb").write(data[:len(data) // 2])
+    one_line_error(*crun(bad), 2, "truncated", "a truncated compiled model")
+    flip = bytearray(data)
+    flip[300] ^= 0x40
+    open(bad, "wb").write(bytes(flip))
+    one_line_error(*crun(bad), 2, "corrupt", "damaged tables")
+    flip = bytearray(data)
+    flip[-100] ^= 0x40
+    open(bad, "wb").write(bytes(flip))
+    one_line_error(*crun("info", bad), 2, "weights checksum", "damaged weights are found by crun info")
+    one_line_error(*crun(forge_header(out, bad, 96, b"0.0.1+other\0")), 2, "compiled by crun 0.0.1+other",
+                   "a file of another crun build")
+    one_line_error(*crun(forge_header(out, bad, 144, b"sparc\0")), 2, "compiled for sparc", "another architecture")
+    neon = 4 if "x86_64" in data[144:160].decode("latin1") else 2
+    one_line_error(*crun(forge_header(out, bad, 16, neon.to_bytes(4, "little"))), 2, "which this CPU lacks",
+                   "an ISA this CPU lacks")
+    one_line_error(*crun("compile", out, "-o", bad), 2, "already a compiled model", "compiling a compiled model")
+    one_line_error(*crun("compile", path, "-o", bad, "--dim", "bacth=2"), 2, "bacth", "a --dim typo")
+    one_line_error(*crun("compile", path, "-o", bad, "--isa", "mmx"), 2, "mmx", "an unknown ISA")
+    one_line_error(*crun("compile", path), 2, "-o", "compile without -o")
+    one_line_error(*crun("compile", os.path.join(TMP, "none.onnx"), "-o", bad), 2, "none.onnx", "a missing model")
+    one_line_error(*crun("compile", path, "-o", os.path.join(TMP, "no", "dir", "m.crun")), 2, "m.crun",
+                   "an unwritable output")
+
+
 def main():
     global CRUN, TMP
     CRUN = sys.argv[sys.argv.index("--crun") + 1]
