@@ -395,6 +395,17 @@ CRUN_API crun_status crun_compile_file(const char *model_path, const char *out_p
 /* The figures of a loaded compiled model (CRUN_ERR_INVALID_ARGUMENT for an ONNX one). */
 CRUN_API crun_status crun_model_compiled_info(const crun_model *model, crun_compile_info *info);
 
+/* Static mode: a compiled model and one session of it (one thread) placed entirely in buf,
+ * a caller buffer of buf_bytes (crun compile and crun info print the bytes a model needs:
+ * "workspace"). Neither this call nor the runs of the session take memory from the heap.
+ * image (a .crun file's bytes, 64-byte aligned, e.g. in flash) and buf are borrowed until
+ * crun_model_free; both must stay untouched meanwhile. Free the session, then the model,
+ * as usual; buf may be reused after that. CRUN_ERR_OUT_OF_MEMORY when buf is too small.
+ * (The first crun call of a process detects the CPU through cpuinfo, which allocates
+ * once; builds without cpuinfo have no such step.) */
+CRUN_API crun_status crun_static_open(const void *image, size_t image_bytes, void *buf, size_t buf_bytes,
+                                      crun_model **model, crun_session **session);
+
 /* Loading a compiled model checks its header and tables (checksums and every record) but
  * does not read the weights, so that it costs no pass over the file. This checks the
  * weights' checksum too: CRUN_ERR_INVALID_MODEL when they were damaged. An ONNX model has

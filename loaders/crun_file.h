@@ -73,6 +73,9 @@ crun_status crunfile_read_header(const void *data, size_t size, CrunFileHeader *
 crun_status crunfile_write(const struct crun_model *m, const Plan *p, Isa isa, uint64_t workspace_bytes,
                            const char *path, Diag *d);
 
+/* Rewrites the header of the file at path with workspace_bytes (and its checksum). */
+crun_status crunfile_set_workspace(const char *path, uint64_t workspace_bytes, Diag *d);
+
 /* Checks the weights' checksum (a pass over the whole blob section). */
 crun_status crunfile_verify_weights(const void *data, size_t size, Diag *d);
 

@@ -412,6 +412,22 @@ static crun_status write_file(const char *path, const Writer *w, const CrunFileH
     return CRUN_OK;
 }
 
+crun_status crunfile_set_workspace(const char *path, uint64_t workspace_bytes, Diag *d)
+{
+    uint8_t h[CRUNFILE_HEADER_BYTES];
+    FILE *fp = fopen(path, "r+b");
+    bool ok = fp && fread(h, 1, sizeof h, fp) == sizeof h;
+    if (ok) {
+        memcpy(h + 24 + 8 * 8, &workspace_bytes, 8); /* the ninth u64 (see put_header) */
+        uint64_t sum = crunfile_checksum(h, CRUNFILE_HEADER_BYTES - 8);
+        memcpy(h + CRUNFILE_HEADER_BYTES - 8, &sum, 8);
+        ok = fseek(fp, 0, SEEK_SET) == 0 && fwrite(h, 1, sizeof h, fp) == sizeof h;
+    }
+    if (fp && fclose(fp) != 0)
+        ok = false;
+    return ok ? CRUN_OK : diag_fail(d, CRUN_ERR_IO, "%s: cannot update the header: %s", path, strerror(errno));
+}
+
 /* The checksum of the blob section as it lies on disk: each blob, then zeros to 64. */
 static uint64_t blobs_checksum(const Writer *w)
 {

@@ -44,7 +44,7 @@ static size_t place(const ArenaBuf *bufs, const SizeKey *placed, int n_placed, O
         if (o->size && o->first <= b->last && b->first <= o->last)
             live[m++] = (OffsetKey){o->offset, o->offset + o->size};
     }
-    qsort(live, (size_t)m, sizeof *live, by_offset);
+    sort_items(live, (size_t)m, sizeof *live, by_offset);
     size_t prev_end = 0, best = SIZE_MAX, best_gap = SIZE_MAX;
     for (int k = 0; k < m; k++) {
         if (live[k].offset > prev_end) {
@@ -73,7 +73,7 @@ size_t arena_assign(ArenaBuf *bufs, int n)
         bufs[i].size = align_up(bufs[i].size, CRUN_ALIGN);
         order[i] = (SizeKey){bufs[i].size, bufs[i].first, i};
     }
-    qsort(order, (size_t)n, sizeof *order, by_size_desc);
+    sort_items(order, (size_t)n, sizeof *order, by_size_desc);
     size_t total = 0;
     for (int k = 0; k < n; k++) {
         ArenaBuf *b = &bufs[order[k].index];

@@ -49,6 +49,41 @@ static void fill_info(crun_compile_info *info, size_t arena, size_t workspace, s
                                 .packed_bytes = packed, .threads = threads, .isa = isa_name(isa)};
 }
 
+/* The exact buffer a static session of the compiled file needs (crun_static_open): opened
+ * in ever larger trial buffers, then run twice on zero inputs; 0 when a run fails or the
+ * second run needed more than the first (a model that allocates while running). */
+static size_t measure_workspace(const void *image, size_t bytes, size_t arena)
+{
+    for (size_t guess = arena * 2 + bytes / 4 + ((size_t)1 << 20); guess <= ((size_t)1 << 34); guess *= 2) {
+        void *buf = mem_alloc_aligned(guess);
+        crun_model *m = NULL;
+        crun_session *s = NULL;
+        crun_status st = buf ? crun_static_open(image, bytes, buf, guess, &m, &s) : CRUN_ERR_OUT_OF_MEMORY;
+        size_t need = 0;
+        if (st == CRUN_OK && crun_session_run(s) == CRUN_OK) {
+            size_t once = session_workspace_used(s);
+            if (crun_session_run(s) == CRUN_OK && session_workspace_used(s) == once)
+                need = once;
+        }
+        crun_session_free(s);
+        crun_model_free(m);
+        mem_free(buf);
+        if (st != CRUN_ERR_OUT_OF_MEMORY || !buf)
+            return need;
+    }
+    return 0;
+}
+
+static size_t workspace_of(const char *path, size_t arena)
+{
+    crun_model *m = NULL;
+    if (crun_model_load_file(path, &m) != CRUN_OK)
+        return 0;
+    size_t need = measure_workspace(m->image, m->image_bytes, arena);
+    crun_model_free(m);
+    return need;
+}
+
 /* Plans m and writes it. A failure of the executor is already in crun_last_error (*told
  * set); others are in d. */
 static crun_status plan_and_write(crun_model *m, const crun_compile_options *o, const char *out_path,
@@ -63,9 +98,12 @@ static crun_status plan_and_write(crun_model *m, const crun_compile_options *o, 
     if (st == CRUN_OK)
         st = exec_plan(e);
     *told = st != CRUN_OK;
+    size_t arena = st == CRUN_OK ? exec_current_plan(e)->arena_bytes : 0;
     if (st == CRUN_OK)
         st = crunfile_write(m, exec_current_plan(e), isa_best(), 0, out_path, d);
     exec_free(e);
+    if (st == CRUN_OK)
+        st = crunfile_set_workspace(out_path, workspace_of(out_path, arena), d);
     if (st != CRUN_OK)
         return st;
     /* The figures a reader will see: read back from the file just written. */

@@ -233,9 +233,9 @@ void *mem_alloc_aligned(size_t size)
     size = align_up(size ? size : 1, CRUN_ALIGN);
     if (!mem_reserve(size))
         return NULL;
-    void *p = aligned_alloc(CRUN_ALIGN, size);
+    void *p = heap_aligned(size);
     mem_release(size);
-    if (p && !mem_reserve(malloc_usable_size(p))) {
+    if (p && !heap_in_region(p) && !mem_reserve(malloc_usable_size(p))) {
         free(p);
         return NULL;
     }
@@ -252,10 +252,49 @@ void *mem_calloc_aligned(size_t size)
 
 void mem_free(void *p)
 {
-    if (p) {
+    if (p && !heap_in_region(p)) { /* a region's blocks are the caller's memory */
         mem_release(malloc_usable_size(p));
         free(p);
     }
+}
+
+static void merge_runs(uint8_t *src, uint8_t *dst, size_t n, size_t size, size_t width,
+                       int (*cmp)(const void *, const void *))
+{
+    for (size_t lo = 0; lo < n; lo += 2 * width) {
+        size_t mid = CRUN_MIN(lo + width, n), hi = CRUN_MIN(lo + 2 * width, n), i = lo, j = mid, k = lo;
+        while (i < mid && j < hi)
+            memcpy(dst + size * k++, src + size * (cmp(src + size * j, src + size * i) < 0 ? j++ : i++), size);
+        memcpy(dst + size * k, src + size * i, size * (mid - i));
+        k += mid - i;
+        memcpy(dst + size * k, src + size * j, size * (hi - j));
+    }
+}
+
+void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    uint8_t *a = base, *tmp = n > 1 ? malloc(n * size) : NULL;
+    if (!tmp) { /* insertion sort: no memory needed */
+        uint8_t item[256];
+        for (size_t i = 1; i < n && size <= sizeof item; i++) {
+            memcpy(item, a + i * size, size);
+            size_t j = i;
+            for (; j > 0 && cmp(a + (j - 1) * size, item) > 0; j--)
+                memcpy(a + j * size, a + (j - 1) * size, size);
+            memcpy(a + j * size, item, size);
+        }
+        return;
+    }
+    uint8_t *src = a, *dst = tmp;
+    for (size_t width = 1; width < n; width *= 2) {
+        merge_runs(src, dst, n, size, width, cmp);
+        uint8_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * size);
+    free(tmp);
 }
 
 char *str_dup(const char *s) { return str_ndup(s, strlen(s)); }

@@ -8,6 +8,19 @@
 #include <stdint.h>
 
 #include "crun.h"
+#include "runtime/heap.h"
+
+/* The library allocates through heap.h, so that a caller's buffer can serve a static model
+ * (heap.c itself calls the C library's functions). <stdlib.h> and <string.h> are included
+ * before the names are mapped, so the C library's own declarations stay as they are. */
+#ifndef CRUN_HEAP_IMPL
+#include <stdlib.h>
+#include <string.h>
+#define malloc(n) heap_malloc(n)
+#define calloc(n, size) heap_calloc(n, size)
+#define realloc(p, n) heap_realloc(p, n)
+#define free(p) heap_free(p)
+#endif
 
 #define CRUN_ALIGN 64
 #define CRUN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -106,5 +119,9 @@ static inline int64_t double_to_i64_sat(double v)
 }
 
 static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* Stable sort of n items of size bytes (a merge sort through heap.h: qsort may take
+ * memory from the C heap behind crun's back, which a static model must not). */
+void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 
 #endif

@@ -87,6 +87,11 @@ static crun_status load_compiled(const void *image, size_t size, int kind, const
     return CRUN_OK;
 }
 
+crun_status model_load_compiled_borrowed(const void *image, size_t size, crun_model **out)
+{
+    return load_compiled(image, size, IMAGE_BORROWED, "<static>", out);
+}
+
 crun_status crun_model_load_file(const char *path, crun_model **out)
 {
     if (!out)
@@ -161,7 +166,9 @@ void crun_model_free(crun_model *m)
         munmap((void *)m->image, m->image_bytes);
     else if (m->image_kind == IMAGE_COPIED)
         mem_free((void *)m->image);
+    struct HeapRegion *region = m->region;
     free(m);
+    heap_region_close(region); /* the caller may reuse its buffer from now on */
 }
 
 int32_t crun_model_input_count(const crun_model *m) { return m ? m->graph->n_inputs : 0; }

@@ -35,7 +35,14 @@ struct crun_model {
     bool compiled;
     int compiled_isa, compiled_threads;
     size_t compiled_arena, compiled_workspace;
+    struct HeapRegion *region; /* crun_static_open: the caller's buffer this model lives in */
 };
+
+/* Bytes of a static session's buffer used so far (its high-water mark); 0 otherwise. */
+size_t session_workspace_used(const crun_session *s);
+
+/* A compiled model over image, which stays the caller's (borrowed for the model's life). */
+crun_status model_load_compiled_borrowed(const void *image, size_t size, crun_model **out);
 
 /* Fills m->graph and the model fields from ONNX bytes. dir is the folder for external
  * data (NULL: external data is refused). */

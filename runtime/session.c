@@ -3,12 +3,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loaders/crun_file.h"
 #include "runtime/executor.h"
 #include "runtime/model.h"
 #include "runtime/sequence.h"
 
 struct crun_session {
     const crun_model *model;
+    HeapRegion *region; /* static mode: what runs allocate from (see heap.h) */
     Executor *exec;
     Tensor *items;   /* scratch for crun_session_set_input_sequence: bound sequences */
     Sequence *seqs;  /* per input, the items of a bound sequence (borrowed data) */
@@ -212,7 +214,69 @@ crun_status crun_session_run(crun_session *s)
 {
     if (!s)
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_run: session is NULL");
-    return exec_run(s->exec);
+    HeapRegion *prev = heap_enter(s->region);
+    crun_status st = exec_run(s->exec);
+    heap_enter(prev);
+    return st;
+}
+
+size_t session_workspace_used(const crun_session *s) { return s && s->region ? s->region->high : 0; }
+
+/* Opens image in r: model, session and arena. Failures are published. */
+static crun_status static_open_in(HeapRegion *r, const void *image, size_t image_bytes, crun_model **model,
+                                  crun_session **session)
+{
+    HeapRegion *prev = heap_enter(r);
+    crun_status st = model_load_compiled_borrowed(image, image_bytes, model);
+    if (st == CRUN_OK) {
+        (*model)->region = r;
+        crun_session_options o;
+        crun_session_options_init(&o);
+        o.threads = 1; /* no worker threads: their stacks would come from elsewhere */
+        st = crun_session_create(*model, &o, session);
+    }
+    if (st == CRUN_OK)
+        (*session)->region = r;
+    heap_enter(prev);
+    return st;
+}
+
+crun_status crun_static_open(const void *image, size_t image_bytes, void *buf, size_t buf_bytes, crun_model **model,
+                             crun_session **session)
+{
+    if (!model || !session)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_static_open: model or session is NULL");
+    *model = NULL;
+    *session = NULL;
+    if (!image || !buf)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_static_open: image or buffer is NULL");
+    if (!crunfile_is(image, image_bytes))
+        return error_set(CRUN_ERR_INVALID_MODEL, "crun_static_open: not a compiled model (crun compile makes one)");
+    isa_best(); /* the CPU detection, once per process, before the region is in use */
+    HeapRegion *r = heap_region_open(buf, buf_bytes);
+    if (!r)
+        return error_set(CRUN_ERR_OUT_OF_MEMORY, "crun_static_open: buffer of %zu bytes is too small (or %s)",
+                         buf_bytes, "too many static models are open");
+    crun_status st = static_open_in(r, image, image_bytes, model, session);
+    if (st == CRUN_OK)
+        return CRUN_OK;
+    if (st == CRUN_ERR_OUT_OF_MEMORY) {
+        CrunFileHeader h;
+        Diag d = {0};
+        bool known = crunfile_read_header(image, image_bytes, &h, &d) == CRUN_OK && h.workspace_bytes;
+        st = known ? error_set(CRUN_ERR_OUT_OF_MEMORY, "crun_static_open: buffer of %zu bytes is too small: the "
+                                                       "model needs %llu", buf_bytes,
+                               (unsigned long long)h.workspace_bytes)
+                   : error_set(CRUN_ERR_OUT_OF_MEMORY, "crun_static_open: buffer of %zu bytes is too small", buf_bytes);
+    }
+    crun_session_free(*session);
+    if (*model)
+        crun_model_free(*model); /* closes the region */
+    else
+        heap_region_close(r);
+    *model = NULL;
+    *session = NULL;
+    return st;
 }
 
 /* ---- outputs and introspection ---- */

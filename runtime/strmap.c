@@ -1,6 +1,8 @@
 /* strmap.c - open-addressing hash map (FNV-1a, linear probing, no deletion). */
 #include "runtime/strmap.h"
 
+#include "runtime/core.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

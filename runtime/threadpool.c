@@ -1,6 +1,8 @@
 /* threadpool.c - spin-then-sleep worker pool (see threadpool.h). */
 #include "runtime/threadpool.h"
 
+#include "runtime/core.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
