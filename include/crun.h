@@ -387,8 +387,9 @@ CRUN_API void crun_compile_options_init(crun_compile_options *options);
 
 /* Loads the ONNX model at model_path, plans it as the options say and writes the compiled
  * model to out_path. options may be NULL (defaults); info, when not NULL, receives the
- * figures of the written file. Paths are borrowed. Changes the process-wide ISA limit
- * during the call only when options->isa is set: do not plan other models meanwhile. */
+ * figures of the written file. Paths are borrowed. A compiled model plans and runs at the
+ * ISA it was compiled for wherever it is loaded (never above it), so the kernels and
+ * packed weights in the file are the ones used. */
 CRUN_API crun_status crun_compile_file(const char *model_path, const char *out_path,
                                        const crun_compile_options *options, crun_compile_info *info);
 

@@ -21,8 +21,8 @@
 #define CRUNFILE_HEADER_BYTES 256
 #define CRUNFILE_BLOB_ALIGN 64
 
-/* Fuzz builds read files whose checksums are wrong (mutations keep them so), so that the
- * decoding behind them gets fuzzed. */
+/* Fuzz builds read files whose checksums are wrong (mutations keep them so), and saved
+ * inputs of earlier builds, so that the decoding behind them gets fuzzed. */
 #ifdef CRUN_FUZZING
 #define CRUNFILE_FUZZING 1
 #else

@@ -318,12 +318,16 @@ static bool get_value(Reader *r, Graph *g)
     v->kind = (ValueKind)kind;
     v->dtype = (crun_dtype)dtype;
     v->rank = rank;
+    int64_t fixed[CRUN_MAX_RANK];
     for (int i = 0; i < rank; i++) {
         v->dims[i] = get_i64(r);
         v->sym[i] = get_i32(r);
         if (r->st == CRUN_OK && (v->dims[i] < -1 || v->sym[i] < -1 || v->sym[i] >= r->n_syms))
             return bad(r, "bad value dims");
+        fixed[i] = v->dims[i] < 0 ? 1 : v->dims[i];
     }
+    if (rank > 0 && shape_numel(fixed, rank) < 0)
+        return bad(r, "value dims too large");
     uint32_t flags = (uint32_t)get_i32(r);
     v->outer = get_i32(r);
     uint32_t known = VALUE_IS_INPUT | VALUE_IS_OUTPUT | VALUE_IS_OUTER | VALUE_IS_CONST | VALUE_PACKED;
@@ -649,6 +653,8 @@ crun_status crunfile_load(const void *data, size_t size, crun_model *m, Diag *d)
     if (r.st == CRUN_OK && r.at != r.n)
         bad(&r, "bytes after the last record");
     free(r.nodes);
+    g->isa_pinned = true;
+    g->isa = (int)h.isa;
     m->compiled_isa = (int)h.isa;
     m->compiled_threads = h.threads;
     m->compiled_arena = (size_t)h.arena_bytes;

@@ -11,6 +11,7 @@ static const char *const isa_names[ISA_COUNT] = {"scalar", "avx2", "avx512", "av
 static bool has_isa[ISA_COUNT];
 static int n_cpus = 1;
 static Isa isa_limit = ISA_COUNT;
+static _Thread_local Isa thread_limit = ISA_COUNT;
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 
 static void detect(void)
@@ -61,13 +62,24 @@ Isa isa_base(Isa isa)
 
 /* The levels nest within a family (avx512vnni > avx512 > avx2, neondot > neon): a limit
  * allows its own level and those below it. */
-static bool isa_within_limit(Isa isa)
+static bool within(Isa isa, Isa limit)
 {
-    if (isa_limit == ISA_COUNT || isa == ISA_SCALAR)
+    if (limit == ISA_COUNT || isa == ISA_SCALAR)
         return true;
-    bool x86 = isa <= ISA_AVX512VNNI, limit_x86 = isa_limit <= ISA_AVX512VNNI;
-    return x86 == limit_x86 && isa <= isa_limit;
+    bool x86 = isa <= ISA_AVX512VNNI, limit_x86 = limit <= ISA_AVX512VNNI;
+    return x86 == limit_x86 && isa <= limit;
 }
+
+static bool isa_within_limit(Isa isa) { return within(isa, isa_limit) && within(isa, thread_limit); }
+
+Isa isa_set_thread_limit(Isa limit)
+{
+    Isa prev = thread_limit;
+    thread_limit = limit;
+    return prev;
+}
+
+Isa isa_get_thread_limit(void) { return thread_limit; }
 
 bool isa_allowed(Isa isa)
 {

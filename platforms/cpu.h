@@ -28,6 +28,12 @@ Isa isa_base(Isa isa);
 /* Caps the ISAs kernels may use (process-wide); ISA_COUNT removes the cap. */
 void isa_set_limit(Isa limit);
 Isa isa_get_limit(void);
+/* A further cap for the calling thread only (ISA_COUNT: none); returns the one it
+ * replaces. Executors of a compiled model plan and run under the model's ISA with it (and
+ * hand it to their workers), so its kernels and packed blocks are the ones in the file,
+ * whatever else the process runs. */
+Isa isa_set_thread_limit(Isa limit);
+Isa isa_get_thread_limit(void);
 /* Number of logical processors (at least 1). */
 int cpu_count(void);
 

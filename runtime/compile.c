@@ -124,7 +124,7 @@ crun_status crun_compile_file(const char *model_path, const char *out_path, cons
     crun_compile_options defaults;
     crun_compile_options_init(&defaults);
     const crun_compile_options *o = options ? options : &defaults;
-    Isa isa = ISA_COUNT, old_limit = isa_get_limit();
+    Isa isa = ISA_COUNT;
     if (o->isa && !isa_parse(o->isa, &isa))
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "unknown instruction set '%s'", o->isa);
     if (o->isa && !isa_allowed(isa))
@@ -138,13 +138,12 @@ crun_status crun_compile_file(const char *model_path, const char *out_path, cons
         crun_model_free(m);
         return error_set(CRUN_ERR_INVALID_ARGUMENT, "%s: already a compiled model", model_path);
     }
-    if (o->isa)
-        isa_set_limit(isa);
+    /* Kernels are chosen under the ISA asked for, on this thread only. */
+    Isa old_limit = isa_set_thread_limit(o->isa ? isa : isa_get_thread_limit());
     Diag d = {0};
     bool told = false;
     st = plan_and_write(m, o, out_path, info, &d, &told);
-    if (o->isa)
-        isa_set_limit(old_limit);
+    isa_set_thread_limit(old_limit);
     crun_model_free(m);
     if (st != CRUN_OK && !told) {
         diag_prefix(&d, "%s", model_path);

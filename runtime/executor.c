@@ -348,7 +348,18 @@ crun_status exec_bind(Executor *e, int i, const Tensor *v)
     return CRUN_OK;
 }
 
-crun_status exec_plan(Executor *e)
+/* A compiled model plans and runs under its own ISA (see Graph.isa_pinned); returns the
+ * thread's limit to restore. */
+static Isa enter_model_isa(const Executor *e)
+{
+    const Graph *r = graph_root(e->g);
+    Isa prev = isa_get_thread_limit();
+    if (r->isa_pinned)
+        isa_set_thread_limit((Isa)r->isa);
+    return prev;
+}
+
+static crun_status plan_now(Executor *e)
 {
     for (int i = 0; i < e->g->n_inputs; i++)
         if (!e->is_bound[i] && e->want[i].rank < 0) {
@@ -359,6 +370,14 @@ crun_status exec_plan(Executor *e)
     crun_status st = check_symbols(e);
     if (st == CRUN_OK && shapes_changed(e))
         st = replan(e);
+    return st;
+}
+
+crun_status exec_plan(Executor *e)
+{
+    Isa prev = enter_model_isa(e);
+    crun_status st = plan_now(e);
+    isa_set_thread_limit(prev);
     return st;
 }
 
@@ -471,10 +490,20 @@ static crun_status run_steps(Executor *e)
     return CRUN_OK;
 }
 
+static crun_status run_now(Executor *e);
+
 crun_status exec_run(Executor *e)
 {
+    Isa prev = enter_model_isa(e);
+    crun_status st = run_now(e);
+    isa_set_thread_limit(prev);
+    return st;
+}
+
+static crun_status run_now(Executor *e)
+{
     e->has_output = false;
-    crun_status st = exec_plan(e);
+    crun_status st = plan_now(e);
     if (st == CRUN_OK)
         st = copy_inputs(e);
     if (st != CRUN_OK)

@@ -148,6 +148,10 @@ typedef struct Graph {
     int n_opsets;
     /* Packed weights shared by all plans (main graph only; see runtime/packcache.h). */
     struct PackCache *packs;
+    /* A compiled model's main graph: plans and runs stay within the ISA it was compiled
+     * under (isa, a platforms/cpu.h Isa), so they use the packed blocks in the file. */
+    bool isa_pinned;
+    int isa;
 } Graph;
 
 Graph *graph_new(Graph *parent);

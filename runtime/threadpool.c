@@ -2,6 +2,7 @@
 #include "runtime/threadpool.h"
 
 #include "runtime/core.h"
+#include "platforms/cpu.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -26,6 +27,7 @@ struct ThreadPool {
     int64_t grain; /* tasks taken per claim */
     atomic_llong next;
     atomic_int done_workers;
+    Isa isa_limit; /* the caller's thread limit (isa_set_thread_limit), for the workers */
 };
 
 typedef struct WorkerArg {
@@ -87,6 +89,7 @@ static void *worker_main(void *arg)
         seen = wait_for_work(p, seen);
         if (atomic_load(&p->stop))
             return NULL;
+        isa_set_thread_limit(p->isa_limit);
         run_tasks(p, index);
         atomic_fetch_add_explicit(&p->done_workers, 1, memory_order_release);
     }
@@ -163,6 +166,7 @@ void pool_for(ThreadPool *p, int64_t n_tasks, PoolTaskFn fn, void *ctx)
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
+    p->isa_limit = isa_get_thread_limit();
     /* About eight claims per thread: balance stays fine, claims stay few. */
     p->grain = n_tasks / (8 * (int64_t)p->n);
     if (p->grain < 1)

@@ -60,10 +60,9 @@ typedef struct CliSession {
     double load_ms, plan_ms;
 } CliSession;
 
-/* A compiled model runs as it was planned: at its ISA (so the microkernels, and with them
- * the packed blocks, are the ones in the file; unless --isa says otherwise) and with its
- * thread count unless --threads is given. Returns the thread count to use. */
-int cli_compiled_defaults(const crun_model *m, const CliOptions *o);
+/* A compiled model runs with the thread count it was planned for unless --threads says
+ * otherwise (its ISA it keeps by itself). Returns the thread count to use. */
+int cli_compiled_threads(const crun_model *m, const CliOptions *o);
 
 /* Loads the model, creates the session and binds inputs; returns -1 or an exit code. */
 int cli_session_open(const CliOptions *o, CliSession *cs);
@@ -82,6 +81,9 @@ int write_plan_svg(const crun_session *s, const char *model, const char *path);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+/* Writes DIR/NAME.c and DIR/NAME.h from the compiled model at crun_path (compile --emit-c);
+ * returns -1 or an exit code. */
+int emit_c(const char *crun_path, const char *dir, const char *name);
 int cmd_bench(int argc, char **argv);
 int cmd_profile(int argc, char **argv);
 int cmd_test(int argc, char **argv);

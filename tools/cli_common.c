@@ -238,15 +238,12 @@ static int load_input(const CliOptions *o, int index, const char *path, Tensor *
     return -1;
 }
 
-int cli_compiled_defaults(const crun_model *m, const CliOptions *o)
+int cli_compiled_threads(const crun_model *m, const CliOptions *o)
 {
     crun_compile_info ci;
-    if (crun_model_compiled_info(m, &ci) != CRUN_OK)
+    if (o->threads || crun_model_compiled_info(m, &ci) != CRUN_OK)
         return o->threads;
-    Isa isa;
-    if (!o->isa && isa_parse(ci.isa, &isa))
-        isa_set_limit(isa);
-    return o->threads ? o->threads : ci.threads;
+    return ci.threads;
 }
 
 int cli_session_open(const CliOptions *o, CliSession *cs)
@@ -257,7 +254,7 @@ int cli_session_open(const CliOptions *o, CliSession *cs)
     if (st != CRUN_OK)
         return cli_fail(cli_exit_code(st, false), "%s", crun_last_error());
     cs->load_ms = (cli_now() - t0) * 1e3;
-    int threads = cli_compiled_defaults(cs->model, o);
+    int threads = cli_compiled_threads(cs->model, o);
     int n_in = crun_model_input_count(cs->model);
     cs->data = calloc((size_t)n_in + 1, sizeof *cs->data);
     if (!cs->data)

@@ -8,16 +8,21 @@
 static const char usage[] =
     "usage: crun compile MODEL -o OUT.crun [--dim SYM=VALUE]... [--threads N] [--isa ISA]\n"
     "                    [--int8 [--calib DIR | --calib-random N] [--method minmax|percentile|entropy]]\n"
+    "       crun compile MODEL --emit-c DIR [--name NAME] [--dim SYM=VALUE]... [--int8 ...]\n"
     "Optimises MODEL, plans it for fixed input shapes (symbolic dims from --dim, default 1), N\n"
     "threads (default 1) and an instruction set (default: the best this CPU has), packs every\n"
     "weight for the kernels chosen and writes it all to OUT.crun, which `crun OUT.crun`, the C API\n"
     "and the Python package load by mapping the file: no parsing and no packing at start-up.\n"
     "Prints the exact arena (and static workspace) bytes the model needs. --int8 quantizes MODEL\n"
     "first, as `crun quantize` would, and compiles the result. The file is tied to this crun\n"
-    "build and architecture: other builds and CPUs without ISA refuse it with a message.\n";
+    "build and architecture: other builds and CPUs without ISA refuse it with a message.\n"
+    "--emit-c writes DIR/NAME.h and DIR/NAME.c (NAME default 'model') for a microcontroller build:\n"
+    "the compiled model (portable kernels only: --isa scalar, one thread) as a C array, a static\n"
+    "buffer of the exact size it runs in, and NAME_run(inputs, outputs), which never allocates.\n"
+    "Link them with a libcrun built for the target.\n";
 
 typedef struct CompileArgs {
-    const char *model, *out;
+    const char *model, *out, *emit_dir, *name;
     crun_compile_options co;
     crun_dim_value dims[CLI_MAX_ITEMS];
     bool int8, calib; /* calib: a calibration option was given */
@@ -28,6 +33,10 @@ static int parse_value(CompileArgs *a, const char *opt, char *v)
 {
     if (!strcmp(opt, "-o")) {
         a->out = v;
+    } else if (!strcmp(opt, "--emit-c")) {
+        a->emit_dir = v;
+    } else if (!strcmp(opt, "--name")) {
+        a->name = v;
     } else if (!strcmp(opt, "--dim")) {
         if (a->co.n_dims == CLI_MAX_ITEMS)
             return cli_fail(EXIT_BAD_INPUT, "too many --dim options");
@@ -66,7 +75,8 @@ static int parse(int argc, char **argv, CompileArgs *a)
     crun_compile_options_init(&a->co);
     crun_quantize_options_init(&a->qo);
     a->co.dims = a->dims;
-    static const char *const takes[] = {"-o", "--dim", "--threads", "--isa", "--calib", "--calib-random", "--method"};
+    static const char *const takes[] = {"-o",      "--dim",   "--threads",      "--isa",   "--calib",
+                                        "--calib-random", "--method", "--emit-c", "--name"};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         bool value = false;
@@ -89,8 +99,15 @@ static int parse(int argc, char **argv, CompileArgs *a)
             return cli_fail(EXIT_BAD_INPUT, "unexpected argument '%s' (see crun compile --help)", opt);
         }
     }
-    if (!a->model || !a->out)
-        return cli_fail(EXIT_BAD_INPUT, "compile needs a MODEL and -o OUT (see crun compile --help)");
+    if (!a->model || (!a->out && !a->emit_dir) || (a->out && a->emit_dir))
+        return cli_fail(EXIT_BAD_INPUT, "compile needs a MODEL and one of -o OUT or --emit-c DIR (see crun compile "
+                                        "--help)");
+    if (a->emit_dir && ((a->co.isa && strcmp(a->co.isa, "scalar")) || a->co.threads > 1))
+        return cli_fail(EXIT_BAD_INPUT, "--emit-c runs the portable kernels on one thread: no --isa or --threads");
+    if (a->emit_dir)
+        a->co.isa = "scalar";
+    if (a->name && !a->emit_dir)
+        return cli_fail(EXIT_BAD_INPUT, "--name goes with --emit-c");
     if (!a->int8 && a->calib)
         return cli_fail(EXIT_BAD_INPUT, "--calib, --calib-random and --method go with --int8");
     return -1;
@@ -124,7 +141,11 @@ int cmd_compile(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
-    char tmp[4096] = "";
+    char tmp[4096] = "", plan[4096] = "";
+    if (a.emit_dir) { /* the .crun is only a step: written next to the C files, then removed */
+        snprintf(plan, sizeof plan, "%s/%s.crun", a.emit_dir, a.name ? a.name : "model");
+        a.out = plan;
+    }
     if (a.int8 && (rc = quantize_first(&a, tmp, sizeof tmp)) >= 0)
         return rc;
     crun_compile_info info;
@@ -133,6 +154,16 @@ int cmd_compile(int argc, char **argv)
         remove(tmp);
     if (st != CRUN_OK)
         return cli_fail(cli_exit_code(st, false), "%s", crun_last_error());
+    if (a.emit_dir) {
+        rc = emit_c(plan, a.emit_dir, a.name ? a.name : "model");
+        remove(plan);
+        if (rc >= 0)
+            return rc;
+        printf("wrote %s/%s.c and %s.h: %zu bytes of model, a %zu-byte static buffer, portable kernels\n",
+               a.emit_dir, a.name ? a.name : "model", a.name ? a.name : "model", info.file_bytes,
+               info.workspace_bytes);
+        return EXIT_OK;
+    }
     print_mib("wrote ", info.file_bytes);
     printf(" to %s (", a.out);
     print_mib("packed weights ", info.packed_bytes);

@@ -117,7 +117,7 @@ int cmd_info(int argc, char **argv)
         print_bytes(" (packed weights ", (double)ci.packed_bytes);
         printf("), checksum ok\n");
     }
-    o.threads = cli_compiled_defaults(m, &o);
+    o.threads = cli_compiled_threads(m, &o);
 
     crun_session_options so;
     crun_session_options_init(&so);

@@ -580,7 +580,7 @@ def test_matmul_nbits_bits_and_zero_points():
     one_line_error(*crun(path), 2, "bits 3", "MatMulNBits with 3 bits")
 
 
-def run_y_named(model, feed, out_name):
+def run_y_named(model, feed, out_name, extra=()):
     """Runs model on the named .npy inputs; returns output out_name or None after a failed check."""
     base = os.path.join(TMP, "run_" + os.path.basename(model))
     os.makedirs(base, exist_ok=True)
@@ -588,7 +588,7 @@ def run_y_named(model, feed, out_name):
     for k, v in feed.items():
         np.save(os.path.join(base, k + ".npy"), v)
         args += ["--input", "%s=%s" % (k, os.path.join(base, k + ".npy"))]
-    rc, _, err = crun(model, *args, "--output-dir", base)
+    rc, _, err = crun(model, *args, "--output-dir", base, *extra)
     check(rc == 0, "running %s: %s" % (model, err))
     return np.load(os.path.join(base, out_name + ".npy")) if rc == 0 else None
 
@@ -738,6 +738,90 @@ def test_compile():
     one_line_error(*crun("compile", os.path.join(TMP, "none.onnx"), "-o", bad), 2, "none.onnx", "a missing model")
     one_line_error(*crun("compile", path, "-o", os.path.join(TMP, "no", "dir", "m.crun")), 2, "m.crun",
                    "an unwritable output")
+
+
+EMIT_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "model.h"
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+static int counting, allocations;
+void *__wrap_malloc(size_t n) { allocations += counting; return __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t m) { allocations += counting; return __real_calloc(n, m); }
+void *__wrap_realloc(void *p, size_t n) { allocations += counting; return __real_realloc(p, n); }
+void *__wrap_aligned_alloc(size_t a, size_t n) { allocations += counting; return __real_aligned_alloc(a, n); }
+static float x[model_INPUT0_ELEMENTS], y[model_OUTPUT0_ELEMENTS];
+int main(int argc, char **argv)
+{
+    FILE *f = argc == 3 ? fopen(argv[1], "rb") : NULL;
+    if (!f || fread(x, sizeof x, 1, f) != 1)
+        return 3;
+    fclose(f);
+    const void *in[1] = {x};
+    void *out[1] = {y};
+    counting = 1;
+    int st = 0;
+    for (int i = 0; i < 3 && !st; i++)
+        st = model_run(in, out);
+    counting = 0;
+    if (st)
+        return 4;
+    f = fopen(argv[2], "wb");
+    fwrite(y, sizeof y, 1, f);
+    fclose(f);
+    printf("allocations %d\n", allocations);
+    return 0;
+}
+"""
+
+
+def test_compile_emit_c():
+    """--emit-c: C files that a host compiler builds against libcrun.a; the program gives the
+    portable kernels' results and allocates nothing."""
+    if "emulated" in CRUN:
+        return  # a cross build: the host compiler cannot build for the target here
+    model, w, fc = model_conv_gemm()
+    path = save(model, "cg_emit.onnx")
+    out_dir = os.path.join(TMP, "emit")
+    os.makedirs(out_dir, exist_ok=True)
+    rc, o, err = crun("compile", path, "--emit-c", out_dir, "--dim", "batch=2")
+    check(rc == 0 and os.path.exists(os.path.join(out_dir, "model.c")) and not os.path.exists(
+        os.path.join(out_dir, "model.crun")), "compile --emit-c: " + o + err)
+    header = open(os.path.join(out_dir, "model.h")).read() if rc == 0 else ""
+    check("model_WORKSPACE_BYTES" in header and "model_INPUT0_ELEMENTS 144" in header, "model.h: " + header)
+    build = os.path.dirname(os.path.abspath(CRUN))
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    with open(os.path.join(out_dir, "main.c"), "w") as f:
+        f.write(EMIT_MAIN)
+    exe = os.path.join(out_dir, "prog")
+    cmd = ["cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I", out_dir, "-I", os.path.join(src, "include"),
+           os.path.join(out_dir, "main.c"), os.path.join(out_dir, "model.c"), os.path.join(build, "libcrun.a"),
+           "-o", exe, "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc",
+           "-lprotobuf-c", "-lcpuinfo", "-lpthread", "-lm", "-lz"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    check(res.returncode == 0, "the emitted C builds with the host compiler: " + res.stderr[-2000:].replace("\n", " "))
+    if res.returncode != 0:
+        return
+    x = np.random.default_rng(23).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    x.tofile(os.path.join(out_dir, "x.bin"))
+    res = subprocess.run([exe, os.path.join(out_dir, "x.bin"), os.path.join(out_dir, "y.bin")], capture_output=True,
+                         text=True)
+    check(res.returncode == 0 and "allocations 0" in res.stdout,
+          "the emitted model runs without allocating: rc %d %s" % (res.returncode, res.stdout + res.stderr))
+    if res.returncode != 0:
+        return
+    got = np.fromfile(os.path.join(out_dir, "y.bin"), np.float32).reshape(2, 5)
+    scalar = run_y_named(path, {"x": x}, "y", extra=("--isa", "scalar"))
+    best = run_y(path, x)
+    check(scalar is not None and got.tobytes() == scalar.tobytes(),
+          "the C build gives the portable kernels' exact results")
+    check(best is not None and np.allclose(got, best, rtol=1e-5, atol=1e-5), "and the normal runtime's, to rounding")
+    one_line_error(*crun("compile", path, "--emit-c", out_dir, "--isa", "avx2"), 2, "portable", "--emit-c with an ISA")
+    one_line_error(*crun("compile", path, "--emit-c", out_dir, "--name", "my-model"), 2, "C identifier",
+                   "--emit-c with a bad name")
 
 
 def main():
