@@ -710,6 +710,35 @@ crun_status onnx_load_model(const void *data, size_t size, const char *dir, stru
     return st;
 }
 
+static void list_graph_ops(const Onnx__GraphProto *g, void (*fn)(void *, const char *, const char *), void *ctx)
+{
+    for (size_t i = 0; g && i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (!n)
+            continue;
+        fn(ctx, nz(n->domain), nz(n->op_type));
+        for (size_t a = 0; a < n->n_attribute; a++) {
+            const Onnx__AttributeProto *at = n->attribute[a];
+            if (at && at->g)
+                list_graph_ops(at->g, fn, ctx);
+            for (size_t k = 0; at && k < at->n_graphs; k++)
+                list_graph_ops(at->graphs[k], fn, ctx);
+        }
+    }
+}
+
+void onnx_list_ops(const void *proto, void (*fn)(void *ctx, const char *domain, const char *op), void *ctx)
+{
+    const Onnx__ModelProto *mp = proto;
+    if (!mp)
+        return;
+    list_graph_ops(mp->graph, fn, ctx);
+    for (size_t f = 0; f < mp->n_functions; f++)
+        for (size_t i = 0; mp->functions[f] && i < mp->functions[f]->n_node; i++)
+            if (mp->functions[f]->node[i])
+                fn(ctx, nz(mp->functions[f]->node[i]->domain), nz(mp->functions[f]->node[i]->op_type));
+}
+
 void onnx_free_proto(void *proto)
 {
     if (proto)

@@ -447,15 +447,19 @@ static bool pointwise_applies(const PrepCtx *c, const void *kdata)
 
 static bool gemm_applies(const PrepCtx *c, const void *kdata) { return weights_const_f32(c); }
 
+#ifndef CRUN_NO_WINOGRAD
 static bool wino_applies(const PrepCtx *c, const void *kdata) { return winograd_applies(c); }
+#endif
 
 /* The 1x1 and im2col variants share code (the GEMM reads the input directly when the
  * kernel is pointwise); they are listed apart so plans say which one runs. */
 static const KernelVariant conv_kernels[] = {
     KV_SIMD("conv_dw", dw_simd_applies, dw_simd_prepare, dw_simd_run, window_ukernels)
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
+#ifndef CRUN_NO_WINOGRAD /* selective builds for models that never use it leave it out */
     KV_SIMD("conv_winograd", wino_applies, winograd_prepare, winograd_run, wino_ukernels)
     {"conv_winograd_f43", ISA_SCALAR, wino_applies, winograd_prepare, winograd_run, NULL},
+#endif
     {"conv_1x1_gemm", ISA_SCALAR, pointwise_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_im2col_gemm", ISA_SCALAR, gemm_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_naive", ISA_SCALAR, NULL, NULL, conv_run_naive, NULL},

@@ -9,13 +9,21 @@
 #include "quant/fp16.h"
 #include "runtime/packcache.h"
 
+/* A selective build (cmake -DCRUN_OPS=...) lists only its ops, generated from ops.def:
+ * the linker then drops every other op and its kernels. */
+#ifdef CRUN_SELECTIVE
+#define CRUN_OPS_DEF "ops_selected.def"
+#else
+#define CRUN_OPS_DEF "ops/ops.def"
+#endif
+
 #define OP(id, domain, name) extern const OpDesc op_##id;
-#include "ops/ops.def"
+#include CRUN_OPS_DEF
 #undef OP
 
 static const OpDesc *const op_table[] = {
 #define OP(id, domain, name) &op_##id,
-#include "ops/ops.def"
+#include CRUN_OPS_DEF
 #undef OP
 };
 

@@ -87,6 +87,27 @@ static crun_status load_compiled(const void *image, size_t size, int kind, const
     return CRUN_OK;
 }
 
+static void list_graph(const Graph *g, void (*fn)(void *, const char *, const char *), void *ctx)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op)
+            fn(ctx, n->op->domain, n->op->name);
+        for (int a = 0; a < n->n_attrs; a++) {
+            const Attr *at = &n->attrs[a];
+            int k = at->type == ATTR_GRAPH ? 1 : at->type == ATTR_GRAPHS ? at->n : 0;
+            for (int j = 0; j < k; j++)
+                list_graph(at->graphs[j], fn, ctx);
+        }
+    }
+}
+
+void model_list_ops(const crun_model *m, void (*fn)(void *ctx, const char *domain, const char *op), void *ctx)
+{
+    onnx_list_ops(m->proto, fn, ctx);
+    list_graph(m->graph, fn, ctx);
+}
+
 crun_status model_load_compiled_borrowed(const void *image, size_t size, crun_model **out)
 {
     return load_compiled(image, size, IMAGE_BORROWED, "<static>", out);

@@ -49,5 +49,13 @@ crun_status model_load_compiled_borrowed(const void *image, size_t size, crun_mo
 crun_status onnx_load_model(const void *data, size_t size, const char *dir, struct crun_model *m, Diag *d);
 /* Frees what onnx_load_model kept in m->proto. */
 void onnx_free_proto(void *proto);
+/* Calls fn for every node of the ModelProto as stored (subgraphs and local functions
+ * too), before any expansion or pass: the ops a load of it parses. */
+void onnx_list_ops(const void *proto, void (*fn)(void *ctx, const char *domain, const char *op), void *ctx);
+
+/* Calls fn for the op of every node of m as crun runs it (after the passes, subgraphs
+ * too) and, for an ONNX model, of every node as loaded: the ops a build must have to load
+ * and run m. An op may be reported more than once. */
+void model_list_ops(const crun_model *m, void (*fn)(void *ctx, const char *domain, const char *op), void *ctx);
 
 #endif

@@ -81,6 +81,7 @@ int write_plan_svg(const crun_session *s, const char *model, const char *path);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+int cmd_ops(int argc, char **argv);
 /* Writes DIR/NAME.c and DIR/NAME.h from the compiled model at crun_path (compile --emit-c);
  * returns -1 or an exit code. */
 int emit_c(const char *crun_path, const char *dir, const char *name);

@@ -118,6 +118,10 @@ static void print_mib(const char *label, size_t bytes) { printf("%s%.2f MiB", la
 /* Quantizes a->model into a temporary file next to the output; its path goes to tmp. */
 static int quantize_first(CompileArgs *a, char *tmp, size_t cap)
 {
+#ifdef CRUN_SELECTIVE /* no quantizer in a selective build */
+    (void)a, (void)tmp, (void)cap;
+    return cli_fail(EXIT_BAD_INPUT, "--int8: this selective build has no quantizer (quantize with a full build)");
+#else
     snprintf(tmp, cap, "%s.int8-XXXXXX", a->out);
     int fd = mkstemp(tmp);
     if (fd < 0)
@@ -132,6 +136,7 @@ static int quantize_first(CompileArgs *a, char *tmp, size_t cap)
         return cli_fail(cli_exit_code(st, false), "%s", crun_last_error());
     }
     return -1;
+#endif
 }
 
 int cmd_compile(int argc, char **argv)

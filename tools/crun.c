@@ -16,6 +16,7 @@ static const char usage[] =
     "  crun quantize MODEL -o OUT  post-training int8 quantization to a QDQ model\n"
     "  crun convert --fp16 MODEL -o OUT  weights stored as float16 (half the file)\n"
     "  crun compile MODEL -o OUT.crun  plan once: a file that loads by mapping, weights packed\n"
+    "  crun ops MODEL...           the ops the models need (input of a selective build)\n"
     "  crun train SPEC [options]   train (with QAT) and export ONNX (crun train --help)\n"
     "exit codes: 0 success, 1 failure while running, 2 usage error or bad input\n";
 
@@ -37,6 +38,9 @@ int main(int argc, char **argv)
         return cmd_profile(argc - 1, argv + 1);
     if (!strcmp(argv[1], "compile"))
         return cmd_compile(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "ops"))
+        return cmd_ops(argc - 1, argv + 1);
+#ifndef CRUN_SELECTIVE /* a selective build is for deploying: run, inspect, benchmark, compile */
     if (!strcmp(argv[1], "convert"))
         return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(argv[1], "quantize"))
@@ -45,5 +49,12 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "test"))
         return cmd_test(argc - 1, argv + 1);
+#else
+    static const char *const full_only[] = {"convert", "quantize", "train", "test"};
+    for (size_t i = 0; i < sizeof full_only / sizeof *full_only; i++)
+        if (!strcmp(argv[1], full_only[i]))
+            return cli_fail(EXIT_BAD_INPUT, "crun %s is not in this selective build (its ops: %s)", argv[1],
+                            CRUN_SELECTIVE);
+#endif
     return cmd_run(argc, argv);
 }

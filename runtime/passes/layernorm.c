@@ -131,6 +131,8 @@ static crun_status rewrite(Graph *g, LnMatch *m, Diag *d)
 
 crun_status pass_fuse_layernorm(Graph *g, Diag *d)
 {
+    if (!op_lookup("", "LayerNormalization"))
+        return CRUN_OK; /* a selective build without it */
     Uses u;
     if (uses_build(g, &u) != CRUN_OK)
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");

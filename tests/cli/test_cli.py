@@ -713,6 +713,11 @@ def test_compile():
     rc2, prof, err2 = crun("profile", os.path.join(TMP, "cg8.crun"), "--runs", 1)
     check(rc == 0 and rc2 == 0 and "QLinearConv" in prof, "compile --int8 compiles the quantized model: " + prof +
           err + err2)
+    rc, ops, err = crun("ops", path)
+    check(rc == 0 and ops.split() == ["Conv", "Flatten", "Gemm", "Relu"] + sorted(
+        l for l in ops.split() if l.startswith("kernel:")) and "kernel:conv_im2col_gemm" in ops,
+          "crun ops lists the ops and the planned kernels: " + ops + err)
+    one_line_error(*crun("ops", os.path.join(TMP, "none.onnx")), 2, "none.onnx", "crun ops of a missing model")
     # Damaged and foreign files: one line, exit 2, never a wrong result.
     bad = os.path.join(TMP, "bad.crun")
     open(bad, "wb").write(data[:len(data) // 2])
