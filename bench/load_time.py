@@ -44,7 +44,9 @@ def measure(crun, name, rounds, tmp):
     model, inputs = compare.MODELS[name]()
     specs = compare.write_inputs(inputs)
     compiled = os.path.join(tmp, name + ".crun")
-    subprocess.run([crun, "compile", model, "-o", compiled, "--threads", "1"], check=True, capture_output=True)
+    import test_compiled  # the model tests' helper: --dim values from the inputs' shapes
+    dims = [a for d in test_compiled.symbolic_dims(model, inputs) for a in ("--dim", "%s=%d" % d)]
+    subprocess.run([crun, "compile", model, "-o", compiled, "--threads", "1"] + dims, check=True, capture_output=True)
     t = {"crun": [], "onnx": [], "ort": [], "crun_first": [], "ort_first": []}
     for _ in range(rounds):
         ready, first = crun_ready(crun, compiled, specs)

@@ -85,6 +85,20 @@ def test_quantize_and_convert():
         check(os.path.getsize(q) < 0.3 * os.path.getsize(MODEL), "int8 file size")
 
 
+def test_compile():
+    batch = np.load(IMAGES[0])
+    want = crun.Session(MODEL).run([batch])["scores"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "m.crun")
+        info = crun.compile(MODEL, out, dims={"batch": 1})
+        check(info["arena_bytes"] > 0 and info["workspace_bytes"] > info["arena_bytes"] and
+              info["file_bytes"] == os.path.getsize(out), "compile figures: %r" % info)
+        got = crun.Session(crun.Model(out), threads=1).run([batch])["scores"]
+        check(np.array_equal(got, crun.Session(MODEL, threads=1).run([batch])["scores"]) and
+              np.allclose(got, want, atol=1e-5), "a compiled model's outputs")
+        raises(lambda: crun.compile(MODEL, out, dims={"bacth": 1}), 1, "bacth", "compile with a dim typo")
+
+
 def test_example_script():
     env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
     res = subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "examples", "classify.py"), MODEL]
