@@ -61,40 +61,20 @@ static bool get(Reader *r, void *dst, size_t k)
     return true;
 }
 
-static uint8_t get_u8(Reader *r)
-{
-    uint8_t v = 0;
-    get(r, &v, 1);
-    return v;
-}
-
-static int32_t get_i32(Reader *r)
-{
-    int32_t v = 0;
-    get(r, &v, 4);
-    return v;
-}
-
-static int64_t get_i64(Reader *r)
-{
-    int64_t v = 0;
-    get(r, &v, 8);
-    return v;
-}
-
-static uint64_t get_u64(Reader *r)
-{
-    uint64_t v = 0;
-    get(r, &v, 8);
-    return v;
-}
-
-static float get_f32(Reader *r)
-{
-    float v = 0;
-    get(r, &v, 4);
-    return v;
-}
+/* Fixed-size fields; 0 after a failure (which get recorded). */
+#define GETTER(name, T) \
+    static T name(Reader *r) \
+    { \
+        T v = 0; \
+        get(r, &v, sizeof v); \
+        return v; \
+    }
+GETTER(get_u8, uint8_t)
+GETTER(get_i32, int32_t)
+GETTER(get_i64, int64_t)
+GETTER(get_u64, uint64_t)
+GETTER(get_f32, float)
+#undef GETTER
 
 /* A count of records of at least min_bytes each: never more than the bytes left allow. */
 static int get_count(Reader *r, size_t min_bytes)

@@ -31,6 +31,19 @@ static void count_params(crun_model *m)
     }
 }
 
+/* Hands m out, or on failure publishes d (prefixed with the source) and frees m. */
+static crun_status finish_load(crun_model *m, crun_status st, Diag *d, const char *source, crun_model **out)
+{
+    if (st != CRUN_OK) {
+        diag_prefix(d, "%s", source);
+        diag_publish(d);
+        crun_model_free(m);
+        return st;
+    }
+    *out = m;
+    return CRUN_OK;
+}
+
 static crun_status load(const void *data, size_t size, const char *dir, const char *source, crun_model **out)
 {
     *out = NULL;
@@ -47,14 +60,7 @@ static crun_status load(const void *data, size_t size, const char *dir, const ch
     }
     if (st == CRUN_OK && !(m->graph->packs = packcache_new()))
         st = diag_fail(&d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-    if (st != CRUN_OK) {
-        diag_prefix(&d, "%s", source);
-        diag_publish(&d);
-        crun_model_free(m);
-        return st;
-    }
-    *out = m;
-    return CRUN_OK;
+    return finish_load(m, st, &d, source, out);
 }
 
 /* A compiled model over image (held as kind says: freed with the model, even on failure). */
@@ -77,14 +83,7 @@ static crun_status load_compiled(const void *image, size_t size, int kind, const
     m->source = str_dup(source);
     crun_status st = m->source ? crunfile_load(image, size, m, &d)
                                : diag_fail(&d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
-    if (st != CRUN_OK) {
-        diag_prefix(&d, "%s", source);
-        diag_publish(&d);
-        crun_model_free(m);
-        return st;
-    }
-    *out = m;
-    return CRUN_OK;
+    return finish_load(m, st, &d, source, out);
 }
 
 static void list_graph(const Graph *g, void (*fn)(void *, const char *, const char *), void *ctx)

@@ -2,6 +2,7 @@
 1 failure while running, 2 usage error or bad input) and one-line error messages."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -802,10 +803,15 @@ def test_compile_emit_c():
     with open(os.path.join(out_dir, "main.c"), "w") as f:
         f.write(EMIT_MAIN)
     exe = os.path.join(out_dir, "prog")
-    cmd = ["cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I", out_dir, "-I", os.path.join(src, "include"),
-           os.path.join(out_dir, "main.c"), os.path.join(out_dir, "model.c"), os.path.join(build, "libcrun.a"),
-           "-o", exe, "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc",
-           "-lprotobuf-c", "-lcpuinfo", "-lpthread", "-lm", "-lz"]
+    # The build's own compiler, with its sanitizers when the library has them.
+    cache = open(os.path.join(build, "CMakeCache.txt")).read()
+    cc = re.search(r"^CMAKE_C_COMPILER:\w+=(.*)$", cache, re.M)
+    sanitize = re.search(r"^CRUN_SANITIZE:\w+=ON$", cache, re.M)
+    cmd = [cc.group(1) if cc else "cc"] + (["-fsanitize=address,undefined"] if sanitize else [])
+    cmd += ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I", out_dir, "-I", os.path.join(src, "include"),
+            os.path.join(out_dir, "main.c"), os.path.join(out_dir, "model.c"), os.path.join(build, "libcrun.a"),
+            "-o", exe, "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc",
+            "-lprotobuf-c", "-lcpuinfo", "-lpthread", "-lm", "-lz"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     check(res.returncode == 0, "the emitted C builds with the host compiler: " + res.stderr[-2000:].replace("\n", " "))
     if res.returncode != 0:
