@@ -54,7 +54,7 @@ static void fill_info(crun_compile_info *info, size_t arena, size_t workspace, s
  * second run needed more than the first (a model that allocates while running). */
 static size_t measure_workspace(const void *image, size_t bytes, size_t arena)
 {
-    for (size_t guess = arena * 2 + bytes / 4 + ((size_t)1 << 20); guess <= ((size_t)1 << 34); guess *= 2) {
+    for (size_t guess = arena * 2 + bytes / 4 + ((size_t)1 << 20); guess <= SIZE_MAX / 4; guess *= 2) {
         void *buf = mem_alloc_aligned(guess);
         crun_model *m = NULL;
         crun_session *s = NULL;
