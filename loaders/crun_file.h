@@ -5,8 +5,8 @@
  * Layout (little-endian, offsets from the start of the file):
  *   header   CRUNFILE_HEADER_BYTES: magic, format, build, arch, ISA, section offsets and
  *            sizes, a checksum of each section, the plan's arena and workspace figures
- *   tables   the graph, model facts, kernel names and pack-block index, as a stream of
- *            length-prefixed records (see crun_write.c)
+ *   tables   the graph, model facts, kernel names, pack-block index and arena layout, as
+ *            a stream of length-prefixed records (see crun_write.c)
  *   blobs    constant data and packed blocks, each at a multiple of 64 bytes
  *
  * A file is refused unless its format, crun build and architecture are this build's and

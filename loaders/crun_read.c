@@ -600,6 +600,24 @@ static bool get_packs(Reader *r, PackCache *c)
     return r->st == CRUN_OK;
 }
 
+/* The compiled plan's arena offsets (see put_offsets), kept for planning to check. */
+static bool get_offsets(Reader *r, Graph *g)
+{
+    g->compiled_inputs = get_u64(r);
+    int n = get_count(r, 8);
+    if (r->st != CRUN_OK)
+        return false;
+    if (n != g->n_values)
+        return bad(r, "arena layout of another graph");
+    if (!(g->compiled_offsets = malloc((size_t)n * sizeof *g->compiled_offsets + 1)))
+        return oom(r);
+    for (int v = 0; v < n; v++) {
+        uint64_t at = get_u64(r);
+        g->compiled_offsets[v] = at && at - 1 < SIZE_MAX ? (size_t)(at - 1) : SIZE_MAX;
+    }
+    return r->st == CRUN_OK;
+}
+
 crun_status crunfile_verify_weights(const void *data, size_t size, Diag *d)
 {
     CrunFileHeader h;
@@ -629,12 +647,14 @@ crun_status crunfile_load(const void *data, size_t size, crun_model *m, Diag *d)
     if (!g || !(g->packs = packcache_new()))
         return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory loading the compiled model");
     if (get_model_facts(&r, m) && get_root_tables(&r, g) && get_graph_body(&r, g) && check_packed_uses(&r, g))
-        get_packs(&r, g->packs);
+        if (get_packs(&r, g->packs))
+            get_offsets(&r, g);
     if (r.st == CRUN_OK && r.at != r.n)
         bad(&r, "bytes after the last record");
     free(r.nodes);
     g->isa_pinned = true;
     g->isa = (int)h.isa;
+    g->compiled_threads = h.threads;
     m->compiled_isa = (int)h.isa;
     m->compiled_threads = h.threads;
     m->compiled_arena = (size_t)h.arena_bytes;

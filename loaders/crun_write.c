@@ -4,7 +4,9 @@
  * strings as u32 length + bytes, blob references as u64 offset (from the blob section's
  * start, a multiple of 64) + u64 bytes. In order: model facts; symbols; opsets; the main
  * graph (a graph: name, values, nodes with their attributes and any subgraphs, inputs,
- * outputs); the pack blocks (global node number in record order, tag, blob). */
+ * outputs); the pack blocks (global node number in record order, tag, blob); the plan's
+ * arena layout (see put_offsets), which sessions planned for the same shapes and threads
+ * must reproduce. */
 #include "loaders/crun_file.h"
 
 #include <errno.h>
@@ -372,6 +374,16 @@ static void put_packs(Writer *w, PackCache *c)
     }
 }
 
+/* The plan's arena layout: the key of its input shapes, then each main-graph value's
+ * offset + 1 (0 outside the arena). */
+static void put_offsets(Writer *w, const Plan *p)
+{
+    put_u64(w, plan_inputs_key(p->inputs, p->g->n_inputs));
+    put_u32(w, (uint32_t)p->g->n_values);
+    for (int v = 0; v < p->g->n_values; v++)
+        put_u64(w, p->vals[v].store == STORE_ARENA ? (uint64_t)p->vals[v].offset + 1 : 0);
+}
+
 static void put_header(uint8_t *h, const CrunFileHeader *f)
 {
     memset(h, 0, CRUNFILE_HEADER_BYTES);
@@ -452,6 +464,7 @@ crun_status crunfile_write(const crun_model *m, const Plan *p, Isa isa, uint64_t
     Writer w = {.plan = p, .main = m->graph, .packed = packed, .oom = !packed};
     put_model(&w, m);
     put_packs(&w, m->graph->packs);
+    put_offsets(&w, p);
     crun_status st = w.oom ? diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory writing the compiled model") : CRUN_OK;
     CrunFileHeader f = {.format = CRUNFILE_FORMAT, .isa = isa, .threads = p->n_threads};
     if (st == CRUN_OK) {

@@ -99,6 +99,7 @@ void graph_free(Graph *g)
     free(g->opsets);
     strmap_free(&g->names);
     packcache_free(g->packs);
+    free(g->compiled_offsets);
     free(g->name);
     free(g);
 }

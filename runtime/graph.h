@@ -152,6 +152,11 @@ typedef struct Graph {
      * under (isa, a platforms/cpu.h Isa), so they use the packed blocks in the file. */
     bool isa_pinned;
     int isa;
+    /* And the arena offset of each of its values in the compiled plan (SIZE_MAX: not in
+     * the arena), for plans at compiled_threads threads to be checked against. */
+    size_t *compiled_offsets;
+    int compiled_threads;
+    uint64_t compiled_inputs; /* plan_inputs_key of the shapes it was planned for */
 } Graph;
 
 Graph *graph_new(Graph *parent);

@@ -358,6 +358,40 @@ static crun_status place_buffers(Plan *p, Diag *d)
     return CRUN_OK;
 }
 
+uint64_t plan_inputs_key(const PlanInput *inputs, int n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the fields */
+    for (int i = 0; i < n; i++) {
+        int64_t f[3 + CRUN_MAX_RANK] = {inputs[i].dtype, inputs[i].rank, inputs[i].kind * 2 + inputs[i].none};
+        for (int k = 0; k < inputs[i].rank && k < CRUN_MAX_RANK; k++)
+            f[3 + k] = inputs[i].dims[k];
+        const uint8_t *b = (const uint8_t *)f;
+        for (size_t j = 0; j < sizeof f; j++)
+            h = (h ^ b[j]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* A compiled model's plan, at the thread count it was compiled for, must lay the arena out
+ * as the file says: the plan is re-derived from the pinned kernels, and this proves it is
+ * the compiled one (never a different layout than the arena bytes printed at compile). */
+static crun_status check_compiled_layout(const Plan *p, Diag *d)
+{
+    const Graph *g = p->g;
+    if (g->parent || !g->compiled_offsets || p->n_threads != g->compiled_threads ||
+        plan_inputs_key(p->inputs, g->n_inputs) != g->compiled_inputs)
+        return CRUN_OK; /* planned for other shapes or threads: a layout of its own */
+    for (int v = 0; v < g->n_values; v++) {
+        size_t at = p->vals[v].store == STORE_ARENA ? p->vals[v].offset : SIZE_MAX;
+        if (at != g->compiled_offsets[v])
+            return diag_fail(d, CRUN_ERR_INVALID_MODEL,
+                             "the plan differs from the compiled one (value '%s' at arena offset %zu, compiled "
+                             "at %zu): compile the model again with this crun",
+                             g->values[v].name, at, g->compiled_offsets[v]);
+    }
+    return CRUN_OK;
+}
+
 static void count_weights(Plan *p)
 {
     for (int v = 0; v < p->g->n_values; v++)
@@ -395,6 +429,8 @@ crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, P
         concat_in_place(p);
         st = place_buffers(p, d);
     }
+    if (st == CRUN_OK)
+        st = check_compiled_layout(p, d);
     if (st != CRUN_OK) {
         plan_free(p);
         return st;

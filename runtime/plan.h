@@ -63,6 +63,9 @@ typedef struct Plan {
     bool has_dynamic;
 } Plan;
 
+/* A key of the input shapes a plan is for (types, ranks and dims of all n inputs). */
+uint64_t plan_inputs_key(const PlanInput *inputs, int n);
+
 /* Plans g for these input shapes (one per g->inputs) and thread count. */
 crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Plan **out, Diag *d);
 void plan_free(Plan *p);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/model.h"
 #include "testutil.h"
 
 void *__real_malloc(size_t n);
@@ -119,6 +120,35 @@ static void *compiled_mixed(size_t *bytes, size_t *workspace)
     *bytes = info.file_bytes;
     *workspace = info.workspace_bytes;
     return image;
+}
+
+TEST(compiled_layout_is_checked)
+{
+    /* A loaded compiled model re-derives its plan; a layout other than the file's (here
+     * the file's record altered in memory) is refused, never run. */
+    size_t bytes = 0, workspace = 0;
+    void *image = compiled_mixed(&bytes, &workspace);
+    CHECK_MSG(image, "compile: %s", crun_last_error());
+    crun_model *m = NULL;
+    CHECK_OK(crun_model_load_memory(image, bytes, &m));
+    crun_session_options o;
+    crun_session_options_init(&o);
+    o.threads = 1;
+    crun_session *s = NULL;
+    CHECK_OK(crun_session_create(m, &o, &s)); /* as compiled: accepted */
+    crun_session_free(s);
+    s = NULL;
+    Graph *g = m->graph;
+    int moved = -1;
+    for (int v = 0; v < g->n_values && moved < 0; v++)
+        if (g->compiled_offsets[v] != SIZE_MAX)
+            moved = v;
+    CHECK(moved >= 0);
+    g->compiled_offsets[moved] += 64;
+    CHECK(crun_session_create(m, &o, &s) == CRUN_ERR_INVALID_MODEL && !s);
+    CHECK_MSG(strstr(crun_last_error(), "differs from the compiled one"), "%s", crun_last_error());
+    crun_model_free(m);
+    free(image);
 }
 
 TEST(static_mode_allocates_nothing)
