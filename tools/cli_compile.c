@@ -104,6 +104,10 @@ static int parse(int argc, char **argv, CompileArgs *a)
                                         "--help)");
     if (a->emit_dir && ((a->co.isa && strcmp(a->co.isa, "scalar")) || a->co.threads > 1))
         return cli_fail(EXIT_BAD_INPUT, "--emit-c runs the portable kernels on one thread: no --isa or --threads");
+#ifdef CRUN_SELECTIVE /* a deploy build: C is emitted on the development machine */
+    if (a->emit_dir)
+        return cli_fail(EXIT_BAD_INPUT, "--emit-c is not in this selective build (use a full build)");
+#endif
     if (a->emit_dir)
         a->co.isa = "scalar";
     if (a->name && !a->emit_dir)
@@ -160,7 +164,9 @@ int cmd_compile(int argc, char **argv)
     if (st != CRUN_OK)
         return cli_fail(cli_exit_code(st, false), "%s", crun_last_error());
     if (a.emit_dir) {
+#ifndef CRUN_SELECTIVE
         rc = emit_c(plan, a.emit_dir, a.name ? a.name : "model");
+#endif
         remove(plan);
         if (rc >= 0)
             return rc;

@@ -153,7 +153,11 @@ int cmd_info(int argc, char **argv)
     printf("\n");
     if (o.nodes)
         print_steps(s);
+#ifdef CRUN_SELECTIVE /* a deploy build draws no pictures */
+    rc = o.plan_svg ? cli_fail(EXIT_BAD_INPUT, "--plan-svg is not in this selective build") : -1;
+#else
     rc = o.plan_svg ? write_plan_svg(s, o.model, o.plan_svg) : -1;
+#endif
     if (o.plan_svg && rc < 0)
         printf("plan picture: %s\n", o.plan_svg);
     crun_session_free(s);
