@@ -101,6 +101,9 @@ const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const 
                      (long long)g->d[i], (long long)(g->in[i] + g->pb[i] + g->pe[i]));
             return buf;
         }
+        if (g->in[i] > CRUN_MAX_NUMEL / g->in_vol || g->out[i] > CRUN_MAX_NUMEL / g->out_vol ||
+            g->k[i] > CRUN_MAX_NUMEL / g->k_vol)
+            return "the spatial dims are too large";
         g->in_vol *= g->in[i];
         g->out_vol *= g->out[i];
         g->k_vol *= g->k[i];
