@@ -89,6 +89,17 @@ static int get_count(Reader *r, size_t min_bytes)
     return (int)v;
 }
 
+/* A count of records of at least min_bytes each and a zeroed array for them (one element
+ * more, so never empty); NULL after a failure, which is recorded. */
+static void *get_table(Reader *r, size_t min_bytes, size_t elem, int *n)
+{
+    *n = get_count(r, min_bytes);
+    void *p = r->st == CRUN_OK ? calloc((size_t)*n + 1, elem) : NULL;
+    if (!p && r->st == CRUN_OK)
+        oom(r);
+    return p;
+}
+
 /* A string (copied, NUL-terminated); *len gets its length. NULL on failure. */
 static char *get_bytes(Reader *r, size_t *len)
 {
@@ -350,9 +361,8 @@ static bool check_ids(Reader *r, const Graph *g, const int *ids, int n)
 
 static bool get_ids(Reader *r, const Graph *g, int **ids, int *n)
 {
-    *n = get_count(r, 4);
-    if (r->st != CRUN_OK || !(*ids = malloc((size_t)*n * sizeof **ids + 1)))
-        return r->st == CRUN_OK ? oom(r) : false;
+    if (!(*ids = get_table(r, 4, sizeof **ids, n)))
+        return false;
     for (int i = 0; i < *n; i++)
         (*ids)[i] = get_i32(r);
     return r->st == CRUN_OK && check_ids(r, g, *ids, *n);
@@ -412,9 +422,9 @@ static bool get_node(Reader *r, Graph *g)
     char kernel[64];
     if (!get_node_head(r, g, n, kernel, sizeof kernel) || !remember_node(r, g, index))
         return false;
-    int n_attrs = get_count(r, 8);
-    if (r->st != CRUN_OK || !(n->attrs = calloc((size_t)n_attrs + 1, sizeof *n->attrs)))
-        return r->st == CRUN_OK ? oom(r) : false;
+    int n_attrs;
+    if (!(n->attrs = get_table(r, 8, sizeof *n->attrs, &n_attrs)))
+        return false;
     /* n stays valid: a subgraph read here grows its own node array, not g's. */
     for (int a = 0; a < n_attrs; a++) {
         n->n_attrs = a + 1;
@@ -436,9 +446,9 @@ static bool get_node(Reader *r, Graph *g)
 static bool get_io(Reader *r, const Graph *g, GraphIO **io, int *n)
 {
     *n = 0;
-    int count = get_count(r, 12);
-    if (r->st != CRUN_OK || !(*io = calloc((size_t)count + 1, sizeof **io)))
-        return r->st == CRUN_OK ? oom(r) : false;
+    int count;
+    if (!(*io = get_table(r, 12, sizeof **io, &count)))
+        return false;
     for (int i = 0; i < count; i++) {
         GraphIO *e = &(*io)[i];
         if (!(e->name = get_str(r)))
@@ -505,17 +515,16 @@ static bool get_model_facts(Reader *r, crun_model *m)
     m->opset = get_i64(r);
     if (!(m->producer = get_str(r)))
         return false;
-    int n = get_count(r, 8);
-    if (r->st != CRUN_OK || !(m->meta = calloc((size_t)n + 1, sizeof *m->meta)))
-        return r->st == CRUN_OK ? oom(r) : false;
+    int n;
+    if (!(m->meta = get_table(r, 8, sizeof *m->meta, &n)))
+        return false;
     for (int i = 0; i < n; i++) {
         if (!(m->meta[i].key = get_str(r)) || !(m->meta[i].value = get_str(r)))
             return free(m->meta[i].key), false;
         m->n_meta = i + 1;
     }
-    n = get_count(r, 12);
-    if (r->st != CRUN_OK || !(m->ops = calloc((size_t)n + 1, sizeof *m->ops)))
-        return r->st == CRUN_OK ? oom(r) : false;
+    if (!(m->ops = get_table(r, 12, sizeof *m->ops, &n)))
+        return false;
     for (int i = 0; i < n; i++) {
         if (!(m->ops[i].op_type = get_str(r)))
             return false;
@@ -531,17 +540,16 @@ static bool get_model_facts(Reader *r, crun_model *m)
 /* Symbols and opsets into the main graph (before its body: values refer to symbols). */
 static bool get_root_tables(Reader *r, Graph *g)
 {
-    int n = get_count(r, 4);
-    if (r->st != CRUN_OK || !(g->syms = calloc((size_t)n + 1, sizeof *g->syms)))
-        return r->st == CRUN_OK ? oom(r) : false;
+    int n;
+    if (!(g->syms = get_table(r, 4, sizeof *g->syms, &n)))
+        return false;
     for (int i = 0; i < n; i++) {
         if (!(g->syms[i] = get_str(r)))
             return false;
         g->n_syms = r->n_syms = i + 1;
     }
-    n = get_count(r, 12);
-    if (r->st != CRUN_OK || !(g->opsets = calloc((size_t)n + 1, sizeof *g->opsets)))
-        return r->st == CRUN_OK ? oom(r) : false;
+    if (!(g->opsets = get_table(r, 12, sizeof *g->opsets, &n)))
+        return false;
     for (int i = 0; i < n; i++) {
         if (!(g->opsets[i].domain = get_str(r)))
             return false;

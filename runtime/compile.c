@@ -74,16 +74,6 @@ static size_t measure_workspace(const void *image, size_t bytes, size_t arena)
     return 0;
 }
 
-static size_t workspace_of(const char *path, size_t arena)
-{
-    crun_model *m = NULL;
-    if (crun_model_load_file(path, &m) != CRUN_OK)
-        return 0;
-    size_t need = measure_workspace(m->image, m->image_bytes, arena);
-    crun_model_free(m);
-    return need;
-}
-
 /* Plans m and writes it. A failure of the executor is already in crun_last_error (*told
  * set); others are in d. */
 static crun_status plan_and_write(crun_model *m, const crun_compile_options *o, const char *out_path,
@@ -98,21 +88,24 @@ static crun_status plan_and_write(crun_model *m, const crun_compile_options *o, 
     if (st == CRUN_OK)
         st = exec_plan(e);
     *told = st != CRUN_OK;
-    size_t arena = st == CRUN_OK ? exec_current_plan(e)->arena_bytes : 0;
     if (st == CRUN_OK)
         st = crunfile_write(m, exec_current_plan(e), isa_best(), 0, out_path, d);
     exec_free(e);
-    if (st == CRUN_OK)
-        st = crunfile_set_workspace(out_path, workspace_of(out_path, arena), d);
     if (st != CRUN_OK)
         return st;
-    /* The figures a reader will see: read back from the file just written. */
+    /* Read back once: the figures a reader will see, and the trial of static mode whose
+     * workspace then goes into the header. */
     crun_model *back = NULL;
     st = crun_model_load_file(out_path, &back);
     *told = st != CRUN_OK;
-    if (st == CRUN_OK)
+    size_t need = st == CRUN_OK ? measure_workspace(back->image, back->image_bytes, back->compiled_arena) : 0;
+    if (st == CRUN_OK && info)
         crun_model_compiled_info(back, info);
     crun_model_free(back);
+    if (st == CRUN_OK)
+        st = crunfile_set_workspace(out_path, need, d);
+    if (st == CRUN_OK && info)
+        info->workspace_bytes = need;
     return st;
 }
 

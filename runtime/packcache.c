@@ -101,8 +101,8 @@ const void *packcache_find(PackCache *c, const void *owner, const char *tag, siz
 bool packcache_put_borrowed(PackCache *c, const void *owner, const char *tag, size_t bytes, const void *data)
 {
     pthread_mutex_lock(&c->mu);
-    bool ok = find(c, owner, tag, bytes) || grow(c);
-    if (ok && !find(c, owner, tag, bytes))
+    bool found = find(c, owner, tag, bytes) != NULL, ok = found || grow(c);
+    if (!found && ok)
         add(c, owner, tag, bytes, (void *)data, true);
     pthread_mutex_unlock(&c->mu);
     return ok;
