@@ -534,6 +534,10 @@ static bool get_model_facts(Reader *r, crun_model *m)
     m->node_count = get_i64(r);
     m->param_count = get_i64(r);
     m->param_bytes = get_i64(r);
+    uint32_t fp16 = (uint32_t)get_i32(r);
+    if (r->st == CRUN_OK && fp16 > 1)
+        return bad(r, "bad float16 flag");
+    m->graph->fp16_weights = fp16 == 1;
     return r->st == CRUN_OK;
 }
 

@@ -335,6 +335,7 @@ static void put_model(Writer *w, const crun_model *m)
     put_i64(w, m->param_count);
     put_i64(w, m->param_bytes);
     const Graph *g = m->graph;
+    put_u32(w, g->fp16_weights);
     put_u32(w, (uint32_t)g->n_syms);
     for (int i = 0; i < g->n_syms; i++)
         put_str(w, g->syms[i]);

@@ -144,10 +144,19 @@ static crun_status conv_run_naive(KernelCtx *k)
  * shared by the model's plans (or held inline when there is no shared cache). */
 typedef struct ConvState {
     const GemmUkernel *uk;
-    size_t group_stride; /* floats between the packed weights of two groups */
+    size_t group_stride; /* bytes between the packed weights of two groups */
     const float *packed;
     float inline_w[];
 } ConvState;
+
+/* The half-precision variants' kernel data: their microkernels compute in float16. */
+KV_SIMD_ONLY static const bool conv_in_half = true;
+
+/* The microkernel of a variant for M rows: float16 ones for the _f16 variants. */
+static const GemmUkernel *conv_ukernel(const PrepCtx *c, int64_t M)
+{
+    return c->kdata == &conv_in_half ? gemm_ukernel_f16_for(M) : gemm_ukernel_for(M);
+}
 
 bool conv_is_pointwise(const ConvGeom *g)
 {
@@ -169,13 +178,13 @@ static void fill_packed_w(const void *ctx, void *dst)
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    const GemmUkernel *uk = gemm_ukernel_for(g.Mg);
+    const GemmUkernel *uk = conv_ukernel(c, g.Mg);
     int64_t K = g.Cg * g.w.k_vol;
-    size_t stride = gemm_packed_a_bytes(uk, g.Mg, K) / sizeof(float);
+    size_t stride = gemm_packed_a_bytes(uk, g.Mg, K);
     const float *w = c->in[1]->data;
     for (int64_t grp = 0; grp < g.G; grp++) {
         GemmMatrix a = {w + grp * g.Mg * K, K, false};
-        gemm_pack_a(uk, &a, g.Mg, K, (float *)dst + grp * stride);
+        gemm_pack_a(uk, &a, g.Mg, K, (float *)((char *)dst + grp * stride));
     }
 }
 
@@ -184,7 +193,7 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    const GemmUkernel *uk = gemm_ukernel_for(g.Mg);
+    const GemmUkernel *uk = conv_ukernel(c, g.Mg);
     int64_t K = g.Cg * g.w.k_vol;
     size_t per_group = gemm_packed_a_bytes(uk, g.Mg, K), packed = per_group * (size_t)g.G;
     size_t inline_bytes = c->packs ? 0 : packed;
@@ -192,7 +201,7 @@ static crun_status conv_gemm_prepare(PrepCtx *c)
     if (!s)
         return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
     s->uk = uk;
-    s->group_stride = per_group / sizeof(float);
+    s->group_stride = per_group;
     /* Tagged by microkernel: plans made under another ISA limit need their own packing. */
     s->packed = c->packs ? prep_shared(c, uk->name, packed, fill_packed_w) : s->inline_w;
     prep_packed_away(c, c->in[1]);
@@ -310,7 +319,7 @@ static crun_status conv_gemm_run(KernelCtx *k)
             Im2col ic = {&g, xg};
             GemmMatrix xm = {xg, g.w.in_vol, false};
             GemmArgs ga = {.M = g.Mg, .N = g.w.out_vol, .K = K, .uk = s->uk,
-                           .a_packed = s->packed + grp * s->group_stride,
+                           .a_packed = (const float *)((const char *)s->packed + grp * s->group_stride),
                            .pack_b = pointwise ? gemm_pack_b_matrix : pack_b_im2col,
                            .b_src = pointwise ? (const void *)&xm : (const void *)&ic, .c = yg, .ldc = g.w.out_vol,
                            .alpha = 1.0f, .beta = 1.0f, .act = k->node->act};
@@ -447,6 +456,17 @@ static bool pointwise_applies(const PrepCtx *c, const void *kdata)
 
 static bool gemm_applies(const PrepCtx *c, const void *kdata) { return weights_const_f32(c); }
 
+/* Float16-weight models compute their GEMM convolutions in float16 where the CPU can. */
+KV_SIMD_ONLY static bool pointwise_f16_applies(const PrepCtx *c, const void *kdata)
+{
+    return c->fp16_weights && pointwise_applies(c, kdata);
+}
+
+KV_SIMD_ONLY static bool gemm_f16_applies(const PrepCtx *c, const void *kdata)
+{
+    return c->fp16_weights && gemm_applies(c, kdata);
+}
+
 #ifndef CRUN_NO_WINOGRAD
 static bool wino_applies(const PrepCtx *c, const void *kdata) { return winograd_applies(c); }
 #endif
@@ -456,6 +476,10 @@ static bool wino_applies(const PrepCtx *c, const void *kdata) { return winograd_
 static const KernelVariant conv_kernels[] = {
     KV_SIMD("conv_dw", dw_simd_applies, dw_simd_prepare, dw_simd_run, window_ukernels)
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
+#ifdef CRUN_HAVE_NEONFP16
+    {"conv_1x1_gemm_f16", ISA_NEONFP16, pointwise_f16_applies, conv_gemm_prepare, conv_gemm_run, &conv_in_half},
+    {"conv_im2col_gemm_f16", ISA_NEONFP16, gemm_f16_applies, conv_gemm_prepare, conv_gemm_run, &conv_in_half},
+#endif
 #ifndef CRUN_NO_WINOGRAD /* selective builds for models that never use it leave it out */
     KV_SIMD("conv_winograd", wino_applies, winograd_prepare, winograd_run, wino_ukernels)
     {"conv_winograd_f43", ISA_SCALAR, wino_applies, winograd_prepare, winograd_run, NULL},

@@ -23,6 +23,20 @@ typedef struct GemmState {
     float inline_b[];
 } GemmState;
 
+/* The half-precision variants' kernel data: their microkernels compute in float16. */
+KV_SIMD_ONLY static const bool in_half = true;
+
+/* The microkernel for M rows and the one whose strips the pack uses (best for any M). */
+static const GemmUkernel *ukernel_for(const PrepCtx *c, int64_t M)
+{
+    return c->kdata == &in_half ? gemm_ukernel_f16_for(M) : gemm_ukernel_for(M);
+}
+
+static const GemmUkernel *ukernel_layout(const PrepCtx *c)
+{
+    return c->kdata == &in_half ? gemm_ukernel_f16_for(0) : gemm_ukernel_best();
+}
+
 /* Packs the constant B of a Gemm (transB-aware) or a 2-D MatMul for the best microkernel. */
 static void fill_packed_b(const void *ctx, void *dst)
 {
@@ -32,7 +46,7 @@ static void fill_packed_b(const void *ctx, void *dst)
     bool trans = p && p->trans_b;
     int64_t K = trans ? b->dims[1] : b->dims[0], N = trans ? b->dims[0] : b->dims[1];
     GemmMatrix m = {b->data, b->dims[1], trans};
-    gemm_pack_b_full(gemm_ukernel_best(), gemm_pack_b_matrix, &m, K, N, dst);
+    gemm_pack_b_full(ukernel_layout(c), gemm_pack_b_matrix, &m, K, N, dst);
 }
 
 /* A GemmState for an M x K x N product with the microkernel suiting M, whose b_packed
@@ -40,7 +54,7 @@ static void fill_packed_b(const void *ctx, void *dst)
  * which every microkernel of one ISA shares, so plans for any M share one packing. */
 static GemmState *state_with_b(PrepCtx *c, bool pack, int64_t M, int64_t K, int64_t N)
 {
-    const GemmUkernel *uk = gemm_ukernel_for(M), *layout = gemm_ukernel_best();
+    const GemmUkernel *uk = ukernel_for(c, M), *layout = ukernel_layout(c);
     assert(uk->nr == layout->nr);
     size_t packed = pack ? gemm_packed_b_bytes(uk, K, N) : 0, inline_bytes = c->packs ? 0 : packed;
     GemmState *s = mem_alloc_aligned(sizeof(GemmState) + inline_bytes);
@@ -88,6 +102,13 @@ static void matmul_generic(const Tensor *a, int64_t a_off, int64_t a_rs, int64_t
 }
 
 static bool is_f32(const PrepCtx *c, const void *kdata) { return c->in[0]->dtype == CRUN_DTYPE_FLOAT; }
+
+/* Float16-weight models multiply by constant (packed) weights in float16 where the CPU
+ * can; B computed at run time stays float32. */
+KV_SIMD_ONLY static bool is_f16_weights(const PrepCtx *c, const void *kdata)
+{
+    return is_f32(c, kdata) && c->fp16_weights && c->in[1]->data && c->in[1]->rank == 2;
+}
 
 /* ================= Gemm ================= */
 
@@ -225,6 +246,9 @@ static crun_status gemm_run_generic(KernelCtx *k)
 }
 
 static const KernelVariant gemm_kernels[] = {
+#ifdef CRUN_HAVE_NEONFP16
+    {"gemm_f16_packed", ISA_NEONFP16, is_f16_weights, gemm_prepare, gemm_run_f32, &in_half},
+#endif
     {"gemm_f32_packed", ISA_SCALAR, is_f32, gemm_prepare, gemm_run_f32, NULL},
     {"gemm_generic", ISA_SCALAR, NULL, NULL, gemm_run_generic, NULL},
     {0}};
@@ -385,6 +409,9 @@ static crun_status matmul_run_generic(KernelCtx *k)
 }
 
 static const KernelVariant matmul_kernels[] = {
+#ifdef CRUN_HAVE_NEONFP16
+    {"matmul_f16_packed", ISA_NEONFP16, is_f16_weights, matmul_prepare, matmul_run_f32, &in_half},
+#endif
     {"matmul_f32_packed", ISA_SCALAR, is_f32, matmul_prepare, matmul_run_f32, NULL},
     {"matmul_generic", ISA_SCALAR, NULL, NULL, matmul_run_generic, NULL},
     {0}};

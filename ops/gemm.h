@@ -44,22 +44,37 @@ typedef void (*GemmUkernelFn)(int64_t kc, const float *a, const float *b, float 
 void gemm_store_tile(const float *acc, int acc_ld, float *c, int64_t ldc, int m, int n, bool accumulate,
                      const GemmEpi *e);
 
+/* Converts n floats to IEEE halves (round to nearest even) at dst. */
+typedef void (*GemmNarrowFn)(const float *src, void *dst, size_t n);
+
+/* A microkernel. Float32 ones (narrow NULL) read packed float32; half-precision ones read
+ * packs of float16 (a and b point at halves, though typed float), which the packers make
+ * by packing float32 as usual and converting with narrow, and multiply-add in float16
+ * over each k block of at most GEMM_KC steps, adding the blocks into C in float32. */
 typedef struct GemmUkernel {
     const char *name;
     Isa isa;
     int mr, nr;
     GemmUkernelFn fn;
+    GemmNarrowFn narrow;
 } GemmUkernel;
 
-/* Best microkernel allowed on this CPU. */
+/* Bytes of one packed element: 4 (float32) or 2 (float16). */
+static inline size_t gemm_elem_bytes(const GemmUkernel *uk) { return uk->narrow ? 2 : 4; }
+
+/* Best float32 microkernel allowed on this CPU. */
 const GemmUkernel *gemm_ukernel_best(void);
 /* The microkernel of the best ISA that wastes least on an M-row product (a strip height
  * dividing M beats a taller one padded). Depends on M and the CPU only, so a packer and
  * a kernel that both ask get the same one. */
 const GemmUkernel *gemm_ukernel_for(int64_t M);
+/* The half-precision counterparts, for float16-weight models (NULL when the CPU has no
+ * half-precision arithmetic or the ISA limit excludes it). */
+const GemmUkernel *gemm_ukernel_f16_for(int64_t M);
 /* The portable one (the oracle for the others). */
 const GemmUkernel *gemm_ukernel_ref(void);
-/* Every microkernel built in (some may not run on this CPU: check isa_allowed). */
+/* Every microkernel built in, float16 ones included (some may not run on this CPU: check
+ * isa_allowed). */
 int gemm_ukernel_count(void);
 const GemmUkernel *gemm_ukernel_at(int i);
 
@@ -103,7 +118,8 @@ size_t gemm_ws_bytes_max(void);
 /* Runs the GEMM; ws holds gemm_ws_bytes. */
 void gemm_run(const GemmArgs *g, void *ws, struct ThreadPool *pool);
 
-/* Packed sizes (bytes) and packers for constant operands. */
+/* Packed sizes (bytes) and packers for constant operands (float16 for a half-precision
+ * microkernel). */
 size_t gemm_packed_a_bytes(const GemmUkernel *uk, int64_t M, int64_t K);
 /* Where element (i, k) of an M x K matrix sits in its packed-A layout (strips of mr rows,
  * k-major within a strip), for producers that write packed data directly. */

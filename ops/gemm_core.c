@@ -1,4 +1,5 @@
 /* gemm_core.c - packing, blocking and threading of the GEMM; the portable microkernel. */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -48,7 +49,7 @@ static void ukernel_ref_4x8(int64_t kc, const float *a, const float *b, float *c
     gemm_store_tile(&acc[0][0], REF_NR, c, ldc, m, n, accumulate, e);
 }
 
-static const GemmUkernel ukernel_ref = {"gemm_f32_4x8_ref", ISA_SCALAR, REF_MR, REF_NR, ukernel_ref_4x8};
+static const GemmUkernel ukernel_ref = {"gemm_f32_4x8_ref", ISA_SCALAR, REF_MR, REF_NR, ukernel_ref_4x8, NULL};
 
 #ifdef CRUN_HAVE_AVX2
 extern const GemmUkernel gemm_ukernel_avx2, gemm_ukernel_avx2_4, gemm_ukernel_avx2_1;
@@ -59,10 +60,17 @@ extern const GemmUkernel gemm_ukernel_avx512, gemm_ukernel_avx512_8, gemm_ukerne
 #ifdef CRUN_HAVE_NEON
 extern const GemmUkernel gemm_ukernel_neon, gemm_ukernel_neon_4, gemm_ukernel_neon_1;
 #endif
+#ifdef CRUN_HAVE_NEONFP16
+extern const GemmUkernel gemm_ukernel_neonfp16, gemm_ukernel_neonfp16_4, gemm_ukernel_neonfp16_1;
+#endif
 
 /* Every microkernel built in, best ISA first and, within an ISA, tallest first; the
- * tests run each one. */
+ * tests run each one. The float16 ones come first and are chosen only by
+ * gemm_ukernel_f16_for. */
 static const GemmUkernel *const ukernels[] = {
+#ifdef CRUN_HAVE_NEONFP16
+    &gemm_ukernel_neonfp16, &gemm_ukernel_neonfp16_4, &gemm_ukernel_neonfp16_1,
+#endif
 #ifdef CRUN_HAVE_AVX512
     &gemm_ukernel_avx512, &gemm_ukernel_avx512_8, &gemm_ukernel_avx512_4, &gemm_ukernel_avx512_1,
 #endif
@@ -77,13 +85,15 @@ static const GemmUkernel *const ukernels[] = {
 
 const GemmUkernel *gemm_ukernel_ref(void) { return &ukernel_ref; }
 
-const GemmUkernel *gemm_ukernel_best(void)
+static const GemmUkernel *best_of(bool half)
 {
     for (size_t i = 0; i < CRUN_ARRAY_LEN(ukernels); i++)
-        if (isa_allowed(ukernels[i]->isa))
+        if (isa_allowed(ukernels[i]->isa) && (ukernels[i]->narrow != NULL) == half)
             return ukernels[i];
-    return &ukernel_ref;
+    return half ? NULL : &ukernel_ref;
 }
+
+const GemmUkernel *gemm_ukernel_best(void) { return best_of(false); }
 
 /* Rows computed per real row when M rows are cut into strips of mr, over the kernel's
  * relative speed (taller tiles reuse each B load across more rows). */
@@ -93,18 +103,21 @@ static double strip_cost(const GemmUkernel *uk, int64_t M)
     return (double)((M + uk->mr - 1) / uk->mr * uk->mr) / (double)M / speed;
 }
 
-const GemmUkernel *gemm_ukernel_for(int64_t M)
+static const GemmUkernel *best_for(int64_t M, bool half)
 {
-    const GemmUkernel *best = gemm_ukernel_best();
-    if (M <= 0)
+    const GemmUkernel *best = best_of(half);
+    if (M <= 0 || !best)
         return best;
     for (size_t i = 0; i < CRUN_ARRAY_LEN(ukernels); i++) {
         const GemmUkernel *uk = ukernels[i];
-        if (uk->isa == best->isa && strip_cost(uk, M) < strip_cost(best, M))
+        if (uk->isa == best->isa && (uk->narrow != NULL) == half && strip_cost(uk, M) < strip_cost(best, M))
             best = uk;
     }
     return best;
 }
+
+const GemmUkernel *gemm_ukernel_for(int64_t M) { return best_for(M, false); }
+const GemmUkernel *gemm_ukernel_f16_for(int64_t M) { return best_for(M, true); }
 
 int gemm_ukernel_count(void) { return (int)CRUN_ARRAY_LEN(ukernels); }
 const GemmUkernel *gemm_ukernel_at(int i) { return ukernels[i]; }
@@ -151,29 +164,65 @@ void gemm_pack_b_matrix(const void *src, int64_t k0, int64_t kc, int64_t n0, int
     }
 }
 
+/* The packed element `elems` elements past base, for either element size. */
+static inline const float *packed_at(const GemmUkernel *uk, const float *base, int64_t elems)
+{
+    return (const float *)((const char *)base + (size_t)elems * gemm_elem_bytes(uk));
+}
+
 size_t gemm_packed_a_bytes(const GemmUkernel *uk, int64_t M, int64_t K)
 {
     int64_t strips = (M + uk->mr - 1) / uk->mr;
-    return (size_t)(strips * uk->mr * CRUN_MAX(K, (int64_t)1)) * sizeof(float);
+    return (size_t)(strips * uk->mr * CRUN_MAX(K, (int64_t)1)) * gemm_elem_bytes(uk);
 }
+
+/* Half-precision kernels' packs are made a k block at a time in float32 on the stack, then
+ * narrowed into place (within a strip, k-major blocks are consecutive). */
+#define HALF_MAX_STRIP 16
 
 void gemm_pack_a(const GemmUkernel *uk, const GemmMatrix *a, int64_t M, int64_t K, float *dst)
 {
-    for (int64_t m0 = 0; m0 < M; m0 += uk->mr)
-        pack_a_strip(a, m0, (int)CRUN_MIN((int64_t)uk->mr, M - m0), 0, K, uk->mr, dst + (m0 / uk->mr) * K * uk->mr);
+    for (int64_t m0 = 0; m0 < M; m0 += uk->mr) {
+        int mc = (int)CRUN_MIN((int64_t)uk->mr, M - m0);
+        float *d = (float *)packed_at(uk, dst, (m0 / uk->mr) * K * uk->mr);
+        if (!uk->narrow) {
+            pack_a_strip(a, m0, mc, 0, K, uk->mr, d);
+            continue;
+        }
+        assert(uk->mr <= HALF_MAX_STRIP);
+        float tmp[GEMM_KC * HALF_MAX_STRIP];
+        for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+            int64_t kc = CRUN_MIN((int64_t)GEMM_KC, K - k0);
+            pack_a_strip(a, m0, mc, k0, kc, uk->mr, tmp);
+            uk->narrow(tmp, (char *)d + (size_t)(k0 * uk->mr) * 2, (size_t)(kc * uk->mr));
+        }
+    }
 }
 
 size_t gemm_packed_b_bytes(const GemmUkernel *uk, int64_t K, int64_t N)
 {
     int64_t strips = (N + uk->nr - 1) / uk->nr;
-    return (size_t)(strips * uk->nr * CRUN_MAX(K, (int64_t)1)) * sizeof(float);
+    return (size_t)(strips * uk->nr * CRUN_MAX(K, (int64_t)1)) * gemm_elem_bytes(uk);
 }
 
 void gemm_pack_b_full(const GemmUkernel *uk, GemmPackBFn pack, const void *src, int64_t K, int64_t N, float *dst)
 {
     /* One strip at a time with the full K, so strip s starts at s * K * NR. */
-    for (int64_t n0 = 0; n0 < N; n0 += uk->nr)
-        pack(src, 0, K, n0, CRUN_MIN((int64_t)uk->nr, N - n0), uk->nr, dst + (n0 / uk->nr) * K * uk->nr);
+    for (int64_t n0 = 0; n0 < N; n0 += uk->nr) {
+        int64_t nc = CRUN_MIN((int64_t)uk->nr, N - n0);
+        float *d = (float *)packed_at(uk, dst, (n0 / uk->nr) * K * uk->nr);
+        if (!uk->narrow) {
+            pack(src, 0, K, n0, nc, uk->nr, d);
+            continue;
+        }
+        assert(uk->nr <= HALF_MAX_STRIP);
+        float tmp[GEMM_KC * HALF_MAX_STRIP];
+        for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+            int64_t kc = CRUN_MIN((int64_t)GEMM_KC, K - k0);
+            pack(src, k0, kc, n0, nc, uk->nr, tmp);
+            uk->narrow(tmp, (char *)d + (size_t)(k0 * uk->nr) * 2, (size_t)(kc * uk->nr));
+        }
+    }
 }
 
 /* ---- the driver ---- */
@@ -200,10 +249,16 @@ static size_t strip_a_floats(const GemmArgs *g)
     return g->a_packed ? 0 : (size_t)(CRUN_MIN(g->K, (int64_t)GEMM_KC) * g->uk->mr);
 }
 
+/* A half-precision kernel packs in float32, then narrows into a second area of halves. */
+static size_t half_area_bytes(const GemmArgs *g)
+{
+    return g->uk->narrow ? align_up((block_b_floats(g) + strip_a_floats(g)) * 2, CRUN_ALIGN) : 0;
+}
+
 size_t gemm_ws_bytes(const GemmArgs *g, int n_threads)
 {
-    size_t per = (block_b_floats(g) + strip_a_floats(g)) * sizeof(float);
-    return align_up(per, CRUN_ALIGN) * (size_t)n_threads;
+    size_t per = align_up((block_b_floats(g) + strip_a_floats(g)) * sizeof(float), CRUN_ALIGN) + half_area_bytes(g);
+    return per * (size_t)n_threads;
 }
 
 size_t gemm_ws_bytes_max(void)
@@ -281,6 +336,12 @@ static void gemm_task(void *ctx, int64_t t, int thread)
     int64_t m0 = (t / j->n_blocks) * j->m_step, m1 = CRUN_MIN(g->M, m0 + j->m_step);
     float *bbuf = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
     float *abuf = bbuf + block_b_floats(g);
+    /* Where a half-precision kernel's narrowed blocks go (the float32 ones otherwise). */
+    float *bhalf = bbuf, *ahalf = abuf;
+    if (uk->narrow) {
+        bhalf = (float *)((char *)bbuf + align_up((block_b_floats(g) + strip_a_floats(g)) * sizeof(float), CRUN_ALIGN));
+        ahalf = (float *)((char *)bhalf + block_b_floats(g) * 2);
+    }
     if (g->K == 0) {
         for (int64_t i = m0; i < m1 && !g->accumulate; i++)
             memset(g->c + i * g->ldc + n0, 0, (size_t)(n1 - n0) * sizeof(float));
@@ -293,27 +354,31 @@ static void gemm_task(void *ctx, int64_t t, int thread)
         const float *bblk;
         int64_t bstride;
         if (g->b_packed) {
-            bblk = g->b_packed + (n0 / nr) * g->K * nr + k0 * nr;
+            bblk = packed_at(uk, g->b_packed, (n0 / nr) * g->K * nr + k0 * nr);
             bstride = g->K * nr;
         } else {
             g->pack_b(g->b_src, k0, kc, n0, n1 - n0, nr, bbuf);
-            bblk = bbuf;
+            if (uk->narrow)
+                uk->narrow(bbuf, bhalf, (size_t)(kc * ((n1 - n0 + nr - 1) / nr * nr)));
+            bblk = bhalf;
             bstride = kc * nr;
         }
         for (int64_t i = m0; i < m1; i += mr) {
             int mc = (int)CRUN_MIN((int64_t)mr, m1 - i);
             const float *ablk;
             if (g->a_packed) {
-                ablk = g->a_packed + (i / mr) * g->K * mr + k0 * mr;
+                ablk = packed_at(uk, g->a_packed, (i / mr) * g->K * mr + k0 * mr);
             } else {
                 pack_a_strip(&g->a, i, mc, k0, kc, mr, abuf);
-                ablk = abuf;
+                if (uk->narrow)
+                    uk->narrow(abuf, ahalf, (size_t)(kc * mr));
+                ablk = ahalf;
             }
             for (int64_t jn = n0; jn < n1; jn += nr) {
                 int nc = (int)CRUN_MIN((int64_t)nr, n1 - jn);
                 GemmEpi e;
-                uk->fn(kc, ablk, bblk + ((jn - n0) / nr) * bstride, g->c + i * g->ldc + jn, g->ldc, mc, nc, k0 > 0 || g->accumulate,
-                       last ? tile_epi(g, i, jn, &e) : NULL);
+                uk->fn(kc, ablk, packed_at(uk, bblk, ((jn - n0) / nr) * bstride), g->c + i * g->ldc + jn, g->ldc, mc,
+                       nc, k0 > 0 || g->accumulate, last ? tile_epi(g, i, jn, &e) : NULL);
                 if (last)
                     tile_finish(g, i, mc, jn, nc);
             }

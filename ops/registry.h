@@ -37,6 +37,7 @@ typedef struct PrepCtx {
                                 prepare nor run reads again once their shared pack exists */
     Diag *d;
     struct PackCache *packs; /* the model's shared packed data (NULL: not shared) */
+    bool fp16_weights;       /* the model stores its weights as float16 (Graph.fp16_weights) */
 } PrepCtx;
 
 /* Data derived from a node's constant inputs alone (packed weights): made once per model

@@ -1,4 +1,5 @@
-/* cpu.h - which instruction sets this CPU has (from cpuinfo) and which crun may use. */
+/* cpu.h - which instruction sets this CPU has (from cpuinfo, or from the kernel's
+ * hardware capabilities in builds without it) and which crun may use. */
 #ifndef CRUN_PLATFORMS_CPU_H
 #define CRUN_PLATFORMS_CPU_H
 
@@ -11,6 +12,8 @@ typedef enum Isa {
     ISA_AVX512VNNI, /* AVX-512 plus VNNI (8-bit dot products: the int8 kernels) */
     ISA_NEON,       /* aarch64 Advanced SIMD */
     ISA_NEONDOT,    /* NEON plus the ARMv8.2 dot product (SDOT: the int8 kernels) */
+    ISA_NEONFP16,   /* NEONDOT plus ARMv8.2 half-precision vector arithmetic (the kernels
+                       of float16-weight models compute in float16) */
     ISA_COUNT
 } Isa;
 

@@ -146,6 +146,10 @@ typedef struct Graph {
     /* Opsets imported by the model; only the main graph holds them. */
     Opset *opsets;
     int n_opsets;
+    /* The model stores its weights as float16, widened by Casts the fold pass evaluated
+     * (main graph only): on CPUs with half-precision arithmetic its GEMM kernels compute in
+     * float16, the precision it was stored at. */
+    bool fp16_weights;
     /* Packed weights shared by all plans (main graph only; see runtime/packcache.h). */
     struct PackCache *packs;
     /* A compiled model's main graph: plans and runs stay within the ISA it was compiled

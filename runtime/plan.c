@@ -145,7 +145,7 @@ static crun_status add_step(Builder *b, int node_index, bool dynamic)
     }
     PrepCtx pc = {.node = n, .params = n->params, .n_in = n->n_in, .n_out = n->n_out, .in = b->in,
                   .out = (const Tensor *const *)b->out, .n_threads = b->p->n_threads, .d = b->d,
-                  .packs = graph_root(b->g)->packs};
+                  .packs = graph_root(b->g)->packs, .fp16_weights = graph_root(b->g)->fp16_weights};
     s->kv = op_choose_kernel(n->op, &pc);
     if (!s->kv)
         return node_fail(n, b->d, CRUN_ERR_UNSUPPORTED, "no kernel for input type %s",

@@ -380,6 +380,9 @@ crun_status crun_session_step_info(const crun_session *s, int32_t index, crun_st
         const PlanValue *pv = &p->vals[v];
         const Tensor *t = &exec_values(s->exec)[v];
         out->precision = t->dtype;
+        /* The kernels of that ISA are the half-precision ones (float in, float out). */
+        if (st->kv && st->kv->isa == ISA_NEONFP16 && t->dtype == CRUN_DTYPE_FLOAT)
+            out->precision = CRUN_DTYPE_FLOAT16;
         /* A dynamic step's shape is known once it ran. */
         if (!st->dynamic || exec_output(s->exec, 0)) {
             out->rank = t->kind == VALUE_TENSOR && !t->none ? t->rank : -1;

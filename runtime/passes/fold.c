@@ -25,6 +25,15 @@ static bool foldable(const Graph *g, const Node *n)
     return true;
 }
 
+/* A weight stored as float16 and cast to float32 (what `crun convert --fp16` writes, as do
+ * other converters): such models compute in float16 where the CPU can. Tables of fewer
+ * than 16 values are not weights. */
+static bool widens_fp16_weight(const Node *n, const Tensor *x, const Tensor *y)
+{
+    return node_is(n, "Cast") && x && y && x->dtype == CRUN_DTYPE_FLOAT16 && y->dtype == CRUN_DTYPE_FLOAT &&
+           tensor_numel(x) >= 16;
+}
+
 static crun_status fold_node(Graph *g, Node *n, Diag *d)
 {
     const Tensor **in = calloc((size_t)n->n_in + 1, sizeof *in);
@@ -47,6 +56,12 @@ static crun_status fold_node(Graph *g, Node *n, Diag *d)
     st = node_eval(n, in, n->n_in, out, n->n_out, &folded, d);
     if (st != CRUN_OK || !folded)
         goto done;
+    if (widens_fp16_weight(n, in[0], out[0])) {
+        Graph *root = g;
+        while (root->parent)
+            root = root->parent;
+        root->fp16_weights = true;
+    }
     for (int k = 0; k < n->n_out; k++) {
         if (!out[k])
             continue;

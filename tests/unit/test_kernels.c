@@ -1,8 +1,10 @@
 /* test_kernels.c - optimised kernels against the reference ones, on odd shapes that hit
  * every remainder path (tile edges, K and N beyond one cache block, threads). */
+#include <math.h>
 #include <stdlib.h>
 
 #include "ops/gemm.h"
+#include "quant/fp16.h"
 #include "runtime/threadpool.h"
 #include "testutil.h"
 
@@ -20,6 +22,15 @@ static bool check_gemm(const GemmUkernel *uk, GemmCase c, ThreadPool *pool, char
     fill_random(a, c.M * c.K, 1, -1, 1);
     fill_random(b, c.K * c.N, 2, -1, 1);
     fill_random(bias, c.N, 3, -1, 1);
+    if (uk->narrow) {
+        /* Half-precision kernels: small integers, whose products and k-block sums float16
+         * holds exactly, so any misplaced or missing term shows (the rounding of real
+         * data is test_gemm_f16_rounding's). */
+        for (int64_t i = 0; i < c.M * c.K; i++)
+            a[i] = roundf(a[i] * 2.4f);
+        for (int64_t i = 0; i < c.K * c.N; i++)
+            b[i] = roundf(b[i] * 2.4f);
+    }
     GemmMatrix am = {a, lda, c.ta}, bm = {b, ldb, c.tb};
     gemm_naive(c.M, c.N, c.K, &am, &bm, want, c.N);
     for (int64_t i = 0; i < c.M * c.N; i++) /* epilogue: bias per column, then ReLU */
@@ -75,6 +86,84 @@ TEST(gemm_every_remainder_path)
             }
     }
     pool_free(pools[1]);
+}
+
+/* x rounded to the nearest half, ties to even (float16 arithmetic's rounding). */
+static double round_half(double x)
+{
+    uint16_t h = f32_to_fp16((float)x); /* within one step of the answer (double rounding) */
+    double best = fp16_to_f32(h);
+    for (int d = -1; d <= 1; d += 2) {
+        uint16_t n = (uint16_t)(h + d);
+        if ((n & 0x7c00) == 0x7c00 || ((n ^ h) & 0x8000)) /* past inf, or across zero */
+            continue;
+        double v = fp16_to_f32(n), dv = fabs(v - x), db = fabs(best - x);
+        if (dv < db || (dv == db && !(n & 1)))
+            best = v;
+    }
+    return best;
+}
+
+/* What a half-precision microkernel must compute, step by step: each k block summed in
+ * float16 by fused multiply-adds (one rounding each) from float16 operands, the blocks
+ * added in float32. */
+static float gemm_f16_emulated(const float *a, const float *b, int64_t i, int64_t j, int64_t N, int64_t K)
+{
+    float c = 0.0f;
+    for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+        double acc = 0.0;
+        for (int64_t k = k0; k < K && k < k0 + GEMM_KC; k++)
+            acc = round_half(round_half(a[i * K + k]) * round_half(b[k * N + j]) + acc);
+        c = k0 == 0 ? (float)acc : c + (float)acc;
+    }
+    return c;
+}
+
+TEST(gemm_f16_rounding_is_float16_arithmetic)
+{
+    /* Real-valued data: every output bit for bit what float16 multiply-adds give, across
+     * k blocks, tile edges and both packings. */
+    int64_t sizes[][3] = {{3, 5, 7}, {9, 17, 200}, {1, 33, 385}, {17, 16, 192}, {8, 31, 1}};
+    bool any = false;
+    for (int u = 0; u < gemm_ukernel_count(); u++) {
+        const GemmUkernel *uk = gemm_ukernel_at(u);
+        if (!uk->narrow || !isa_allowed(uk->isa))
+            continue;
+        any = true;
+        for (size_t s = 0; s < CRUN_ARRAY_LEN(sizes); s++)
+            for (int packed = 0; packed < 2; packed++) {
+                int64_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+                float *a = malloc((size_t)(M * K) * 4), *b = malloc((size_t)(K * N) * 4);
+                float *y = malloc((size_t)(M * N) * 4);
+                fill_random(a, M * K, 21, -1, 1);
+                fill_random(b, K * N, 22, -1, 1);
+                GemmMatrix am = {a, K, false}, bm = {b, N, false};
+                float *pa = packed ? mem_alloc_aligned(gemm_packed_a_bytes(uk, M, K)) : NULL;
+                float *pb = packed ? mem_alloc_aligned(gemm_packed_b_bytes(uk, K, N)) : NULL;
+                if (packed) {
+                    gemm_pack_a(uk, &am, M, K, pa);
+                    gemm_pack_b_full(uk, gemm_pack_b_matrix, &bm, K, N, pb);
+                }
+                GemmArgs g = {.M = M, .N = N, .K = K, .uk = uk, .a_packed = pa, .a = am, .b_packed = pb,
+                              .pack_b = gemm_pack_b_matrix, .b_src = &bm, .c = y, .ldc = N, .alpha = 1, .beta = 1};
+                void *ws = mem_alloc_aligned(gemm_ws_bytes(&g, 1));
+                gemm_run(&g, ws, NULL);
+                long bad = 0;
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++)
+                        bad += y[i * N + j] != gemm_f16_emulated(a, b, i, j, N, K);
+                mem_free(ws);
+                mem_free(pa);
+                mem_free(pb);
+                free(a);
+                free(b);
+                free(y);
+                CHECK_MSG(bad == 0, "%s M=%lld N=%lld K=%lld packed=%d: %ld outputs differ from float16 arithmetic",
+                          uk->name, (long long)M, (long long)N, (long long)K, packed, bad);
+            }
+    }
+    if (!any)
+        printf("  (no half-precision microkernel runs on this CPU)\n");
 }
 
 /* Runs m on x with the reference kernels, then with the best kernels under every ISA this
@@ -432,4 +521,117 @@ TEST(decomposed_layernorm_fuses)
     crun_model_free(m);
     CHECK_MSG(one_step, "the pattern did not become one LayerNormalization step");
     CHECK_MSG(ok, "fused LayerNorm differs from the nine ops' arithmetic");
+}
+
+/* ---- float16-weight models ---- */
+
+/* A model of one weighted op: x through op with weight w (stored as float16 and cast to
+ * float when half is set, else as float32 holding the same rounded values), then Relu. */
+static crun_model *weighted_model(const char *op, const int64_t *dx, int rx, const int64_t *dw, int rw,
+                                  const float *w, bool half)
+{
+    int64_t nw = 1;
+    for (int i = 0; i < rw; i++)
+        nw *= dw[i];
+    OnnxBuilder *b = ob_new(13);
+    ob_input(b, "x", CRUN_DTYPE_FLOAT, rx, dx, NULL);
+    if (half) {
+        uint16_t *h = malloc((size_t)nw * 2);
+        for (int64_t i = 0; i < nw; i++)
+            h[i] = f32_to_fp16(w[i]);
+        ob_initializer(b, ob_tensor(b, "w16", CRUN_DTYPE_FLOAT16, rw, dw, h));
+        free(h);
+        ob_attr_int(b, ob_node(b, "Cast", "w16", "w"), "to", CRUN_DTYPE_FLOAT);
+    } else {
+        float *r = malloc((size_t)nw * 4);
+        for (int64_t i = 0; i < nw; i++)
+            r[i] = fp16_to_f32(f32_to_fp16(w[i]));
+        ob_init_f32(b, "w", rw, dw, r);
+        free(r);
+    }
+    Onnx__NodeProto *n = ob_node(b, op, "x,w", "c");
+    if (strcmp(op, "Conv") == 0 && dw[2] == 3) {
+        int64_t pads[4] = {1, 1, 1, 1};
+        ob_attr_ints(b, n, "pads", pads, 4);
+    }
+    if (strcmp(op, "Gemm") == 0)
+        ob_attr_int(b, n, "transB", 1);
+    ob_node(b, "Relu", "c", "y");
+    ob_output(b, "y");
+    crun_model *m = ob_load(b);
+    ob_free(b);
+    return m;
+}
+
+/* Under every ISA: where the CPU has half-precision arithmetic the float16 model's op runs
+ * a _f16 kernel (reported as float16) within float16's rounding of the float model; below
+ * it, the same kernel as the float model with the same bits. */
+static bool f16_model_case(const char *op, const int64_t *dx, int rx, const int64_t *dw, int rw, char *why,
+                           size_t size)
+{
+    int64_t nx = 1, nw = 1;
+    for (int i = 0; i < rx; i++)
+        nx *= dx[i];
+    for (int i = 0; i < rw; i++)
+        nw *= dw[i];
+    float *x = malloc((size_t)nx * 4), *w = malloc((size_t)nw * 4);
+    fill_random(x, nx, 31, -1, 1);
+    fill_random(w, nw, 32, -1, 1);
+    crun_model *m16 = weighted_model(op, dx, rx, dw, rw, w, true), *m32 = weighted_model(op, dx, rx, dw, rw, w, false);
+    TIn in = {CRUN_DTYPE_FLOAT, rx, {0}, x};
+    memcpy(in.dims, dx, (size_t)rx * sizeof *dx);
+    bool ok = m16 && m32;
+    if (!ok)
+        snprintf(why, size, "did not load: %s", crun_last_error());
+    for (int isa = -1; isa < ISA_COUNT && ok; isa++) {
+        if (!kernels_select(isa))
+            continue;
+        crun_session *s16 = run_inputs(m16, 2, 1, &in), *s32 = run_inputs(m32, 2, 1, &in);
+        crun_tensor t16, t32;
+        crun_step_info i16, i32;
+        ok = s16 && s32 && crun_session_get_output(s16, 0, &t16) == CRUN_OK &&
+             crun_session_get_output(s32, 0, &t32) == CRUN_OK && crun_session_step_info(s16, 0, &i16) == CRUN_OK &&
+             crun_session_step_info(s32, 0, &i32) == CRUN_OK && t16.size_bytes == t32.size_bytes;
+        bool half = ok && strstr(i16.kernel, "_f16") != NULL;
+        if (!ok) {
+            snprintf(why, size, "did not run: %s", crun_last_error());
+        } else if (half != (isa != -1 && isa_allowed(ISA_NEONFP16))) {
+            snprintf(why, size, "under %s the float16 model ran %s", isa < 0 ? "reference" : isa_name((Isa)isa),
+                     i16.kernel);
+            ok = false;
+        } else if (half) {
+            const float *y = t16.data, *r = t32.data;
+            long n = (long)(t32.size_bytes / 4);
+            float big = 0;
+            for (long i = 0; i < n; i++)
+                big = fabsf(r[i]) > big ? fabsf(r[i]) : big;
+            char sub[160];
+            ok = i16.precision == CRUN_DTYPE_FLOAT16 && floats_close(y, r, n, 1e-2, 1e-2 * big, sub, sizeof sub);
+            if (!ok)
+                snprintf(why, size, "%s (%s): %s", i16.kernel, crun_dtype_name(i16.precision), sub);
+        } else if (strcmp(i16.kernel, i32.kernel) != 0 || memcmp(t16.data, t32.data, t32.size_bytes) != 0) {
+            snprintf(why, size, "under %s: %s differs from the float model's %s",
+                     isa < 0 ? "reference" : isa_name((Isa)isa), i16.kernel, i32.kernel);
+            ok = false;
+        }
+        crun_session_free(s16);
+        crun_session_free(s32);
+    }
+    kernels_select_done();
+    crun_model_free(m16);
+    crun_model_free(m32);
+    free(x);
+    free(w);
+    return ok;
+}
+
+TEST(f16_weight_models_compute_in_float16_where_the_cpu_can)
+{
+    char why[240];
+    int64_t x4[4] = {2, 19, 11, 13}, w3[4] = {21, 19, 3, 3}, w1[4] = {37, 19, 1, 1};
+    CHECK_MSG(f16_model_case("Conv", x4, 4, w3, 4, why, sizeof why), "Conv 3x3: %s", why);
+    CHECK_MSG(f16_model_case("Conv", x4, 4, w1, 4, why, sizeof why), "Conv 1x1: %s", why);
+    int64_t x2[2] = {3, 300}, wg[2] = {45, 300}, x3[3] = {2, 5, 77}, wm[2] = {77, 33};
+    CHECK_MSG(f16_model_case("Gemm", x2, 2, wg, 2, why, sizeof why), "Gemm: %s", why);
+    CHECK_MSG(f16_model_case("MatMul", x3, 3, wm, 2, why, sizeof why), "MatMul: %s", why);
 }
