@@ -369,7 +369,7 @@ typedef struct crun_compile_options {
     const crun_dim_value *dims;
     size_t n_dims;
     int32_t threads;  /* threads the plan is made for; default 1 (other counts re-plan) */
-    const char *isa;  /* "scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot";
+    const char *isa;  /* "scalar", "avx2", "avx512", "avx512vnni", "neon", "neondot", "neonfp16";
                        * NULL: the best this CPU has (or CRUN_ISA allows) */
 } crun_compile_options;
 

@@ -9,7 +9,7 @@
 
 static const char usage[] =
     "usage: crun MODEL [--input NAME=FILE]... [--output-dir DIR] [--threads N] [--max-memory SIZE] [--dim SYM=VALUE]...\n"
-    "                  [--top K] [--labels FILE] [--isa scalar|avx2|avx512|avx512vnni|neon|neondot]\n"
+    "                  [--top K] [--labels FILE] [--isa scalar|avx2|avx512|avx512vnni|neon|neondot|neonfp16]\n"
     "Runs MODEL (.onnx) once. FILE is .npy or an ONNX TensorProto .pb; inputs not given are\n"
     "generated (floats uniform in [0,1), integers 0), symbolic dims from --dim (default 1).\n"
     "--top K prints the K best classes of each output, named by --labels (one per line) or by\n"
