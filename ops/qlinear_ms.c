@@ -26,11 +26,12 @@ static inline float clampf(float v, float lo, float hi)
 }
 
 /* The contiguous case, written so compilers vectorize it (parameters in locals, blocks of
- * 16, no branches), with the same operations in the same order as the general loop:
+ * 16, no branches; -O3 on these loops alone, as this file otherwise builds for size), with
+ * the same operations in the same order as the general loop:
  * dequantize, add or multiply, the activation's clamp, divide by the output scale (a zero
  * scale gives 0), NaN to 0, clamp to the range, round, add the zero point. */
 #define QELT_CONTIGUOUS(name, T, OP)                                                              \
-    static inline T name##_one(T av, T bv, const QEltArgs *q)                                     \
+    __attribute__((optimize("O3"))) static inline T name##_one(T av, T bv, const QEltArgs *q)     \
     {                                                                                             \
         float v = clampf(((float)((int32_t)av - q->za) * q->sa) OP((float)((int32_t)bv - q->zb) * q->sb), q->lo, \
                          q->hi);                                                                  \
@@ -38,7 +39,8 @@ static inline float clampf(float v, float lo, float hi)
         v = clampf(v == v ? v : 0.0f, (float)(q->r.lo - q->zy), (float)(q->r.hi - q->zy));        \
         return (T)((int32_t)quant_rint_small(v) + q->zy);                                         \
     }                                                                                             \
-    static void name(T *restrict y, const T *restrict a, const T *restrict b, int64_t n, const QEltArgs *qp) \
+    __attribute__((optimize("O3"))) static void name(T *restrict y, const T *restrict a, const T *restrict b, \
+                                                     int64_t n, const QEltArgs *qp)                \
     {                                                                                             \
         const QEltArgs q = *qp;                                                                   \
         int64_t i = 0;                                                                            \

@@ -554,12 +554,11 @@ KV_SIMD_ONLY bool qconv_dw_simd_applies(const PrepCtx *c, const void *kdata)
     return g.Cg == 1 && g.Mg == 1 && c->in[0]->rank == 4 && window_plane_init(&g.w, &wp);
 }
 
-static size_t dwf_plane_bytes(const WindowGeom *w) { return align64((size_t)w->in_vol * sizeof(float)); }
 static size_t dwf_out_bytes(const WindowGeom *w) { return align64((size_t)w->out_vol * sizeof(float)); }
 
 static size_t dwf_scratch(const WindowGeom *w)
 {
-    return window_plane_scratch_bytes(w) + dwf_plane_bytes(w) + dwf_out_bytes(w) + align64(64 * sizeof(float));
+    return window_plane_scratch_bytes(w) + dwf_out_bytes(w) + align64(64 * sizeof(float));
 }
 
 KV_SIMD_ONLY crun_status qconv_dw_simd_prepare(PrepCtx *c)
@@ -608,22 +607,19 @@ static void dwf_channel(void *ctx, int64_t t, int thread)
     const WindowGeom *w = &j->g->w;
     int64_t m = t % j->g->M;
     char *ws = (char *)j->k->ws + qrows_bytes(j->g->M) + dwf_scratch(w) * (size_t)thread;
-    float *plane = (float *)ws, *out = (float *)(ws + dwf_plane_bytes(w));
-    float *taps = (float *)(ws + dwf_plane_bytes(w) + dwf_out_bytes(w));
+    float *out = (float *)ws, *taps = (float *)(ws + dwf_out_bytes(w));
     float *scratch = (float *)((char *)taps + align64(64 * sizeof(float)));
-    const void *x = (const uint8_t *)j->k->in[0]->data + t * w->in_vol;
     const void *wm = (const uint8_t *)j->k->in[3]->data + m * w->k_vol;
-    if (j->xs)
-        dwf_load_int8_t(plane, x, w->in_vol, j->zx);
-    else
-        dwf_load_uint8_t(plane, x, w->in_vol, j->zx);
     if (j->ws)
         dwf_load_int8_t(taps, wm, w->k_vol, j->r->row_zw[m]);
     else
         dwf_load_uint8_t(taps, wm, w->k_vol, j->r->row_zw[m]);
     WindowPlane wp;
     window_plane_init(w, &wp);
-    wp.x = plane;
+    wp.x = NULL; /* the kernel reads the bytes as x - zx while it pads the plane */
+    wp.xq = (const uint8_t *)j->k->in[0]->data + t * w->in_vol;
+    wp.zq = j->zx;
+    wp.xq_signed = j->xs;
     wp.y = out;
     wp.w = taps;
     wp.bias = 0.0f;

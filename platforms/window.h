@@ -23,6 +23,11 @@ typedef struct WindowPlane {
     float bias;         /* depthwise: added to every output */
     float lo, hi;       /* outputs clamped to [lo, hi] (Relu, Relu6; -inf..inf for none) */
     float *scratch;     /* window_scratch_floats() floats */
+    /* Depthwise only: an 8-bit input plane instead of x (x NULL), read as the floats
+     * q - zq (exact integers; 0 in the padding). */
+    const void *xq;
+    int32_t zq;
+    bool xq_signed;
 } WindowPlane;
 
 /* Scratch geometry (the same for every ISA): a phase holds the output width rounded up
@@ -30,9 +35,10 @@ typedef struct WindowPlane {
 static inline int64_t window_phase_len(const WindowPlane *p) { return (p->OW + 15) / 16 * 16 + (p->kw - 1) / p->sw; }
 static inline int64_t window_row_stride(const WindowPlane *p) { return p->sw * window_phase_len(p); }
 static inline int64_t window_rows(const WindowPlane *p) { return (p->OH - 1) * p->sh + p->kh; }
+/* The padded phases of every row, then one input row widened (8-bit planes). */
 static inline size_t window_scratch_floats(const WindowPlane *p)
 {
-    return (size_t)(window_rows(p) * window_row_stride(p));
+    return (size_t)(window_rows(p) * window_row_stride(p) + (p->W + 15) / 16 * 16);
 }
 
 typedef struct WindowUkernels {
