@@ -30,8 +30,13 @@ static inline float clampf(float v, float lo, float hi)
  * the same operations in the same order as the general loop:
  * dequantize, add or multiply, the activation's clamp, divide by the output scale (a zero
  * scale gives 0), NaN to 0, clamp to the range, round, add the zero point. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(NDEBUG)
+#define QELT_O3 __attribute__((optimize("O3")))
+#else
+#define QELT_O3
+#endif
 #define QELT_CONTIGUOUS(name, T, OP)                                                              \
-    __attribute__((optimize("O3"))) static inline T name##_one(T av, T bv, const QEltArgs *q)     \
+    QELT_O3 static inline T name##_one(T av, T bv, const QEltArgs *q)     \
     {                                                                                             \
         float v = clampf(((float)((int32_t)av - q->za) * q->sa) OP((float)((int32_t)bv - q->zb) * q->sb), q->lo, \
                          q->hi);                                                                  \
@@ -39,8 +44,8 @@ static inline float clampf(float v, float lo, float hi)
         v = clampf(v == v ? v : 0.0f, (float)(q->r.lo - q->zy), (float)(q->r.hi - q->zy));        \
         return (T)((int32_t)quant_rint_small(v) + q->zy);                                         \
     }                                                                                             \
-    __attribute__((optimize("O3"))) static void name(T *restrict y, const T *restrict a, const T *restrict b, \
-                                                     int64_t n, const QEltArgs *qp)                \
+    QELT_O3 static void name(T *restrict y, const T *restrict a, const T *restrict b, int64_t n,            \
+                             const QEltArgs *qp)                                                 \
     {                                                                                             \
         const QEltArgs q = *qp;                                                                   \
         int64_t i = 0;                                                                            \
