@@ -79,10 +79,11 @@ static crun_status pool_infer(InferCtx *c)
 static int64_t pool_flops(const Node *n, const Tensor *const *in, const Tensor *const *out)
 {
     const PoolParams *p = n->params;
-    int64_t kv = 1;
+    /* In double: kernel_shape is an attribute, so a malformed model can make it huge. */
+    double v = (double)tensor_numel(out[0]);
     for (int i = 0; i < p->w.n_kernel; i++)
-        kv *= p->w.kernel[i];
-    return tensor_numel(out[0]) * kv;
+        v *= (double)p->w.kernel[i];
+    return double_to_i64_sat(v);
 }
 
 typedef struct PoolJob {
