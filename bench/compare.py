@@ -8,6 +8,7 @@ of the rounds' medians. Prints a table with crun/ORT ratios and their geometric 
 with --write-results rewrites bench/RESULTS.md.
 
     bench/compare.py --crun build/crun [--models resnet18,...] [--threads 1,2] [--rounds 3]
+                     [--backend native|xnnpack|auto]
 """
 import argparse
 import datetime
@@ -135,8 +136,12 @@ def run_json(args):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+BACKEND = "native"  # crun's --backend (bench/compare.py --backend)
+
+
 def crun_round(crun, model, specs, threads, runs):
-    args = [crun, "bench", model, "--threads", str(threads), "--warmup", "3", "--runs", str(runs), "--json"]
+    args = [crun, "bench", model, "--threads", str(threads), "--warmup", "3", "--runs", str(runs), "--json",
+            "--backend", BACKEND]
     for s in specs:
         args += ["--input", s]
     return run_json(args)
@@ -219,8 +224,12 @@ def main():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--min-time", type=float, default=2.0)
+    p.add_argument("--backend", default="native", choices=["native", "xnnpack", "auto"],
+                   help="crun's backend (auto: crun times native and XNNPACK when planning, keeps the faster)")
     p.add_argument("--write-results", action="store_true")
     args = p.parse_args()
+    global BACKEND
+    BACKEND = args.backend
     threads_list = [int(t) for t in args.threads.split(",")]
     rows = []
     for name in args.models.split(","):
@@ -237,9 +246,10 @@ def main():
         with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
             f.write("# crun vs ONNX Runtime\n\nMeasured by `bench/compare.py` on %s, %s (crun %s). Latency is the "
                     "median of %d rounds' medians, each round at least %.0f s of timed runs, rounds alternating "
-                    "between crun and ONNX Runtime (npm onnxruntime-node, sequential execution, all graph "
-                    "optimisations, intra-op threads as listed). Random weights, batch 1.\n\n%s\n" % (
-                        datetime.date.today().isoformat(), machine(), commit, args.rounds, args.min_time, text))
+                    "between crun (backend %s) and ONNX Runtime (npm onnxruntime-node, sequential execution, all "
+                    "graph optimisations, intra-op threads as listed). Random weights, batch 1.\n\n%s\n" % (
+                        datetime.date.today().isoformat(), machine(), commit, args.rounds, args.min_time,
+                        args.backend, text))
 
 
 if __name__ == "__main__":

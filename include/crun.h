@@ -122,6 +122,19 @@ typedef struct crun_dim_value {
     int64_t value;
 } crun_dim_value;
 
+/* Which kernels run a session's model. */
+typedef enum crun_backend {
+    CRUN_BACKEND_NATIVE = 0,  /* crun's own kernels (the default) */
+    CRUN_BACKEND_XNNPACK = 1, /* XNNPACK for the parts of the graph it supports (runs of float32
+                                 convolutions, fully connected layers, pooling, elementwise ops),
+                                 crun's kernels for the rest; needs a build with XNNPACK */
+    CRUN_BACKEND_AUTO = 2     /* whichever of the two runs this model faster: each plan is built
+                                 both ways and timed over a few runs while planning */
+} crun_backend;
+
+/* Whether this build can use backend (NATIVE and AUTO always can). */
+CRUN_API int32_t crun_backend_available(crun_backend backend);
+
 typedef struct crun_session_options {
     /* Worker threads including the caller; 0 means one per core. */
     int32_t threads;
@@ -135,6 +148,9 @@ typedef struct crun_session_options {
      * (default 1 for any symbol not listed). Borrowed during crun_session_create only. */
     const crun_dim_value *dims;
     size_t n_dims;
+    /* NATIVE unless set (or unless the environment variable CRUN_BACKEND names another:
+     * native, xnnpack or auto). A compiled model (.crun) always runs natively. */
+    crun_backend backend;
 } crun_session_options;
 
 /* Memory figures of a session's current plan, in bytes. */

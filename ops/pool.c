@@ -57,6 +57,18 @@ static const char *pool_geom(const PoolParams *p, const Tensor *x, PoolGeom *g, 
     return window_geom(&p->w, x->rank - 2, x->dims + 2, p->w.kernel, p->ceil_mode != 0, &g->w, buf, bufsz);
 }
 
+bool pool_window_known(const Node *n, const Tensor *x, WindowGeom *w, bool *count_include_pad)
+{
+    const PoolParams *p = n->params;
+    PoolGeom g;
+    char buf[160];
+    if (pool_geom(p, x, &g, buf, sizeof buf))
+        return false;
+    *w = g.w;
+    *count_include_pad = p->count_include_pad != 0;
+    return true;
+}
+
 static crun_status pool_infer(InferCtx *c)
 {
     const Tensor *x = c->in[0];

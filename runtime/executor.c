@@ -1,10 +1,12 @@
 /* executor.c - binding inputs, re-planning on shape changes, running the steps. */
 #include "runtime/executor.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "platforms/xnnpack/region.h"
 #include "runtime/eval.h"
 #include "runtime/sequence.h"
 #include "runtime/threadpool.h"
@@ -34,6 +36,7 @@ struct Executor {
     int64_t plans_built;
     bool profiling;
     ExecStepTime *times;      /* per step while profiling, else NULL */
+    Backend backend;
     Diag diag;
 };
 
@@ -136,8 +139,10 @@ static crun_status bind_plan(Executor *e, Plan *p)
     if (st != CRUN_OK)
         return st;
     int total = 0;
-    for (int i = 0; i < p->n_steps; i++)
-        total += g->nodes[p->steps[i].node].n_in + g->nodes[p->steps[i].node].n_out;
+    for (int i = 0; i < p->n_steps; i++) {
+        StepIo io = step_io(p, &p->steps[i]);
+        total += io.n_in + io.n_out;
+    }
     const Tensor **io = malloc(((size_t)total + 1) * sizeof *io);
     int *start = malloc(((size_t)p->n_steps + 1) * sizeof *start);
     StepSlot *slots = calloc((size_t)p->n_steps + 1, sizeof *slots);
@@ -157,12 +162,12 @@ static crun_status bind_plan(Executor *e, Plan *p)
     }
     int k = 0;
     for (int i = 0; i < p->n_steps; i++) {
-        const Node *n = &g->nodes[p->steps[i].node];
+        StepIo sio = step_io(p, &p->steps[i]);
         start[i] = k;
-        for (int j = 0; j < n->n_in; j++)
-            io[k++] = n->in[j] < 0 ? NULL : &e->vals[n->in[j]];
-        for (int j = 0; j < n->n_out; j++)
-            io[k++] = n->out[j] < 0 ? NULL : &e->vals[n->out[j]];
+        for (int j = 0; j < sio.n_in; j++)
+            io[k++] = sio.in[j] < 0 ? NULL : &e->vals[sio.in[j]];
+        for (int j = 0; j < sio.n_out; j++)
+            io[k++] = sio.out[j] < 0 ? NULL : &e->vals[sio.out[j]];
     }
     start[p->n_steps] = k;
     release_slots(e);
@@ -204,11 +209,13 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
-static crun_status replan(Executor *e)
+static crun_status run_steps(Executor *e);
+
+static crun_status plan_with(Executor *e, Backend backend)
 {
     Diag d = {0};
     Plan *p = NULL;
-    crun_status st = plan_build(e->g, e->want, e->n_threads, &p, &d);
+    crun_status st = plan_build(e->g, e->want, e->n_threads, backend, &p, &d);
     if (st != CRUN_OK) {
         diag_prefix(&d, "%s", e->source);
         diag_publish(&d);
@@ -221,6 +228,58 @@ static crun_status replan(Executor *e)
         e->plans_built++;
     e->has_output = false;
     return st;
+}
+
+/* The best of three runs of the bound plan after a warm-up, in ms, over a zeroed arena;
+ * a run that fails counts as endless. */
+static double time_plan(Executor *e)
+{
+    if (e->arena)
+        memset(e->arena, 0, e->plan->arena_bytes);
+    double best = INFINITY;
+    for (int i = 0; i < 4; i++) {
+        double t0 = now_ms();
+        if (run_steps(e) != CRUN_OK)
+            return INFINITY;
+        double t = now_ms() - t0;
+        if (i > 0 && t < best)
+            best = t;
+    }
+    e->has_output = false;
+    return best;
+}
+
+static bool has_regions(const Plan *p)
+{
+    for (int s = 0; s < p->n_steps; s++)
+        if (p->steps[s].region_io)
+            return true;
+    return false;
+}
+
+/* Backend auto: the XNNPACK plan and the native one, each timed; the faster stays. */
+static crun_status plan_auto(Executor *e)
+{
+    if (!xnn_backend_available() || plan_with(e, BACKEND_XNNPACK) != CRUN_OK || !has_regions(e->plan))
+        return e->plan && e->plan->backend == BACKEND_XNNPACK ? CRUN_OK : plan_with(e, BACKEND_NATIVE);
+    double t_xnn = time_plan(e);
+    Plan *xnn = e->plan;
+    release_slots(e);
+    e->plan = NULL;
+    crun_status st = plan_with(e, BACKEND_NATIVE);
+    if (st == CRUN_OK && time_plan(e) <= t_xnn) {
+        plan_free(xnn);
+        return CRUN_OK;
+    }
+    release_slots(e);
+    return bind_plan(e, xnn);
+}
+
+static crun_status replan(Executor *e)
+{
+    if (e->backend == BACKEND_AUTO)
+        return plan_auto(e);
+    return plan_with(e, e->backend);
 }
 
 static bool shapes_changed(const Executor *e)
@@ -262,6 +321,7 @@ static crun_status exec_init(Executor *e, const ExecOptions *o)
 {
     const Graph *g = e->g;
     e->n_threads = o->n_threads > 0 ? o->n_threads : cpu_count();
+    e->backend = o->backend;
     if (o->arena) {
         if ((uintptr_t)o->arena % CRUN_ALIGN)
             return error_set(CRUN_ERR_INVALID_ARGUMENT, "%s: the arena must be 64-byte aligned", e->source);
@@ -463,17 +523,18 @@ static crun_status run_steps(Executor *e)
     for (int i = 0; i < p->n_steps; i++) {
         const PlanStep *st = &p->steps[i];
         const Node *n = &g->nodes[st->node];
+        int n_in = st->region_io ? st->n_region_in : n->n_in, n_out = st->region_io ? st->n_region_out : n->n_out;
         const Tensor *const *in = e->io + e->io_start[i];
-        Tensor *const *out = (Tensor *const *)(e->io + e->io_start[i] + n->n_in);
+        Tensor *const *out = (Tensor *const *)(e->io + e->io_start[i] + n_in);
         crun_status r;
         if (st->dynamic) {
             r = run_dynamic(e, n, in, out, &e->slots[i]);
         } else {
-            KernelCtx kc = {.node = n, .params = n->params, .n_in = n->n_in, .n_out = n->n_out, .in = in, .out = out,
+            KernelCtx kc = {.node = n, .params = n->params, .n_in = n_in, .n_out = n_out, .in = in, .out = out,
                             .kdata = st->kv->data, .state = st->state,
                             .ws = st->ws_bytes ? e->arena + st->ws_offset : NULL,
                             .pool = e->pool, .d = &e->diag, .slot = &e->slots[i], .exec = e};
-            r = node_outputs_empty(n, out, n->n_out) ? CRUN_OK : st->kv->run(&kc);
+            r = node_outputs_empty(n, out, n_out) ? CRUN_OK : st->kv->run(&kc);
         }
         if (r != CRUN_OK)
             return r;

@@ -16,6 +16,7 @@ typedef struct ExecOptions {
     size_t arena_bytes;
     const crun_dim_value *dims; /* symbol values for inputs never bound (copied) */
     size_t n_dims;
+    Backend backend;
 } ExecOptions;
 
 /* g and source (a name for messages) are borrowed for the executor's life. */

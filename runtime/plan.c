@@ -6,6 +6,7 @@
 
 #include "runtime/arena.h"
 #include "runtime/eval.h"
+#include "platforms/xnnpack/region.h"
 
 typedef struct Builder {
     const Graph *g;
@@ -189,18 +190,26 @@ static crun_status plan_node(Builder *b, int node_index)
 
 /* ---- liveness, aliasing and arena ---- */
 
+StepIo step_io(const Plan *p, const PlanStep *s)
+{
+    if (s->region_io)
+        return (StepIo){s->region_io, s->region_io + s->n_region_in, s->n_region_in, s->n_region_out};
+    const Node *n = &p->g->nodes[s->node];
+    return (StepIo){n->in, n->out, n->n_in, n->n_out};
+}
+
 static void compute_lifetimes(Plan *p)
 {
     const Graph *g = p->g;
     for (int s = 0; s < p->n_steps; s++) {
-        const Node *n = &g->nodes[p->steps[s].node];
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0 && p->vals[n->in[k]].store != STORE_CONST)
-                p->vals[n->in[k]].last = s;
-        for (int k = 0; k < n->n_out; k++)
-            if (n->out[k] >= 0) {
-                p->vals[n->out[k]].first = s;
-                p->vals[n->out[k]].last = CRUN_MAX(p->vals[n->out[k]].last, s);
+        StepIo io = step_io(p, &p->steps[s]);
+        for (int k = 0; k < io.n_in; k++)
+            if (io.in[k] >= 0 && p->vals[io.in[k]].store != STORE_CONST)
+                p->vals[io.in[k]].last = s;
+        for (int k = 0; k < io.n_out; k++)
+            if (io.out[k] >= 0) {
+                p->vals[io.out[k]].first = s;
+                p->vals[io.out[k]].last = CRUN_MAX(p->vals[io.out[k]].last, s);
             }
     }
     for (int i = 0; i < g->n_inputs; i++) {
@@ -223,7 +232,7 @@ static void assign_aliases(Plan *p)
     for (int s = 0; s < p->n_steps; s++) {
         const PlanStep *st = &p->steps[s];
         const Node *n = &g->nodes[st->node];
-        if (st->dynamic || n->n_out < 1 || n->out[0] < 0)
+        if (st->dynamic || st->region_io || n->n_out < 1 || n->out[0] < 0)
             continue;
         PlanValue *out = &p->vals[n->out[0]];
         if (out->store != STORE_ARENA)
@@ -275,10 +284,10 @@ static void concat_in_place(Plan *p)
     if (!readers)
         return; /* an optimisation only */
     for (int s = 0; s < p->n_steps; s++) {
-        const Node *n = &g->nodes[p->steps[s].node];
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0)
-                readers[n->in[k]]++;
+        StepIo io = step_io(p, &p->steps[s]);
+        for (int k = 0; k < io.n_in; k++)
+            if (io.in[k] >= 0)
+                readers[io.in[k]]++;
     }
     for (int i = 0; i < g->n_inputs; i++)
         readers[g->inputs[i].value] += 2; /* bound by the caller: never moved */
@@ -287,7 +296,7 @@ static void concat_in_place(Plan *p)
     for (int s = 0; s < p->n_steps; s++) {
         const PlanStep *st = &p->steps[s];
         const Node *n = &g->nodes[st->node];
-        if (st->dynamic || !(n->op->flags & OPF_JOINS_INPUTS) || n->out[0] < 0)
+        if (st->dynamic || st->region_io || !(n->op->flags & OPF_JOINS_INPUTS) || n->out[0] < 0)
             continue;
         PlanValue *out = &p->vals[n->out[0]];
         if (out->store != STORE_ARENA || !inputs_are_slices(p, n, &out->t))
@@ -401,7 +410,8 @@ static void count_weights(Plan *p)
         p->weight_bytes += p->steps[s].state_bytes;
 }
 
-crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Plan **out, Diag *d)
+crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Backend backend, Plan **out,
+                       Diag *d)
 {
     *out = NULL;
     Plan *p = calloc(1, sizeof *p);
@@ -423,6 +433,9 @@ crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, P
         st = plan_node(&b, i);
     free(b.in);
     free(b.out);
+    p->backend = backend == BACKEND_XNNPACK ? BACKEND_XNNPACK : BACKEND_NATIVE;
+    if (st == CRUN_OK && p->backend == BACKEND_XNNPACK)
+        st = xnn_form_regions(p, d);
     if (st == CRUN_OK) {
         compute_lifetimes(p);
         assign_aliases(p);
@@ -449,8 +462,13 @@ void plan_free(Plan *p)
             if (p->vals[v].owned)
                 tensor_data_free(p->vals[v].t.dtype, p->vals[v].t.data, tensor_numel(&p->vals[v].t));
     if (p->steps)
-        for (int s = 0; s < p->n_steps; s++)
-            mem_free(p->steps[s].state);
+        for (int s = 0; s < p->n_steps; s++) {
+            if (p->steps[s].release)
+                p->steps[s].release(p->steps[s].state);
+            else
+                mem_free(p->steps[s].state);
+            free(p->steps[s].region_io);
+        }
     free(p->vals);
     free(p->steps);
     free(p->inputs);

@@ -16,6 +16,8 @@ typedef enum Store {
     STORE_DYNAMIC   /* shape known only while running */
 } Store;
 
+typedef struct Plan Plan;
+
 typedef struct PlanValue {
     Tensor t;        /* dtype, rank, dims (and data for STORE_CONST) */
     Store store;
@@ -36,7 +38,21 @@ typedef struct PlanStep {
     int64_t flops;
     uint32_t packed_inputs; /* inputs the kernel reads from shared packs only (PrepCtx) */
     bool dynamic;
+    /* A backend region (several nodes run as one step by another library): the values
+     * crossing its boundary, n_region_in inputs then n_region_out outputs; NULL for a
+     * step of one node. node is then the region's last node. */
+    int *region_io;
+    int n_region_in, n_region_out;
+    const char *region_note;      /* for crun info: what the region holds */
+    void (*release)(void *state); /* frees state when set (else mem_free) */
 } PlanStep;
+
+/* The values a step reads and writes: its node's inputs and outputs, or a region's. */
+typedef struct StepIo {
+    const int *in, *out;
+    int n_in, n_out;
+} StepIo;
+StepIo step_io(const Plan *p, const PlanStep *s);
 
 typedef struct PlanInput {
     crun_dtype dtype;
@@ -52,7 +68,13 @@ static inline bool value_is_dynamic(const Tensor *t)
     return t->kind != VALUE_TENSOR || t->none || t->dtype == CRUN_DTYPE_STRING;
 }
 
-typedef struct Plan {
+typedef enum Backend {
+    BACKEND_NATIVE = 0, /* crun's own kernels */
+    BACKEND_XNNPACK,    /* XNNPACK for the regions it supports, crun's kernels elsewhere */
+    BACKEND_AUTO        /* whichever of the two runs the model faster (timed at plan time) */
+} Backend;
+
+struct Plan {
     const Graph *g;
     PlanValue *vals;     /* one per graph value */
     PlanStep *steps;
@@ -61,13 +83,15 @@ typedef struct Plan {
     int n_threads;
     size_t arena_bytes, lower_bound, naive_bytes, weight_bytes;
     bool has_dynamic;
-} Plan;
+    Backend backend;     /* NATIVE or XNNPACK: what this plan was built with */
+};
 
 /* A key of the input shapes a plan is for (types, ranks and dims of all n inputs). */
 uint64_t plan_inputs_key(const PlanInput *inputs, int n);
 
 /* Plans g for these input shapes (one per g->inputs) and thread count. */
-crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Plan **out, Diag *d);
+crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Backend backend, Plan **out,
+                       Diag *d);
 void plan_free(Plan *p);
 
 #endif

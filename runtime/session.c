@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "loaders/crun_file.h"
+#include "platforms/xnnpack/region.h"
 #include "runtime/executor.h"
 #include "runtime/model.h"
 #include "runtime/sequence.h"
@@ -18,10 +19,41 @@ struct crun_session {
 
 void crun_session_options_init(crun_session_options *o) { memset(o, 0, sizeof *o); }
 
-static ExecOptions exec_options(const crun_session_options *o)
+int32_t crun_backend_available(crun_backend backend)
+{
+    return backend == CRUN_BACKEND_NATIVE || backend == CRUN_BACKEND_AUTO ||
+           (backend == CRUN_BACKEND_XNNPACK && xnn_backend_available());
+}
+
+/* The options' backend, or CRUN_BACKEND's when the options leave the default. */
+static crun_status session_backend(const crun_model *m, const crun_session_options *o, Backend *out)
+{
+    crun_backend b = o->backend;
+    const char *env = getenv("CRUN_BACKEND");
+    if (b == CRUN_BACKEND_NATIVE && env && *env) {
+        if (!strcmp(env, "xnnpack"))
+            b = CRUN_BACKEND_XNNPACK;
+        else if (!strcmp(env, "auto"))
+            b = CRUN_BACKEND_AUTO;
+        else if (strcmp(env, "native"))
+            return error_set(CRUN_ERR_INVALID_ARGUMENT, "CRUN_BACKEND: unknown backend '%s' (native, xnnpack, auto)",
+                             env);
+    }
+    if (b != CRUN_BACKEND_NATIVE && b != CRUN_BACKEND_XNNPACK && b != CRUN_BACKEND_AUTO)
+        return error_set(CRUN_ERR_INVALID_ARGUMENT, "crun_session_create: unknown backend %d", (int)b);
+    if (b == CRUN_BACKEND_XNNPACK && !xnn_backend_available())
+        return error_set(CRUN_ERR_UNSUPPORTED, "this build of crun has no XNNPACK backend (build it with "
+                                               "libxnnpack-dev installed)");
+    /* A compiled model's kernels and packed weights are crun's. */
+    *out = m->compiled ? BACKEND_NATIVE : b == CRUN_BACKEND_XNNPACK ? BACKEND_XNNPACK
+                       : b == CRUN_BACKEND_AUTO ? BACKEND_AUTO : BACKEND_NATIVE;
+    return CRUN_OK;
+}
+
+static ExecOptions exec_options(const crun_session_options *o, Backend backend)
 {
     ExecOptions eo = {.n_threads = o->threads, .arena = o->arena, .arena_bytes = o->arena_bytes, .dims = o->dims,
-                      .n_dims = o->n_dims};
+                      .n_dims = o->n_dims, .backend = backend};
     return eo;
 }
 
@@ -36,12 +68,16 @@ crun_status crun_session_create(const crun_model *m, const crun_session_options 
     crun_session_options_init(&defaults);
     if (!o)
         o = &defaults;
+    Backend backend;
+    crun_status bst = session_backend(m, o, &backend);
+    if (bst != CRUN_OK)
+        return bst;
     crun_session *s = calloc(1, sizeof *s);
     if (!s)
         return error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory creating a session");
     s->model = m;
     s->seqs = calloc((size_t)m->graph->n_inputs + 1, sizeof *s->seqs);
-    ExecOptions eo = exec_options(o);
+    ExecOptions eo = exec_options(o, backend);
     crun_status st = s->seqs ? exec_create(m->graph, m->source, &eo, &s->exec)
                              : error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory creating a session");
     if (st == CRUN_OK) {
@@ -370,12 +406,13 @@ crun_status crun_session_step_info(const crun_session *s, int32_t index, crun_st
     memset(out, 0, sizeof *out);
     out->node_name = n->name;
     out->op_type = n->op_type;
-    out->fused = n->fused;
+    out->fused = st->region_note ? st->region_note : n->fused;
     out->kernel = st->kv ? st->kv->name : "dynamic";
     out->isa = st->kv ? isa_name(st->kv->isa) : "-";
     out->arena_offset = -1;
     out->rank = -1;
-    int v = n->n_out > 0 ? n->out[0] : -1;
+    StepIo io = step_io(p, st);
+    int v = io.n_out > 0 ? io.out[0] : -1;
     if (v >= 0) {
         const PlanValue *pv = &p->vals[v];
         const Tensor *t = &exec_values(s->exec)[v];
@@ -394,8 +431,8 @@ crun_status crun_session_step_info(const crun_session *s, int32_t index, crun_st
         out->live_first = pv->first;
         out->live_last = pv->last;
     }
-    for (int k = 0; k < n->n_in; k++) {
-        const Tensor *t = n->in[k] < 0 ? NULL : &exec_values(s->exec)[n->in[k]];
+    for (int k = 0; k < io.n_in; k++) {
+        const Tensor *t = io.in[k] < 0 ? NULL : &exec_values(s->exec)[io.in[k]];
         if (t && t->kind == VALUE_TENSOR && !t->none)
             out->bytes_in += (int64_t)tensor_bytes(t);
     }

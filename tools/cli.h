@@ -32,6 +32,7 @@ typedef struct CliOptions {
     bool json;
     int warmup, runs;
     const char *isa;
+    crun_backend backend; /* --backend */
     const char *trace; /* profile: trace-event JSON to write */
     const char *plan_svg; /* info: picture of the memory plan to write */
 } CliOptions;
@@ -43,6 +44,10 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
 /* Parses a --dim value SYM=VALUE (at least min) into out, pointing into arg (which it
  * splits in place); returns -1 or an exit code after the message. */
 int cli_parse_dim(char *arg, long long min, crun_dim_value *out);
+
+/* Parses a --backend value (native, xnnpack, auto); returns -1 or an exit code after the
+ * message. */
+int cli_parse_backend(const char *name, crun_backend *out);
 
 /* Parses a byte count with an optional K/M/G suffix. */
 bool cli_parse_size(const char *s, size_t *out);

@@ -8,7 +8,7 @@
 
 static const char usage[] =
     "usage: crun bench MODEL [--threads N] [--max-memory SIZE] [--warmup N] [--runs N] [--input NAME=FILE]...\n"
-    "                        [--dim SYM=VALUE]... [--json]\n"
+    "                        [--dim SYM=VALUE]... [--backend native|xnnpack|auto] [--json]\n"
     "Measures load time, session creation (planning: load + session = ready to run), first-run\n"
     "time (session creation + first run), median / p90 / min latency of --runs timed runs after\n"
     "--warmup untimed ones, peak RSS and arena bytes. --json prints one JSON object with keys\n"

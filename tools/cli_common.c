@@ -107,7 +107,7 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
         }
         bool takes_value = !strcmp(a, "--input") || !strcmp(a, "--dim") || !strcmp(a, "--threads") ||
                            !strcmp(a, "--output-dir") || !strcmp(a, "--labels") || !strcmp(a, "--top") ||
-                           !strcmp(a, "--warmup") || !strcmp(a, "--runs") || !strcmp(a, "--isa") ||
+                           !strcmp(a, "--warmup") || !strcmp(a, "--runs") || !strcmp(a, "--isa") || !strcmp(a, "--backend") ||
                            !strcmp(a, "--max-memory") || !strcmp(a, "--trace") ||
                            !strcmp(a, "--plan-svg");
         if (takes_value && !val)
@@ -145,6 +145,10 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
             o->labels = argv[++i];
         } else if (!strcmp(a, "--isa")) {
             o->isa = argv[++i];
+        } else if (!strcmp(a, "--backend")) {
+            int rc = cli_parse_backend(argv[++i], &o->backend);
+            if (rc >= 0)
+                return rc;
         } else if (!strcmp(a, "--trace")) {
             o->trace = argv[++i];
         } else if (!strcmp(a, "--plan-svg")) {
@@ -175,6 +179,20 @@ int cli_parse(int argc, char **argv, int first, CliOptions *o, const char *usage
         isa_set_limit(isa);
     }
     return -1;
+}
+
+int cli_parse_backend(const char *name, crun_backend *out)
+{
+    static const char *const names[] = {"native", "xnnpack", "auto"};
+    for (int b = 0; b < 3; b++)
+        if (!strcmp(name, names[b])) {
+            *out = (crun_backend)b;
+            if (!crun_backend_available(*out))
+                return cli_fail(EXIT_BAD_INPUT, "--backend %s: this build of crun has no XNNPACK (install "
+                                                "libxnnpack-dev and build again)", name);
+            return -1;
+        }
+    return cli_fail(EXIT_BAD_INPUT, "--backend: unknown backend '%s' (native, xnnpack, auto)", name);
 }
 
 /* ---- inputs ---- */
@@ -292,6 +310,7 @@ int cli_session_open(const CliOptions *o, CliSession *cs)
     crun_session_options so;
     crun_session_options_init(&so);
     so.threads = threads;
+    so.backend = o->backend;
     so.dims = dims;
     so.n_dims = (size_t)n_dims;
     t0 = cli_now();

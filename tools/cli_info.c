@@ -5,6 +5,7 @@
 
 static const char usage[] =
     "usage: crun info MODEL [--nodes] [--plan-svg FILE] [--dim SYM=VALUE]... [--threads N] [--max-memory SIZE]\n"
+    "                 [--backend native|xnnpack|auto]\n"
     "Prints inputs and outputs, the op histogram, parameters, estimated FLOPs and the memory\n"
     "plan (arena, lower bound, naive sum) for the shapes given by --dim (default 1).\n"
     "--nodes lists every planned step: node, op, kernel, ISA, precision, output shape, arena\n"
@@ -122,6 +123,7 @@ int cmd_info(int argc, char **argv)
     crun_session_options so;
     crun_session_options_init(&so);
     so.threads = o.threads;
+    so.backend = o.backend;
     so.dims = o.dims;
     so.n_dims = (size_t)o.n_dims;
     crun_session *s = NULL;

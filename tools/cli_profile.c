@@ -7,7 +7,7 @@
 
 static const char usage[] =
     "usage: crun profile MODEL [--runs N] [--warmup N] [--threads N] [--trace OUT.json] [--input NAME=FILE]...\n"
-    "                          [--dim SYM=VALUE]... [--isa ISA]\n"
+    "                          [--dim SYM=VALUE]... [--isa ISA] [--backend native|xnnpack|auto]\n"
     "Times every planned step over --runs runs (after --warmup untimed ones) and prints one\n"
     "line per step, slowest first: node, op (with what was fused), kernel, ISA, precision,\n"
     "output shape, mean time, share of the total, GFLOP/s and bytes moved (read + written).\n"

@@ -10,10 +10,13 @@
 static const char usage[] =
     "usage: crun MODEL [--input NAME=FILE]... [--output-dir DIR] [--threads N] [--max-memory SIZE] [--dim SYM=VALUE]...\n"
     "                  [--top K] [--labels FILE] [--isa scalar|avx2|avx512|avx512vnni|neon|neondot|neonfp16]\n"
+    "                  [--backend native|xnnpack|auto]\n"
     "Runs MODEL (.onnx) once. FILE is .npy or an ONNX TensorProto .pb; inputs not given are\n"
     "generated (floats uniform in [0,1), integers 0), symbolic dims from --dim (default 1).\n"
     "--top K prints the K best classes of each output, named by --labels (one per line) or by\n"
-    "the model's 'labels' metadata.\n";
+    "the model's 'labels' metadata. --backend xnnpack runs the parts of the graph XNNPACK supports\n"
+    "with XNNPACK; auto times both ways when planning and keeps the faster (default: native,\n"
+    "or the CRUN_BACKEND environment variable).\n";
 
 /* Labels: the file's lines, or the model's "labels" metadata (one per line). */
 static char *read_labels(const char *path, const crun_model *m)

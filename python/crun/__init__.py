@@ -52,7 +52,7 @@ class _DimValue(_C.Structure):
 
 class _SessionOptions(_C.Structure):
     _fields_ = [("threads", _C.c_int32), ("arena", _C.c_void_p), ("arena_bytes", _C.c_size_t),
-                ("dims", _C.POINTER(_DimValue)), ("n_dims", _C.c_size_t)]
+                ("dims", _C.POINTER(_DimValue)), ("n_dims", _C.c_size_t), ("backend", _C.c_int32)]
 
 
 class _QuantizeOptions(_C.Structure):
@@ -198,16 +198,23 @@ class Model:
 
 
 class Session:
-    """A session over a model: threads (0 = one per core) and values for symbolic dims used
-    to plan before the first run (dims={"batch": 8}); re-plans when input shapes change."""
+    """A session over a model: threads (0 = one per core), values for symbolic dims used
+    to plan before the first run (dims={"batch": 8}) and the backend ("native", "xnnpack"
+    or "auto"; None: CRUN_BACKEND or native); re-plans when input shapes change."""
 
-    def __init__(self, model, threads=0, dims=None):
+    BACKENDS = ("native", "xnnpack", "auto")
+
+    def __init__(self, model, threads=0, dims=None, backend=None):
         if not isinstance(model, Model):
             model = Model(model)
         self.model = model
         opts = _SessionOptions()
         _lib.crun_session_options_init(_C.byref(opts))
         opts.threads = int(threads)
+        if backend is not None:
+            if backend not in self.BACKENDS:
+                raise ValueError("backend must be one of %s, not %r" % (", ".join(self.BACKENDS), backend))
+            opts.backend = self.BACKENDS.index(backend)
         arr, n = _dim_values(dims)
         if n:
             opts.dims, opts.n_dims = arr, n

@@ -58,6 +58,19 @@ def test_classifies_demo_images():
     out = crun.Session(MODEL, dims={"batch": len(IMAGES)}).run([batch])["scores"]
     check(out.shape == (len(IMAGES), 10) and np.allclose(out, np.stack(singles), rtol=1e-5, atol=1e-6),
           "a batch gives the single runs' scores")
+    # Every backend this build has gives the same scores.
+    for backend in ("xnnpack", "auto"):
+        try:
+            got = crun.Session(MODEL, dims={"batch": len(IMAGES)}, backend=backend).run([batch])["scores"]
+        except crun.Error as e:
+            check(backend == "xnnpack" and "XNNPACK" in str(e), "backend %s: %s" % (backend, e))
+            continue
+        check(np.allclose(got, out, rtol=1e-4, atol=1e-6), "backend %s gives the native scores" % backend)
+    try:
+        crun.Session(MODEL, backend="gpu")
+        check(False, "an unknown backend is refused")
+    except ValueError:
+        pass
 
 
 def test_errors():

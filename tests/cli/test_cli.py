@@ -812,6 +812,10 @@ def test_compile_emit_c():
             os.path.join(out_dir, "main.c"), os.path.join(out_dir, "model.c"), os.path.join(build, "libcrun.a"),
             "-o", exe, "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc",
             "-lprotobuf-c", "-lcpuinfo", "-lpthread", "-lm", "-lz"]
+    # A library with the XNNPACK backend links it (pkg-config --static says so too).
+    xnn = re.search(r"^XNNPACK_LIB:\w+=(.*)$", cache, re.M)
+    if xnn and os.path.exists(xnn.group(1)) and not re.search(r"^CRUN_XNNPACK:\w+=OFF$", cache, re.M):
+        cmd += ["-lXNNPACK", "-lpthreadpool"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     check(res.returncode == 0, "the emitted C builds with the host compiler: " + res.stderr[-2000:].replace("\n", " "))
     if res.returncode != 0:
