@@ -211,11 +211,11 @@ static double now_ms(void)
 
 static crun_status run_steps(Executor *e);
 
-static crun_status plan_with(Executor *e, Backend backend)
+static crun_status plan_with(Executor *e, Backend backend, const XnnChoice *xc)
 {
     Diag d = {0};
     Plan *p = NULL;
-    crun_status st = plan_build(e->g, e->want, e->n_threads, backend, &p, &d);
+    crun_status st = plan_build(e->g, e->want, e->n_threads, backend, xc, &p, &d);
     if (st != CRUN_OK) {
         diag_prefix(&d, "%s", e->source);
         diag_publish(&d);
@@ -230,21 +230,31 @@ static crun_status plan_with(Executor *e, Backend backend)
     return st;
 }
 
-/* The best of three runs of the bound plan after a warm-up, in ms, over a zeroed arena;
- * a run that fails counts as endless. */
-static double time_plan(Executor *e)
+/* The best of three runs of the bound plan after a warm-up, in ms, over a zeroed arena
+ * (a run that fails counts as endless); with ms_by_node, also each step's best time, by
+ * its node. */
+static double time_plan(Executor *e, double *ms_by_node)
 {
+    bool was_profiling = e->profiling;
+    if (ms_by_node && exec_set_profiling(e, true) != CRUN_OK)
+        return INFINITY;
     if (e->arena)
         memset(e->arena, 0, e->plan->arena_bytes);
     double best = INFINITY;
     for (int i = 0; i < 4; i++) {
         double t0 = now_ms();
-        if (run_steps(e) != CRUN_OK)
-            return INFINITY;
-        double t = now_ms() - t0;
-        if (i > 0 && t < best)
-            best = t;
+        if (run_steps(e) != CRUN_OK) {
+            best = INFINITY;
+            break;
+        }
+        if (i == 0)
+            continue;
+        best = fmin(best, now_ms() - t0);
+        for (int s = 0; ms_by_node && s < e->plan->n_steps; s++)
+            ms_by_node[e->plan->steps[s].node] = fmin(ms_by_node[e->plan->steps[s].node], e->times[s].last_ms);
     }
+    if (ms_by_node)
+        exec_set_profiling(e, was_profiling);
     e->has_output = false;
     return best;
 }
@@ -257,29 +267,78 @@ static bool has_regions(const Plan *p)
     return false;
 }
 
-/* Backend auto: the XNNPACK plan and the native one, each timed; the faster stays. */
+/* Which nodes go to XNNPACK (allow, per node): the native plan bound now is timed step by
+ * step, every node XNNPACK takes is timed as a region of its own, and XNNPACK gets the
+ * heavy nodes it runs faster (and the light ones between them); *any says whether there
+ * is one. Returns the native plan's time (INFINITY when it could not be timed). */
+static double choose_xnn_nodes(Executor *e, uint8_t *allow, bool *any)
+{
+    int nn = e->g->n_nodes;
+    double *native = malloc(((size_t)nn + 1) * sizeof *native);
+    Plan *single = NULL;
+    Diag d = {0};
+    XnnChoice one = {NULL, true};
+    double t_native = INFINITY;
+    *any = false;
+    if (!native)
+        return INFINITY;
+    for (int i = 0; i < nn; i++)
+        native[i] = INFINITY;
+    t_native = time_plan(e, native);
+    if (plan_build(e->g, e->want, e->n_threads, BACKEND_XNNPACK, &one, &single, &d) == CRUN_OK) {
+        *any = xnn_choose_nodes(single, native, allow);
+        plan_free(single);
+    }
+    free(native);
+    return t_native;
+}
+
+static Plan *detach_plan(Executor *e)
+{
+    release_slots(e);
+    Plan *p = e->plan;
+    e->plan = NULL;
+    return p;
+}
+
+/* Backend auto: of the native plan, a plan with XNNPACK regions where XNNPACK is faster
+ * node by node (choose_xnn_nodes) and a plan with every region XNNPACK takes, the fastest
+ * over a few runs stays. */
 static crun_status plan_auto(Executor *e)
 {
-    if (!xnn_backend_available() || plan_with(e, BACKEND_XNNPACK) != CRUN_OK || !has_regions(e->plan))
-        return e->plan && e->plan->backend == BACKEND_XNNPACK ? CRUN_OK : plan_with(e, BACKEND_NATIVE);
-    double t_xnn = time_plan(e);
-    Plan *xnn = e->plan;
-    release_slots(e);
-    e->plan = NULL;
-    crun_status st = plan_with(e, BACKEND_NATIVE);
-    if (st == CRUN_OK && time_plan(e) <= t_xnn) {
-        plan_free(xnn);
+    crun_status st = plan_with(e, BACKEND_NATIVE, NULL);
+    if (st != CRUN_OK || !xnn_backend_available())
+        return st;
+    uint8_t *allow = calloc((size_t)e->g->n_nodes + 1, 1);
+    bool any = false;
+    double t_best = allow ? choose_xnn_nodes(e, allow, &any) : INFINITY;
+    if (t_best == INFINITY) { /* an optimisation only: native it is */
+        free(allow);
         return CRUN_OK;
     }
-    release_slots(e);
-    return bind_plan(e, xnn);
+    Plan *best = detach_plan(e);
+    XnnChoice mix = {allow, false};
+    for (int k = any ? 0 : 1; k < 2; k++) {
+        if (plan_with(e, BACKEND_XNNPACK, k == 0 ? &mix : NULL) != CRUN_OK)
+            continue;
+        double t = has_regions(e->plan) ? time_plan(e, NULL) : INFINITY;
+        Plan *p = detach_plan(e);
+        if (t < t_best) {
+            plan_free(best);
+            best = p, t_best = t;
+        } else {
+            plan_free(p);
+        }
+    }
+    free(allow);
+    return bind_plan(e, best);
 }
 
 static crun_status replan(Executor *e)
 {
     if (e->backend == BACKEND_AUTO)
         return plan_auto(e);
-    return plan_with(e, e->backend);
+    return plan_with(e, e->backend, NULL);
 }
 
 static bool shapes_changed(const Executor *e)

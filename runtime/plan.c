@@ -410,8 +410,8 @@ static void count_weights(Plan *p)
         p->weight_bytes += p->steps[s].state_bytes;
 }
 
-crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Backend backend, Plan **out,
-                       Diag *d)
+crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Backend backend, const XnnChoice *xc,
+                       Plan **out, Diag *d)
 {
     *out = NULL;
     Plan *p = calloc(1, sizeof *p);
@@ -435,7 +435,7 @@ crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, B
     free(b.out);
     p->backend = backend == BACKEND_XNNPACK ? BACKEND_XNNPACK : BACKEND_NATIVE;
     if (st == CRUN_OK && p->backend == BACKEND_XNNPACK)
-        st = xnn_form_regions(p, d);
+        st = xnn_form_regions(p, xc, d);
     if (st == CRUN_OK) {
         compute_lifetimes(p);
         assign_aliases(p);

@@ -89,9 +89,17 @@ struct Plan {
 /* A key of the input shapes a plan is for (types, ranks and dims of all n inputs). */
 uint64_t plan_inputs_key(const PlanInput *inputs, int n);
 
-/* Plans g for these input shapes (one per g->inputs) and thread count. */
-crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Backend backend, Plan **out,
-                       Diag *d);
+/* Which nodes a BACKEND_XNNPACK plan may give to XNNPACK regions (NULL allow: every node
+ * XNNPACK takes), and whether each node is a region of its own (to time them one by one). */
+typedef struct XnnChoice {
+    const uint8_t *allow; /* per graph node */
+    bool one_per_node;
+} XnnChoice;
+
+/* Plans g for these input shapes (one per g->inputs), thread count and backend (NATIVE
+ * or XNNPACK; xc may be NULL). */
+crun_status plan_build(const Graph *g, const PlanInput *inputs, int n_threads, Backend backend, const XnnChoice *xc,
+                       Plan **out, Diag *d);
 void plan_free(Plan *p);
 
 #endif

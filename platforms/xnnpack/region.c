@@ -12,11 +12,17 @@
 
 bool xnn_backend_available(void) { return false; }
 
-crun_status xnn_form_regions(Plan *p, Diag *d)
+crun_status xnn_form_regions(Plan *p, const XnnChoice *xc, Diag *d)
 {
-    (void)p;
+    (void)p, (void)xc;
     return diag_fail(d, CRUN_ERR_UNSUPPORTED, "this build of crun has no XNNPACK backend (configure with "
                                               "libxnnpack-dev installed, or -DCRUN_XNNPACK=ON)");
+}
+
+bool xnn_choose_nodes(const Plan *single, const double *native_ms, uint8_t *allow)
+{
+    (void)single, (void)native_ms, (void)allow;
+    return false;
 }
 
 #else
@@ -24,6 +30,7 @@ crun_status xnn_form_regions(Plan *p, Diag *d)
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <xnnpack.h>
 
 #include "ops/conv.h"
@@ -533,6 +540,36 @@ static bool step_translates(const Build *b, const PlanStep *s)
 
 /* ---- regions ---- */
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+bool xnn_choose_nodes(const Plan *single, const double *native_ms, uint8_t *allow)
+{
+    bool any = false;
+    for (int s = 0; s < single->n_steps; s++) {
+        const Region *r = single->steps[s].region_io ? single->steps[s].state : NULL;
+        double best = INFINITY;
+        for (int i = 0; r && i < 4; i++) { /* a warm-up, then the best of three */
+            double t0 = now_ms();
+            if (xnn_invoke_runtime(r->rt) != xnn_status_success)
+                break;
+            if (i > 0)
+                best = fmin(best, now_ms() - t0);
+        }
+        int node = single->steps[s].node;
+        if (!r)
+            continue;
+        bool heavy = is_heavy(&single->g->nodes[node]);
+        allow[node] = !heavy || best < native_ms[node];
+        any |= heavy && allow[node];
+    }
+    return any;
+}
+
 static void region_free(void *state)
 {
     Region *r = state;
@@ -737,7 +774,7 @@ static void find_uses(const Plan *p, int *made_at, int *last_read)
         last_read[p->g->outputs[i].value] = p->n_steps;
 }
 
-crun_status xnn_form_regions(Plan *p, Diag *d)
+crun_status xnn_form_regions(Plan *p, const XnnChoice *xc, Diag *d)
 {
     pthread_once(&init_once, init_xnnpack);
     if (!init_ok)
@@ -752,11 +789,15 @@ crun_status xnn_form_regions(Plan *p, Diag *d)
     for (size_t v = 0; vid && v < nv; v++)
         vid[v] = XNN_INVALID_VALUE_ID;
     Build probe = {.p = p, .vid = vid};
+    const uint8_t *allow = xc ? xc->allow : NULL;
+    bool one = xc && xc->one_per_node;
     for (int s0 = 0; st == CRUN_OK && s0 < p->n_steps; s0++) {
         int s1 = s0;
         bool heavy = false;
-        while (s1 < p->n_steps && step_translates(&probe, &p->steps[s1]))
+        while (s1 < p->n_steps && (!allow || allow[p->steps[s1].node]) && step_translates(&probe, &p->steps[s1]) &&
+               !(one && s1 > s0))
             heavy |= is_heavy(&p->g->nodes[p->steps[s1++].node]);
+        heavy |= one && s1 > s0;
         if (!heavy) {
             s0 = s1 > s0 ? s1 - 1 : s0;
             continue;

@@ -17,6 +17,13 @@ bool xnn_backend_available(void);
  * XNNPACK can run, and that holds a convolution or fully connected layer, by one region
  * step; runs XNNPACK refuses stay native. Fails only without memory, or when the build
  * has no XNNPACK (CRUN_ERR_UNSUPPORTED). */
-crun_status xnn_form_regions(Plan *p, Diag *d);
+crun_status xnn_form_regions(Plan *p, const XnnChoice *xc, Diag *d);
+
+/* For a plan built with one region per node: times each node's XNNPACK runtime (the best
+ * of a few runs, its boundary conversions left out) and sets allow[node] for the nodes
+ * XNNPACK should run: the convolutions and fully connected layers it runs faster than
+ * native_ms[node] says crun does, and every lighter node it takes (they join regions only
+ * beside those). Returns whether any heavy node is allowed. */
+bool xnn_choose_nodes(const Plan *single, const double *native_ms, uint8_t *allow);
 
 #endif

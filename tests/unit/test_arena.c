@@ -192,7 +192,7 @@ TEST(random_graphs_plan_soundly_and_compute_right)
         PlanInput pin = {.dtype = CRUN_DTYPE_FLOAT, .rank = 1, .dims = {n}};
         Plan *p = NULL;
         Diag d = {0};
-        CHECK_MSG(plan_build(m->graph, &pin, 2, BACKEND_NATIVE, &p, &d) == CRUN_OK, "trial %d: %s", trial, d.msg);
+        CHECK_MSG(plan_build(m->graph, &pin, 2, BACKEND_NATIVE, NULL, &p, &d) == CRUN_OK, "trial %d: %s", trial, d.msg);
         char why[200];
         bool sound = plan_is_sound(p, why, sizeof why);
         plan_free(p);
