@@ -1,11 +1,14 @@
 /* test_arena.c - the arena planner: no two buffers alive at the same step overlap (checked
  * exhaustively), on random buffer sets and on plans of random graphs that are also run
  * and checked against a direct evaluation. */
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "platforms/xnnpack/region.h"
 #include "runtime/arena.h"
 #include "runtime/model.h"
 #include "runtime/plan.h"
+#include "onnx_builder.h"
 #include "testutil.h"
 
 static unsigned rnd(unsigned *s)
@@ -215,4 +218,77 @@ TEST(random_graphs_plan_soundly_and_compute_right)
             free(rg.data[v]);
         free(x);
     }
+}
+
+/* Conv+Relu -> Conv -> Add (with the first output) -> Conv over [1,4,8,8]: four nodes
+ * after fusion, three of them heavy. */
+static crun_model *conv_chain(void)
+{
+    OnnxBuilder *b = ob_new(13);
+    int64_t xd[4] = {1, 4, 8, 8}, wd[4] = {4, 4, 3, 3}, pads[4] = {1, 1, 1, 1};
+    float wv[144];
+    ob_input(b, "x", CRUN_DTYPE_FLOAT, 4, xd, NULL);
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "w%d", i);
+        fill_random(wv, 144, (unsigned)i + 1, -1, 1);
+        ob_init_f32(b, name, 4, wd, wv);
+    }
+    ob_attr_ints(b, ob_node(b, "Conv", "x,w0", "c0"), "pads", pads, 4);
+    ob_node(b, "Relu", "c0", "r0");
+    ob_attr_ints(b, ob_node(b, "Conv", "r0,w1", "c1"), "pads", pads, 4);
+    ob_node(b, "Add", "c1,r0", "a");
+    ob_attr_ints(b, ob_node(b, "Conv", "a,w2", "y"), "pads", pads, 4);
+    ob_output(b, "y");
+    crun_model *m = ob_load(b);
+    ob_free(b);
+    return m;
+}
+
+TEST(xnnpack_regions_follow_the_node_mask)
+{
+    crun_model *m = conv_chain();
+    CHECK_MSG(m, "%s", crun_last_error());
+    PlanInput pin = {.dtype = CRUN_DTYPE_FLOAT, .rank = 4, .dims = {1, 4, 8, 8}};
+    Plan *p = NULL;
+    Diag d = {0};
+    if (!xnn_backend_available()) {
+        CHECK(plan_build(m->graph, &pin, 1, BACKEND_XNNPACK, NULL, &p, &d) == CRUN_ERR_UNSUPPORTED && !p);
+        crun_model_free(m);
+        return;
+    }
+    CHECK(m->graph->n_nodes == 4);
+    bool heavy[4] = {true, true, false, true};
+    for (int mask = 0; mask < 8; mask++) {
+        /* Allowed: the light Add, and the convolutions whose bit is set. */
+        uint8_t allow[4];
+        for (int i = 0, bit = 0; i < 4; i++)
+            allow[i] = heavy[i] ? (mask >> bit++) & 1 : 1;
+        /* Expected: one step per native node, one per run of allowed nodes holding a conv. */
+        int steps = 0, regions = 0;
+        for (int i = 0; i < 4;) {
+            int j = i;
+            bool conv = false;
+            while (j < 4 && allow[j])
+                conv |= heavy[j++];
+            if (j == i) {
+                steps++, i++;
+            } else {
+                steps += conv ? 1 : j - i, regions += conv;
+                i = j;
+            }
+        }
+        XnnChoice xc = {allow, false};
+        CHECK_MSG(plan_build(m->graph, &pin, 1, BACKEND_XNNPACK, &xc, &p, &d) == CRUN_OK, "mask %d: %s", mask, d.msg);
+        int got = 0;
+        for (int s = 0; s < p->n_steps; s++)
+            got += p->steps[s].region_io != NULL;
+        char why[200];
+        bool sound = plan_is_sound(p, why, sizeof why);
+        CHECK_MSG(p->n_steps == steps && got == regions, "mask %d: %d steps, %d regions; expected %d, %d", mask,
+                  p->n_steps, got, steps, regions);
+        plan_free(p);
+        CHECK_MSG(sound, "mask %d: %s", mask, why);
+    }
+    crun_model_free(m);
 }
