@@ -27,6 +27,7 @@ struct ThreadPool {
     int64_t grain; /* tasks taken per claim */
     atomic_llong next;
     atomic_int done_workers;
+    atomic_int rest; /* pool_rest: idle workers sleep at once instead of spinning */
     Isa isa_limit; /* the caller's thread limit (isa_set_thread_limit), for the workers */
 };
 
@@ -65,6 +66,8 @@ static unsigned wait_for_work(ThreadPool *p, unsigned seen)
         g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen)
             return g;
+        if (atomic_load_explicit(&p->rest, memory_order_relaxed))
+            break;
         cpu_relax();
         if ((i & 1023) == 1023)
             sched_yield();
@@ -154,6 +157,12 @@ void pool_free(ThreadPool *p)
 
 int pool_threads(const ThreadPool *p) { return p ? p->n : 1; }
 
+void pool_rest(ThreadPool *p)
+{
+    if (p)
+        atomic_store_explicit(&p->rest, 1, memory_order_relaxed);
+}
+
 void pool_for(ThreadPool *p, int64_t n_tasks, PoolTaskFn fn, void *ctx)
 {
     if (n_tasks <= 0)
@@ -173,6 +182,7 @@ void pool_for(ThreadPool *p, int64_t n_tasks, PoolTaskFn fn, void *ctx)
         p->grain = 1;
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->done_workers, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->rest, 0, memory_order_relaxed);
     wake_workers(p);
     run_tasks(p, 0);
     int spins = 0;

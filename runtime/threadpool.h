@@ -18,6 +18,10 @@ ThreadPool *pool_create(int n_threads);
 void pool_free(ThreadPool *p);
 /* Threads including the caller; 1 for a NULL pool. */
 int pool_threads(const ThreadPool *p);
+/* Idle workers stop spinning and sleep until the next pool_for: another library's
+ * threads are about to use the cores. */
+void pool_rest(ThreadPool *p);
+
 /* Runs fn(ctx, t, thread) for every t in [0, n_tasks) and returns when all are done.
  * A NULL pool runs them on the caller. Not reentrant: tasks must not call pool_for. */
 void pool_for(ThreadPool *p, int64_t n_tasks, PoolTaskFn fn, void *ctx);

@@ -35,6 +35,7 @@ bool xnn_choose_nodes(const Plan *single, const double *native_ms, uint8_t *allo
 
 #include "ops/conv.h"
 #include "ops/spatial.h"
+#include "runtime/threadpool.h"
 
 bool xnn_backend_available(void) { return true; }
 
@@ -494,6 +495,48 @@ static bool translate_reshape(Build *b, const Node *n)
     return !b->failed && ok(b, xnn_define_static_reshape(b->sg, rank, dims, xi, yi, 0));
 }
 
+/* Concat, which this XNNPACK lacks: each input padded with zeros to the output's extent
+ * along the axis, at its offset, and the padded tensors added (x + 0 is x exactly). */
+static bool translate_concat(Build *b, const Node *n)
+{
+    const Tensor *y = val(b, n->out[0]);
+    Diag d = {0};
+    int64_t axis;
+    if (attr_get_int(n, "axis", n->opset < 4 ? 1 : 0, &axis, &d) != CRUN_OK || n->n_in < 2)
+        return false;
+    axis = axis < 0 ? axis + y->rank : axis;
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] < 0 || val(b, n->in[k])->rank != y->rank || is_const(b, n->in[k]))
+            return false;
+    if (axis < 0 || axis >= y->rank)
+        return false;
+    if (!b->sg)
+        return true;
+    /* The axis as XNNPACK sees it: NCHW channels are NHWC's last axis. */
+    static const int nhwc_axis[4] = {0, 3, 1, 2};
+    int xa = y->rank == 4 ? nhwc_axis[axis] : (int)axis;
+    size_t pre[XNN_MAX_TENSOR_DIMS] = {0}, post[XNN_MAX_TENSOR_DIMS] = {0};
+    uint32_t acc = XNN_INVALID_VALUE_ID;
+    int64_t at = 0;
+    for (int k = 0; k < n->n_in && !b->failed; k++) {
+        int64_t len = val(b, n->in[k])->dims[axis];
+        pre[xa] = (size_t)at, post[xa] = (size_t)(y->dims[axis] - at - len);
+        at += len;
+        uint32_t t = temp_like(b, n->out[0]);
+        if (!ok(b, xnn_define_static_constant_pad(b->sg, pre, post, 0.0f, b->vid[n->in[k]], t, 0)))
+            return false;
+        if (k == 0) {
+            acc = t;
+            continue;
+        }
+        uint32_t sum = k == n->n_in - 1 ? result(b, n->out[0]) : temp_like(b, n->out[0]);
+        if (b->failed || !ok(b, xnn_define_add2(b->sg, -INFINITY, INFINITY, acc, t, sum, 0)))
+            return false;
+        acc = sum;
+    }
+    return !b->failed;
+}
+
 typedef bool (*TranslateFn)(Build *b, const Node *n);
 
 static TranslateFn translator(const Node *n)
@@ -507,7 +550,7 @@ static TranslateFn translator(const Node *n)
         {"Div", translate_binary},        {"Relu", translate_unary},       {"Clip", translate_unary},
         {"Sigmoid", translate_unary},     {"HardSwish", translate_unary},  {"LeakyRelu", translate_unary},
         {"MaxPool", translate_pool},      {"AveragePool", translate_pool}, {"GlobalAveragePool", translate_gap},
-        {"Flatten", translate_reshape},   {"Reshape", translate_reshape},
+        {"Flatten", translate_reshape},   {"Reshape", translate_reshape},  {"Concat", translate_concat},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (op_is(n, table[i].op))
@@ -601,6 +644,7 @@ static crun_status region_run(KernelCtx *k)
         else
             memcpy(io->stage, k->in[i]->data, io->elems * sizeof(float));
     }
+    pool_rest(k->pool); /* XNNPACK's threads need the cores crun's would spin on */
     if (xnn_invoke_runtime(r->rt) != xnn_status_success)
         return diag_fail(k->d, CRUN_ERR_RUNTIME, "node '%s': XNNPACK failed to run its region", k->node->name);
     for (int o = 0; o < r->n_out; o++) {
@@ -698,7 +742,8 @@ static crun_status build_region(Plan *p, int s0, int s1, const int *made_at, con
         built = translator(nd)(&b, nd) && !b.failed;
     }
     if (built)
-        built = xnn_create_runtime_v2(b.sg, pool->pool, 0, &r->rt) == xnn_status_success;
+        /* Its workers yield when it is done: crun's kernels may run next. */
+        built = xnn_create_runtime_v2(b.sg, pool->pool, XNN_FLAG_YIELD_WORKERS, &r->rt) == xnn_status_success;
     if (b.sg)
         xnn_delete_subgraph(b.sg);
     struct xnn_external_value *ext = built ? calloc((size_t)n + 1, sizeof *ext) : NULL;

@@ -87,6 +87,17 @@ def cases():
     out.append(("classifier_head", model(head, [3, 4, 9, 9], [w("w", 16, 4, 3, 3), w("b", 16), w("fc1", 10, 16),
                                                                w("fb1", 10), w("fc2", 10, 7), w("fb2", 1, 7),
                                                                w("fc3", 7, 5)]), [3, 4, 9, 9], 1))
+    # Concat (zero padding and adds inside the region): SqueezeNet's fire module along the
+    # channels, and three inputs along the height.
+    fire = [conv("x", "s", "ws", "bs"), helper.make_node("Relu", ["s"], ["s1"]),
+            conv("s1", "e1", "we1", "be1"), conv("s1", "e3", "we3", "be3", pads=[1, 1, 1, 1]),
+            helper.make_node("Concat", ["e1", "e3"], ["cat"], axis=1),
+            helper.make_node("Concat", ["cat", "cat", "cat"], ["cat2"], axis=2), conv("cat2", "y", "wo")]
+    out.append(("concat_channels_and_height", model(fire, [1, 6, 7, 9], [w("ws", 4, 6, 1, 1), w("bs", 4),
+                                                                         w("we1", 5, 4, 1, 1), w("be1", 5),
+                                                                         w("we3", 3, 4, 3, 3), w("be3", 3),
+                                                                         w("wo", 2, 8, 1, 1)]),
+                [1, 6, 7, 9], 1))
     # Softmax over channels is not XNNPACK's here: two regions around it; "c1" is both an
     # inner value of the first region and a graph output.
     split = [conv("x", "c1", "w1", "b1", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
