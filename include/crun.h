@@ -354,6 +354,11 @@ typedef struct crun_quantize_options {
                                 * com.microsoft MatMulNBits codes with a float16 scale and a zero
                                 * point per block; no calibration, activations stay float */
     int32_t block_size;        /* weights per block for weight_bits; default 32 */
+    float sensitivity;         /* > 0: mixed precision. Each int8 node is tried alone on (up to 16
+                                * of) the calibration samples, and the fewest most-sensitive ones
+                                * stay float so that the int8 model's outputs differ from the
+                                * float model's by at most this relative RMS error there (e.g.
+                                * 0.05); 0 (default): every node that can be int8 is */
 } crun_quantize_options;
 
 CRUN_API void crun_quantize_options_init(crun_quantize_options *options);

@@ -13,7 +13,7 @@ static Onnx__GraphProto *graph_of(const QdqPlan *p) { return ((Onnx__ModelProto 
 
 /* ---- finding the targets ---- */
 
-static int target_index(const QdqPlan *p, const char *name)
+int qdq_target_index(const QdqPlan *p, const char *name)
 {
     for (int i = 0; i < p->n_targets; i++)
         if (!strcmp(p->targets[i].name, name))
@@ -23,7 +23,7 @@ static int target_index(const QdqPlan *p, const char *name)
 
 static int add_target(QdqPlan *p, const char *name, int tie)
 {
-    int i = target_index(p, name);
+    int i = qdq_target_index(p, name);
     if (i >= 0)
         return i;
     QdqTarget *t = realloc(p->targets, (size_t)(p->n_targets + 1) * sizeof *t);
@@ -111,17 +111,32 @@ static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodePro
         return add_target(p, n->input[0], -1) >= 0 && add_target(p, n->input[1], -1) >= 0 &&
                add_target(p, output_target(g, n), -1) >= 0;
     /* A global average of a quantized tensor gets its own range (QLinearGlobalAveragePool). */
-    if (!strcmp(op, "GlobalAveragePool") && n->n_output == 1 && target_index(p, n->input[0]) >= 0)
+    if (!strcmp(op, "GlobalAveragePool") && n->n_output == 1 && qdq_target_index(p, n->input[0]) >= 0)
         return add_target(p, n->output[0], -1) >= 0;
     /* Ops that only move or pick values keep their input's quantization, so the runtime
      * runs them on the 8-bit values with no requantization. */
     if ((!strcmp(op, "MaxPool") || !strcmp(op, "Flatten") || !strcmp(op, "Reshape")) && n->n_output == 1) {
-        int x = target_index(p, n->input[0]);
+        int x = qdq_target_index(p, n->input[0]);
         if (x >= 0 && p->targets[x].tie >= 0)
             x = p->targets[x].tie; /* tie to the root, so a chain shares one range */
         return x < 0 || add_target(p, n->output[0], x) >= 0;
     }
     return true;
+}
+
+/* Records n among the nodes computing in int8 (it added an op or a target; a tie of
+ * MaxPool/Flatten/Reshape only follows its input, so it is not counted). */
+static bool note_node(QdqPlan *p, const Onnx__NodeProto *n)
+{
+    const char *op = n->op_type;
+    if (!n->name || !n->name[0] || !(!strcmp(op, "Conv") || !strcmp(op, "MatMul") || !strcmp(op, "Gemm") || !strcmp(op, "Add") ||
+                      !strcmp(op, "GlobalAveragePool")))
+        return true;
+    char **nodes = realloc(p->nodes, (size_t)(p->n_nodes + 1) * sizeof *nodes);
+    if (!nodes)
+        return false;
+    p->nodes = nodes;
+    return (p->nodes[p->n_nodes] = strdup(n->name)) ? (p->n_nodes++, true) : false;
 }
 
 crun_status qdq_plan_make(const void *data, size_t size, const char *const *exclude, int n_exclude, QdqPlan *p,
@@ -149,7 +164,8 @@ crun_status qdq_plan_make(const void *data, size_t size, const char *const *excl
     for (size_t i = 0; i < g->n_node; i++) {
         if (edit_in_list(g->node[i]->name, exclude, n_exclude))
             continue;
-        if (!plan_node(p, g, g->node[i])) {
+        int before = p->n_ops + p->n_targets;
+        if (!plan_node(p, g, g->node[i]) || (p->n_ops + p->n_targets > before && !note_node(p, g->node[i]))) {
             qdq_plan_free(p);
             return diag_fail(d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
         }
@@ -165,6 +181,9 @@ void qdq_plan_free(QdqPlan *p)
         free(p->ops[i].w);
         free(p->ops[i].b);
     }
+    for (int i = 0; i < p->n_nodes; i++)
+        free(p->nodes[i]);
+    free(p->nodes);
     free(p->targets);
     free(p->ops);
     if (p->proto)
@@ -354,7 +373,7 @@ static void push_qdq(EditNodes *l, const QdqPlan *p, int t, const float (*range)
 static bool rewire_inputs(Onnx__NodeProto *n, const QdqPlan *p)
 {
     for (size_t k = 0; k < n->n_input; k++) {
-        if (!n->input[k][0] || target_index(p, n->input[k]) < 0)
+        if (!n->input[k][0] || qdq_target_index(p, n->input[k]) < 0)
             continue;
         char *dq = edit_cat(n->input[k], "_dequantized");
         if (!dq)
@@ -382,7 +401,7 @@ crun_status qdq_write(QdqPlan *p, const float (*range)[2], bool per_channel, con
             l.oom = true;
         edit_push_node(&l, n);
         for (size_t k = 0; k < n->n_output; k++) {
-            int t = target_index(p, n->output[k]);
+            int t = qdq_target_index(p, n->output[k]);
             if (t >= 0)
                 push_qdq(&l, p, t, range);
         }

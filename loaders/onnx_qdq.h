@@ -28,7 +28,12 @@ typedef struct QdqPlan {
     int n_targets, n_ops;
     QdqTarget *targets;
     QdqOp *ops;
+    char **nodes; /* the nodes that compute in int8 (ops and quantized Add/GlobalAveragePool) */
+    int n_nodes;
 } QdqPlan;
+
+/* Index of the target named name, or -1. */
+int qdq_target_index(const QdqPlan *p, const char *name);
 
 /* Finds the targets in the model bytes; nodes named in exclude stay float. */
 crun_status qdq_plan_make(const void *data, size_t size, const char *const *exclude, int n_exclude, QdqPlan *p,

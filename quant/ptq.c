@@ -3,6 +3,7 @@
  * saw into ranges (quant/calib.h) and has loaders/onnx_qdq.c write the QDQ model; or, for
  * weight-only block quantization, has loaders/onnx_nbits.c rewrite the weights. */
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,198 @@ static crun_status open_calibration(Calib *c, const crun_quantize_options *o)
     return CRUN_OK;
 }
 
+/* ---- mixed precision (options.sensitivity) ---- */
+
+enum { SENS_SAMPLES = 16 };
+
+/* The float model's outputs on the first samples, to measure int8 models against. */
+typedef struct Reference {
+    const crun_quantize_options *o;
+    Samples sm;
+    int n;
+    float **out;  /* per sample: its float outputs one after another */
+    int64_t *len;
+} Reference;
+
+/* Runs m on r's samples: stores the outputs (store), or sets *err to their relative RMS
+ * difference from the stored ones. */
+static crun_status run_reference(crun_model *m, Reference *r, bool store, double *err)
+{
+    crun_session_options so;
+    crun_session_options_init(&so);
+    so.threads = r->o->threads;
+    so.dims = r->o->dims;
+    so.n_dims = r->o->n_dims > 0 ? (size_t)r->o->n_dims : 0;
+    crun_session *s = NULL;
+    crun_status st = crun_session_create(m, &so, &s);
+    Tensor *held = calloc((size_t)r->sm.n_inputs, sizeof *held);
+    uint32_t rng = 0x5eed; /* observe_all's: the same random samples */
+    double num = 0, den = 0;
+    if (st == CRUN_OK && !held)
+        st = error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int i = 0; st == CRUN_OK && i < r->n; i++) {
+        st = bind_sample(s, m, r->o, &r->sm, i, &rng, held);
+        if (st == CRUN_OK)
+            st = crun_session_run(s);
+        int64_t at = 0;
+        for (int k = 0; st == CRUN_OK && k < crun_model_output_count(m); k++) {
+            crun_tensor t;
+            if (crun_session_get_output(s, k, &t) != CRUN_OK || t.dtype != CRUN_DTYPE_FLOAT)
+                continue;
+            int64_t n = (int64_t)(t.size_bytes / 4);
+            const float *y = t.data;
+            if (store) {
+                float *grown = realloc(r->out[i], (size_t)(r->len[i] + n + 1) * sizeof *grown);
+                if (!grown) {
+                    st = error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+                    break;
+                }
+                memcpy(grown + r->len[i], y, (size_t)n * sizeof *y);
+                r->out[i] = grown, r->len[i] += n;
+                continue;
+            }
+            for (int64_t j = 0; j < n && at + j < r->len[i]; j++) {
+                double want = r->out[i][at + j], diff = (double)y[j] - want;
+                num += diff * diff, den += want * want;
+            }
+            at += n;
+        }
+        release_sample(&r->sm, held);
+    }
+    free(held);
+    crun_session_free(s);
+    if (err)
+        *err = den > 0 ? sqrt(num / den) : (num > 0 ? INFINITY : 0);
+    return st;
+}
+
+/* Writes the QDQ model with the nodes in excl left float, the ranges full calibrated. */
+static crun_status write_subset(const void *bytes, size_t size, const QdqPlan *full, const float (*range)[2],
+                                bool per_channel, const char *const *excl, int n_excl, const char *path)
+{
+    QdqPlan sub;
+    Diag d = {0};
+    crun_status st = qdq_plan_make(bytes, size, excl, n_excl, &sub, &d);
+    float (*sr)[2] = st == CRUN_OK ? calloc((size_t)sub.n_targets + 1, sizeof *sr) : NULL;
+    if (st == CRUN_OK && !sr)
+        st = diag_fail(&d, CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int t = 0; sr && t < sub.n_targets; t++) {
+        int i = qdq_target_index(full, sub.targets[t].name);
+        if (i >= 0)
+            sr[t][0] = range[i][0], sr[t][1] = range[i][1];
+    }
+    if (st == CRUN_OK)
+        st = qdq_write(&sub, (const float(*)[2])sr, per_channel, path, &d);
+    if (st != CRUN_OK)
+        diag_publish(&d);
+    free(sr);
+    qdq_plan_free(&sub);
+    return st;
+}
+
+/* The error of the int8 model with excl left float, on r's samples. */
+static crun_status try_subset(const void *bytes, size_t size, const QdqPlan *full, const float (*range)[2],
+                              bool per_channel, const char *const *excl, int n_excl, const char *tmp, Reference *r,
+                              double *err)
+{
+    crun_status st = write_subset(bytes, size, full, range, per_channel, excl, n_excl, tmp);
+    crun_model *m = NULL;
+    if (st == CRUN_OK)
+        st = crun_model_load_file(tmp, &m);
+    if (st == CRUN_OK)
+        st = run_reference(m, r, false, err);
+    crun_model_free(m);
+    remove(tmp);
+    return st;
+}
+
+/* Picks the nodes to keep float: each node alone in int8 gives an error; the most
+ * sensitive first, the fewest of them (binary search) that bring the whole model within
+ * o->sensitivity. excl holds the user's exclusions, then (filled here) *n_float names. */
+static crun_status choose_float_nodes(const void *bytes, size_t size, const QdqPlan *full, const float (*range)[2],
+                                      const crun_quantize_options *o, const char *tmp, const char **excl,
+                                      int *n_float)
+{
+    int nu = o->n_exclude, n = full->n_nodes;
+    Reference r = {.o = o};
+    crun_model *fm = NULL;
+    double *err = calloc((size_t)n + 1, sizeof *err), e = 0;
+    int *order = calloc((size_t)n + 1, sizeof *order);
+    crun_status st = err && order ? crun_model_load_memory(bytes, size, &fm) : CRUN_ERR_OUT_OF_MEMORY;
+    if (st == CRUN_OK)
+        st = list_samples(o, crun_model_input_count(fm), &r.sm);
+    r.n = r.sm.n_samples < SENS_SAMPLES ? r.sm.n_samples : SENS_SAMPLES;
+    r.out = calloc((size_t)r.n + 1, sizeof *r.out);
+    r.len = calloc((size_t)r.n + 1, sizeof *r.len);
+    if (st == CRUN_OK && (!r.out || !r.len))
+        st = error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    if (st == CRUN_OK)
+        st = run_reference(fm, &r, true, NULL);
+    Progress pg;
+    progress_start(&pg, o->progress, "sensitivity", n + 8);
+    for (int i = 0; st == CRUN_OK && i < n; i++) { /* node i alone in int8 */
+        int k = nu;
+        for (int j = 0; j < n; j++)
+            if (j != i)
+                excl[k++] = full->nodes[j];
+        order[i] = i;
+        st = try_subset(bytes, size, full, range, o->per_channel != 0, excl, k, tmp, &r, &err[i]);
+        progress_update(&pg, i + 1, NULL);
+    }
+    for (int i = 1; i < n; i++) /* most sensitive first (insertion sort: stable, n is small) */
+        for (int j = i; j > 0 && err[order[j]] > err[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    for (int i = 0; i < n; i++)
+        excl[nu + i] = full->nodes[order[i]];
+
+    int lo = 0, hi = n, step = 0;
+    while (st == CRUN_OK && lo < hi) {
+        int mid = (lo + hi) / 2;
+        st = try_subset(bytes, size, full, range, o->per_channel != 0, excl, nu + mid, tmp, &r, &e);
+        if (e <= o->sensitivity)
+            hi = mid;
+        else
+            lo = mid + 1;
+        progress_update(&pg, n + ++step, NULL);
+    }
+    progress_end(&pg);
+    *n_float = lo;
+    for (int i = 0; i < r.n; i++)
+        free(r.out ? r.out[i] : NULL);
+    free(r.out);
+    free(r.len);
+    samples_free(&r.sm);
+    crun_model_free(fm);
+    free(err);
+    free(order);
+    return st;
+}
+
+/* Mixed precision: the user's exclusions plus the nodes choose_float_nodes keeps float. */
+static crun_status write_mixed(const void *bytes, size_t size, const QdqPlan *plan, const float (*range)[2],
+                               const crun_quantize_options *o, const char *out_path)
+{
+    const char **excl = calloc((size_t)(o->n_exclude + plan->n_nodes) + 1, sizeof *excl);
+    char *tmp = malloc(strlen(out_path) + 32);
+    if (!excl || !tmp) {
+        free(excl);
+        free(tmp);
+        return error_set(CRUN_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < o->n_exclude; i++)
+        excl[i] = o->exclude[i];
+    sprintf(tmp, "%s.sensitivity.tmp", out_path);
+    int n_float = 0;
+    crun_status st = choose_float_nodes(bytes, size, plan, range, o, tmp, excl, &n_float);
+    if (st == CRUN_OK)
+        st = write_subset(bytes, size, plan, range, o->per_channel != 0, excl, o->n_exclude + n_float, out_path);
+    free(excl);
+    free(tmp);
+    return st;
+}
+
 crun_status crun_quantize_file(const char *model_path, const char *out_path, const crun_quantize_options *options)
 {
     crun_quantize_options o;
@@ -295,8 +488,8 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
     }
     QdqPlan plan;
     st = qdq_plan_make(bytes, size, o.exclude, o.n_exclude, &plan, &d);
-    free(bytes);
     if (st != CRUN_OK) {
+        free(bytes);
         diag_prefix(&d, "%s", model_path);
         diag_publish(&d);
         return st;
@@ -311,7 +504,9 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
         st = name_the_file(open_calibration(&c, &o), model_path);
     if (st == CRUN_OK)
         st = name_the_file(calibrate(&c, &o, range), model_path);
-    if (st == CRUN_OK) {
+    if (st == CRUN_OK && o.sensitivity > 0) {
+        st = name_the_file(write_mixed(bytes, size, &plan, (const float(*)[2])range, &o, out_path), model_path);
+    } else if (st == CRUN_OK) {
         st = qdq_write(&plan, (const float(*)[2])range, o.per_channel != 0, out_path, &d);
         if (st != CRUN_OK)
             diag_publish(&d);
@@ -321,6 +516,7 @@ crun_status crun_quantize_file(const char *model_path, const char *out_path, con
     free(c.out_index);
     free(c.stats);
     free(range);
+    free(bytes);
     qdq_plan_free(&plan);
     return st;
 }

@@ -8,7 +8,7 @@
 static const char usage[] =
     "usage: crun quantize MODEL -o OUT.onnx [--calib DIR | --calib-random N] [--method minmax|percentile|entropy]\n"
     "                     [--percentile P] [--per-channel | --per-tensor] [--exclude NODE]... [--dim SYM=VALUE]...\n"
-    "                     [--threads N]\n"
+    "                     [--sensitivity TOL] [--threads N]\n"
     "       crun quantize MODEL -o OUT.onnx --int4 [--block-size 32] [--exclude NODE]...\n"
     "Runs MODEL on calibration samples (DIR's .npy files in name order, k consecutive files per\n"
     "sample for a k-input model; or N random inputs, 16 by default), picks an 8-bit range for\n"
@@ -16,6 +16,9 @@ static const char usage[] =
     "and writes a standard QDQ model: uint8 activations, int8 symmetric weights (per output\n"
     "channel by default), int32 biases. crun runs its QDQ patterns as integer kernels.\n"
     "--dim sets symbolic input dims for random inputs and planning (default 1).\n"
+    "--sensitivity TOL (e.g. 0.05) keeps the ops that quantize worst in float: each op is tried\n"
+    "alone in int8 on up to 16 calibration samples, and the fewest most sensitive ones stay float\n"
+    "for the model's outputs to differ from float by at most TOL (relative RMS) on those samples.\n"
     "--int4 quantizes only weights, with no calibration: each MatMul/Gemm with constant weights\n"
     "becomes a com.microsoft MatMulNBits (4-bit codes in blocks of --block-size weights, a float16\n"
     "scale and a zero point per block); activations and other ops stay float.\n";
@@ -32,6 +35,7 @@ int cmd_quantize(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "-o") || !strcmp(a, "--calib") || !strcmp(a, "--calib-random") ||
                      !strcmp(a, "--method") || !strcmp(a, "--percentile") || !strcmp(a, "--exclude") ||
+                     !strcmp(a, "--sensitivity") ||
                      !strcmp(a, "--threads") || !strcmp(a, "--dim") || !strcmp(a, "--block-size");
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
@@ -56,6 +60,11 @@ int cmd_quantize(int argc, char **argv)
                 o.method = CRUN_CALIB_ENTROPY;
             else
                 return cli_fail(EXIT_BAD_INPUT, "unknown --method '%s' (minmax, percentile or entropy)", v);
+        } else if (!strcmp(a, "--sensitivity")) {
+            char *end;
+            o.sensitivity = strtof(v, &end);
+            if (*end || !(o.sensitivity > 0 && o.sensitivity < 10))
+                return cli_fail(EXIT_BAD_INPUT, "--sensitivity must be a tolerance in (0, 10), e.g. 0.05 (got '%s')", v);
         } else if (!strcmp(a, "--percentile")) {
             o.percentile = (float)atof(v);
             if (!(o.percentile > 0 && o.percentile <= 100))

@@ -60,7 +60,7 @@ class _QuantizeOptions(_C.Structure):
                 ("percentile", _C.c_float), ("per_channel", _C.c_int32), ("exclude", _C.POINTER(_C.c_char_p)),
                 ("n_exclude", _C.c_int32), ("threads", _C.c_int32), ("progress", _C.c_int32),
                 ("dims", _C.POINTER(_DimValue)), ("n_dims", _C.c_int32), ("weight_bits", _C.c_int32),
-                ("block_size", _C.c_int32)]
+                ("block_size", _C.c_int32), ("sensitivity", _C.c_float)]
 
 
 class _CompileOptions(_C.Structure):
@@ -275,9 +275,11 @@ class Session:
 
 
 def quantize(model_path, out_path, calib_dir=None, calib_random=16, method="minmax", percentile=99.99,
-             per_channel=True, exclude=(), threads=0, progress=False, dims=None, int4=False, block_size=32):
+             per_channel=True, exclude=(), threads=0, progress=False, dims=None, int4=False, block_size=32,
+             sensitivity=0.0):
     """Post-training int8 quantization to a QDQ model (`crun quantize`; see crun.h); with
-    int4=True, weight-only 4-bit MatMul/Gemm weights in blocks of block_size instead."""
+    int4=True, weight-only 4-bit MatMul/Gemm weights in blocks of block_size instead;
+    sensitivity > 0 keeps the ops that quantize worst in float (mixed precision)."""
     if method not in _METHODS:
         raise Error(1, "unknown method %r (minmax, percentile or entropy)" % method)
     o = _QuantizeOptions()
@@ -285,6 +287,7 @@ def quantize(model_path, out_path, calib_dir=None, calib_random=16, method="minm
     o.calib_dir = _os.fsencode(calib_dir) if calib_dir else None
     o.calib_random, o.method, o.percentile = int(calib_random), _METHODS[method], float(percentile)
     o.per_channel, o.threads, o.progress = int(bool(per_channel)), int(threads), int(bool(progress))
+    o.sensitivity = float(sensitivity)
     names = (_C.c_char_p * max(len(exclude), 1))(*[e.encode() for e in exclude])
     o.exclude, o.n_exclude = names, len(exclude)
     dv, n = _dim_values(dims)
