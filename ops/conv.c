@@ -332,6 +332,147 @@ static crun_status conv_gemm_run(KernelCtx *k)
     return CRUN_OK;
 }
 
+/* ---- few pixels, many channels: the GEMM turned around ---- */
+
+/* With few output pixels (late layers: 7x7, 14x14) and many channels, C = W . im2col has
+ * a short N the microkernel's lanes waste; C^T = im2col^T . W^T puts the channels along
+ * the lanes instead. The im2col matrix is built in scratch, C^T lands in scratch with the
+ * bias and activation applied, and one transpose writes the NCHW planes. Single group,
+ * one thread. */
+
+static bool pixels_applies(const PrepCtx *c, const void *kdata)
+{
+    ConvGeom g;
+    char buf[160];
+    if (!weights_const_f32(c) || conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf) || g.G != 1)
+        return false;
+    /* Measured on ResNet-18's 7x7 layers: 1.3x at one thread; with more, the usual
+     * orientation splits the weight rows between threads and scales better. */
+    return c->n_threads == 1 && g.w.out_vol < 128 && g.M >= 32 && g.M >= g.w.out_vol;
+}
+
+/* Packcache tags per microkernel (W^T packed as B differs from W packed as A). */
+static const char *pixels_tag(const GemmUkernel *uk)
+{
+    static const char *const tags[] = {"conv_px0", "conv_px1", "conv_px2", "conv_px3", "conv_px4", "conv_px5",
+                                       "conv_px6", "conv_px7", "conv_px8", "conv_px9", "conv_px10", "conv_px11"};
+    for (int i = 0; i < gemm_ukernel_count() && i < (int)(sizeof tags / sizeof tags[0]); i++)
+        if (gemm_ukernel_at(i) == uk)
+            return tags[i];
+    return "conv_px";
+}
+
+static void fill_packed_wt(const void *ctx, void *dst)
+{
+    const PrepCtx *c = ctx;
+    ConvGeom g;
+    char buf[160];
+    conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
+    GemmMatrix wt = {c->in[1]->data, g.Cg * g.w.k_vol, true}; /* B = W^T */
+    gemm_pack_b_full(gemm_ukernel_for(g.w.out_vol), gemm_pack_b_matrix, &wt, g.Cg * g.w.k_vol, g.M, dst);
+}
+
+/* Scratch layout: the im2col matrix [K][P] (none for a 1x1), C^T [P][M], the GEMM's. */
+static size_t pixels_col_bytes(const ConvGeom *g)
+{
+    return conv_is_pointwise(g) ? 0 : ((size_t)(g->Cg * g->w.k_vol * g->w.out_vol) * 4 + 63) / 64 * 64;
+}
+
+static crun_status pixels_prepare(PrepCtx *c)
+{
+    ConvGeom g;
+    char buf[160];
+    conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
+    const GemmUkernel *uk = gemm_ukernel_for(g.w.out_vol);
+    int64_t K = g.Cg * g.w.k_vol;
+    size_t packed = gemm_packed_b_bytes(uk, K, g.M), inline_bytes = c->packs ? 0 : packed;
+    ConvState *s = mem_alloc_aligned(sizeof(ConvState) + inline_bytes);
+    if (!s)
+        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
+    s->uk = uk;
+    s->group_stride = 0;
+    s->packed = c->packs ? prep_shared(c, pixels_tag(uk), packed, fill_packed_wt) : s->inline_w;
+    prep_packed_away(c, c->in[1]);
+    if (!c->packs)
+        fill_packed_wt(c, s->inline_w);
+    if (!s->packed) {
+        mem_free(s);
+        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
+    }
+    c->state = s;
+    c->state_bytes = sizeof(ConvState) + inline_bytes;
+    GemmArgs ga = {.M = g.w.out_vol, .N = g.M, .K = K, .uk = uk, .b_packed = s->packed};
+    size_t ct = ((size_t)(g.w.out_vol * g.M) * 4 + 63) / 64 * 64;
+    c->ws_bytes = pixels_col_bytes(&g) + ct + gemm_ws_bytes(&ga, c->n_threads);
+    return CRUN_OK;
+}
+
+typedef struct PixelsJob {
+    const ConvGeom *g;
+    const float *x;
+    float *col;
+} PixelsJob;
+
+enum { PIXELS_ROWS = 64 }; /* im2col rows per task */
+
+/* col[k][p] = the input under tap k = (c, ky, kx) at output pixel p, 0 in the padding,
+ * for rows k of task t. */
+static void pixels_im2col(void *ctx, int64_t t, int thread)
+{
+    const PixelsJob *j = ctx;
+    const ConvGeom *g = j->g;
+    const WindowGeom *w = &g->w;
+    const float *x = j->x;
+    float *col = j->col;
+    int64_t P = w->out_vol, OW = w->out[2], k0 = t * PIXELS_ROWS, k1 = CRUN_MIN(k0 + PIXELS_ROWS, g->Cg * w->k_vol);
+    int64_t c = k0 / w->k_vol, kz = k0 % w->k_vol / (w->k[1] * w->k[2]), ky = k0 % (w->k[1] * w->k[2]) / w->k[2],
+            kx = k0 % w->k[2];
+    (void)thread;
+    for (int64_t k = k0; k < k1; k++) {
+        for (int64_t oz = 0; oz < w->out[0]; oz++)
+            for (int64_t oy = 0; oy < w->out[1]; oy++) {
+                int64_t iz = oz * w->s[0] - w->pb[0] + kz * w->d[0], iy = oy * w->s[1] - w->pb[1] + ky * w->d[1];
+                bool inside = iz >= 0 && iz < w->in[0] && iy >= 0 && iy < w->in[1];
+                const float *row = inside ? x + ((c * w->in[0] + iz) * w->in[1] + iy) * w->in[2] : NULL;
+                im2col_piece(col + k * P + (oz * w->out[1] + oy) * OW, row, w->in[2], 0, OW, w->s[2],
+                             kx * w->d[2] - w->pb[2]);
+            }
+        conv_next_tap(w, &c, &kz, &ky, &kx);
+    }
+}
+
+static crun_status pixels_run(KernelCtx *k)
+{
+    const Tensor *x = k->in[0], *b = k->n_in > 2 ? k->in[2] : NULL;
+    const ConvState *s = k->state;
+    ConvGeom g;
+    geom_of(k, &g);
+    int64_t K = g.Cg * g.w.k_vol, P = g.w.out_vol;
+    size_t col_bytes = pixels_col_bytes(&g), ct_bytes = ((size_t)(P * g.M) * 4 + 63) / 64 * 64;
+    float *col = k->ws, *ct = (float *)((char *)k->ws + col_bytes);
+    void *gws = (char *)k->ws + col_bytes + ct_bytes;
+    for (int64_t n = 0; n < g.N; n++) {
+        const float *xn = (const float *)x->data + n * g.C * g.w.in_vol;
+        float *yn = (float *)k->out[0]->data + n * g.M * P;
+        PixelsJob pj = {&g, xn, col};
+        if (col_bytes)
+            pool_for(k->pool, (K + PIXELS_ROWS - 1) / PIXELS_ROWS, pixels_im2col, &pj);
+        GemmArgs ga = {.M = P, .N = g.M, .K = K, .uk = s->uk, .a = {col_bytes ? col : xn, P, true},
+                       .b_packed = s->packed, .c = ct, .ldc = g.M, .alpha = 1.0f, .beta = 1.0f,
+                       .act = k->node->act};
+        if (b) {
+            ga.bias_kind = GEMM_BIAS_COL;
+            ga.bias = b->data;
+        }
+        gemm_run(&ga, gws, k->pool);
+        for (int64_t m0 = 0; m0 < g.M; m0 += 16) /* C^T [P][M] -> Y [M][P] */
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t m = m0; m < m0 + 16 && m < g.M; m++)
+                    yn[m * P + p] = ct[p * g.M + m];
+    }
+    return CRUN_OK;
+}
+
 /* ================= depthwise 2-D (one output channel per input channel) ================= */
 
 static bool depthwise_applies(const PrepCtx *c, const void *kdata)
@@ -484,6 +625,7 @@ static const KernelVariant conv_kernels[] = {
     KV_SIMD("conv_winograd", wino_applies, winograd_prepare, winograd_run, wino_ukernels)
     {"conv_winograd_f43", ISA_SCALAR, wino_applies, winograd_prepare, winograd_run, NULL},
 #endif
+    {"conv_gemm_pixels", ISA_SCALAR, pixels_applies, pixels_prepare, pixels_run, NULL},
     {"conv_1x1_gemm", ISA_SCALAR, pointwise_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_im2col_gemm", ISA_SCALAR, gemm_applies, conv_gemm_prepare, conv_gemm_run, NULL},
     {"conv_naive", ISA_SCALAR, NULL, NULL, conv_run_naive, NULL},

@@ -269,6 +269,10 @@ TEST(conv_kernels_match_reference)
         {2, 6, 66, 2, 5, 2, 2, 2},    {4, 13, 40, 4, 3, 3, 1, 4},  {3, 9, 21, 3, 5, 4, 2, 3},
         /* Winograd F(4,3): tile grids with partial tiles at the right and bottom edges */
         {16, 26, 29, 12, 3, 1, 1, 1}, {9, 30, 35, 17, 3, 1, 0, 1}, {8, 33, 33, 40, 3, 1, 1, 1},
+        /* few pixels, many channels (conv_gemm_pixels): 3x3, 1x1, stride 2, padding past
+         * the kernel, channel counts off every vector length */
+        {64, 7, 7, 72, 3, 1, 1, 1},   {40, 5, 6, 64, 1, 1, 0, 1},  {33, 9, 7, 65, 3, 2, 1, 1},
+        {48, 3, 3, 50, 3, 1, 2, 1},   {20, 11, 11, 257, 1, 1, 0, 1},
     };
     const char *acts[] = {"Relu", "Sigmoid", "Identity"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
