@@ -142,6 +142,13 @@ static crun_status conv_run_naive(KernelCtx *k)
 
 /* Prepared state of a float32 GEMM convolution: the weights packed for the microkernel,
  * shared by the model's plans (or held inline when there is no shared cache). */
+/* Plan-time functions of this -O3 file (choosing and packing, run once): built for size. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define PLAN_TIME __attribute__((optimize("Os")))
+#else
+#define PLAN_TIME
+#endif
+
 typedef struct ConvState {
     const GemmUkernel *uk;
     size_t group_stride; /* bytes between the packed weights of two groups */
@@ -172,7 +179,7 @@ static bool weights_const_f32(const PrepCtx *c)
 }
 
 /* Each group's [Mg x Cg*kvol] weights packed as A for the best microkernel. */
-static void fill_packed_w(const void *ctx, void *dst)
+PLAN_TIME static void fill_packed_w(const void *ctx, void *dst)
 {
     const PrepCtx *c = ctx;
     ConvGeom g;
@@ -188,31 +195,43 @@ static void fill_packed_w(const void *ctx, void *dst)
     }
 }
 
-static crun_status conv_gemm_prepare(PrepCtx *c)
+/* The state of a GEMM variant: weights packed by fill (packed bytes), shared under tag
+ * when the model has a pack cache, else inline. NULL (after the message) without memory. */
+PLAN_TIME static ConvState *conv_state_packed(PrepCtx *c, const GemmUkernel *uk, size_t packed, size_t group_stride,
+                                    const char *tag, void (*fill)(const void *c, void *dst))
+{
+    size_t inline_bytes = c->packs ? 0 : packed;
+    ConvState *s = mem_alloc_aligned(sizeof(ConvState) + inline_bytes);
+    if (s) {
+        s->uk = uk;
+        s->group_stride = group_stride;
+        s->packed = c->packs ? prep_shared(c, tag, packed, fill) : s->inline_w;
+        prep_packed_away(c, c->in[1]);
+        if (!c->packs)
+            fill(c, s->inline_w);
+    }
+    if (!s || !s->packed) {
+        mem_free(s);
+        node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
+        return NULL;
+    }
+    c->state = s;
+    c->state_bytes = sizeof(ConvState) + inline_bytes;
+    return s;
+}
+
+PLAN_TIME static crun_status conv_gemm_prepare(PrepCtx *c)
 {
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
     const GemmUkernel *uk = conv_ukernel(c, g.Mg);
     int64_t K = g.Cg * g.w.k_vol;
-    size_t per_group = gemm_packed_a_bytes(uk, g.Mg, K), packed = per_group * (size_t)g.G;
-    size_t inline_bytes = c->packs ? 0 : packed;
-    ConvState *s = mem_alloc_aligned(sizeof(ConvState) + inline_bytes);
-    if (!s)
-        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
-    s->uk = uk;
-    s->group_stride = per_group;
+    size_t per_group = gemm_packed_a_bytes(uk, g.Mg, K);
     /* Tagged by microkernel: plans made under another ISA limit need their own packing. */
-    s->packed = c->packs ? prep_shared(c, uk->name, packed, fill_packed_w) : s->inline_w;
-    prep_packed_away(c, c->in[1]);
-    if (!c->packs)
-        fill_packed_w(c, s->inline_w);
-    if (!s->packed) {
-        mem_free(s);
-        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
-    }
-    c->state = s;
-    c->state_bytes = sizeof(ConvState) + inline_bytes;
+    ConvState *s = conv_state_packed(c, uk, per_group * (size_t)g.G, per_group, uk->name, fill_packed_w);
+    if (!s)
+        return c->d->status;
     GemmArgs ga = {.M = g.Mg, .N = g.w.out_vol, .K = K, .uk = uk, .a_packed = s->packed};
     c->ws_bytes = gemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
@@ -340,7 +359,7 @@ static crun_status conv_gemm_run(KernelCtx *k)
  * bias and activation applied, and one transpose writes the NCHW planes. Single group,
  * one thread. */
 
-static bool pixels_applies(const PrepCtx *c, const void *kdata)
+PLAN_TIME static bool pixels_applies(const PrepCtx *c, const void *kdata)
 {
     ConvGeom g;
     char buf[160];
@@ -352,7 +371,7 @@ static bool pixels_applies(const PrepCtx *c, const void *kdata)
 }
 
 /* Packcache tags per microkernel (W^T packed as B differs from W packed as A). */
-static const char *pixels_tag(const GemmUkernel *uk)
+PLAN_TIME static const char *pixels_tag(const GemmUkernel *uk)
 {
     static const char *const tags[] = {"conv_px0", "conv_px1", "conv_px2", "conv_px3", "conv_px4", "conv_px5",
                                        "conv_px6", "conv_px7", "conv_px8", "conv_px9", "conv_px10", "conv_px11"};
@@ -362,7 +381,7 @@ static const char *pixels_tag(const GemmUkernel *uk)
     return "conv_px";
 }
 
-static void fill_packed_wt(const void *ctx, void *dst)
+PLAN_TIME static void fill_packed_wt(const void *ctx, void *dst)
 {
     const PrepCtx *c = ctx;
     ConvGeom g;
@@ -378,29 +397,16 @@ static size_t pixels_col_bytes(const ConvGeom *g)
     return conv_is_pointwise(g) ? 0 : ((size_t)(g->Cg * g->w.k_vol * g->w.out_vol) * 4 + 63) / 64 * 64;
 }
 
-static crun_status pixels_prepare(PrepCtx *c)
+PLAN_TIME static crun_status pixels_prepare(PrepCtx *c)
 {
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
     const GemmUkernel *uk = gemm_ukernel_for(g.w.out_vol);
     int64_t K = g.Cg * g.w.k_vol;
-    size_t packed = gemm_packed_b_bytes(uk, K, g.M), inline_bytes = c->packs ? 0 : packed;
-    ConvState *s = mem_alloc_aligned(sizeof(ConvState) + inline_bytes);
+    ConvState *s = conv_state_packed(c, uk, gemm_packed_b_bytes(uk, K, g.M), 0, pixels_tag(uk), fill_packed_wt);
     if (!s)
-        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
-    s->uk = uk;
-    s->group_stride = 0;
-    s->packed = c->packs ? prep_shared(c, pixels_tag(uk), packed, fill_packed_wt) : s->inline_w;
-    prep_packed_away(c, c->in[1]);
-    if (!c->packs)
-        fill_packed_wt(c, s->inline_w);
-    if (!s->packed) {
-        mem_free(s);
-        return node_fail(c->node, c->d, CRUN_ERR_OUT_OF_MEMORY, "out of memory packing weights");
-    }
-    c->state = s;
-    c->state_bytes = sizeof(ConvState) + inline_bytes;
+        return c->d->status;
     GemmArgs ga = {.M = g.w.out_vol, .N = g.M, .K = K, .uk = uk, .b_packed = s->packed};
     size_t ct = ((size_t)(g.w.out_vol * g.M) * 4 + 63) / 64 * 64;
     c->ws_bytes = pixels_col_bytes(&g) + ct + gemm_ws_bytes(&ga, c->n_threads);

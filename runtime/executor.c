@@ -230,6 +230,7 @@ static crun_status plan_with(Executor *e, Backend backend, const XnnChoice *xc)
     return st;
 }
 
+#ifdef CRUN_HAVE_XNNPACK /* (without XNNPACK, auto is native: none of this is needed) */
 /* The best of three runs of the bound plan after a warm-up, in ms, over a zeroed arena
  * (a run that fails counts as endless); with ms_by_node, also each step's best time, by
  * its node. */
@@ -334,11 +335,15 @@ static crun_status plan_auto(Executor *e)
     return bind_plan(e, best);
 }
 
+#endif
+
 static crun_status replan(Executor *e)
 {
+#ifdef CRUN_HAVE_XNNPACK
     if (e->backend == BACKEND_AUTO)
         return plan_auto(e);
-    return plan_with(e, e->backend, NULL);
+#endif
+    return plan_with(e, e->backend == BACKEND_XNNPACK ? BACKEND_XNNPACK : BACKEND_NATIVE, NULL);
 }
 
 static bool shapes_changed(const Executor *e)
