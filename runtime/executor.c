@@ -302,9 +302,29 @@ static Plan *detach_plan(Executor *e)
     return p;
 }
 
-/* Backend auto: of the native plan, a plan with XNNPACK regions where XNNPACK is faster
- * node by node (choose_xnn_nodes) and a plan with every region XNNPACK takes, the fastest
- * over a few runs stays. */
+/* The faster of two detached plans, each timed twice in turn (so that a change in the
+ * machine's load between the two weighs on both); XNNPACK's must win by 3%, else the
+ * native plan (crun's own kernels, the default) stays. The other is freed. */
+static Plan *duel(Executor *e, Plan *native, double t_native, Plan *xnn, double t_xnn)
+{
+    for (int round = 0; round < 2; round++)
+        for (int k = 0; k < 2; k++) {
+            if (bind_plan(e, k ? xnn : native) != CRUN_OK) { /* no memory to bind: stay native */
+                plan_free(xnn);
+                return native;
+            }
+            double t = time_plan(e, NULL);
+            *(k ? &t_xnn : &t_native) = fmin(k ? t_xnn : t_native, t);
+            detach_plan(e);
+        }
+    Plan *keep = t_xnn < 0.97 * t_native ? xnn : native;
+    plan_free(keep == xnn ? native : xnn);
+    return keep;
+}
+
+/* Backend auto: a plan with XNNPACK regions where XNNPACK is faster node by node
+ * (choose_xnn_nodes) and a plan with every region XNNPACK takes; the faster of the two
+ * then against the native plan (duel). */
 static crun_status plan_auto(Executor *e)
 {
     crun_status st = plan_with(e, BACKEND_NATIVE, NULL);
@@ -312,12 +332,12 @@ static crun_status plan_auto(Executor *e)
         return st;
     uint8_t *allow = calloc((size_t)e->g->n_nodes + 1, 1);
     bool any = false;
-    double t_best = allow ? choose_xnn_nodes(e, allow, &any) : INFINITY;
-    if (t_best == INFINITY) { /* an optimisation only: native it is */
+    double t_native = allow ? choose_xnn_nodes(e, allow, &any) : INFINITY, t_best = INFINITY;
+    if (t_native == INFINITY) { /* an optimisation only: native it is */
         free(allow);
         return CRUN_OK;
     }
-    Plan *best = detach_plan(e);
+    Plan *native = detach_plan(e), *best = NULL;
     XnnChoice mix = {allow, false};
     for (int k = any ? 0 : 1; k < 2; k++) {
         if (plan_with(e, BACKEND_XNNPACK, k == 0 ? &mix : NULL) != CRUN_OK)
@@ -332,7 +352,11 @@ static crun_status plan_auto(Executor *e)
         }
     }
     free(allow);
-    return bind_plan(e, best);
+    Plan *keep = best ? duel(e, native, t_native, best, t_best) : native;
+    st = bind_plan(e, keep);
+    if (st != CRUN_OK)
+        plan_free(keep);
+    return st;
 }
 
 #endif
