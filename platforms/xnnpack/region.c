@@ -229,42 +229,74 @@ static bool act_range(const Activation *a, float *lo, float *hi)
 static bool act_supported(const Activation *a)
 {
     float lo, hi;
-    if (a->affine)
-        return false;
     return act_range(a, &lo, &hi) || a->kind == ACT_SIGMOID || a->kind == ACT_HARDSWISH || a->kind == ACT_SILU ||
-           a->kind == ACT_LEAKYRELU;
+           a->kind == ACT_LEAKYRELU || a->kind == ACT_HARDSIGMOID;
 }
 
-/* Where a node with activation a writes its raw result: out itself when the activation
- * is a clamp, else a temporary the activation nodes read. */
+/* Where a node with activation a writes its raw result: out itself when all of a is a
+ * clamp (the node's output range), else a temporary the activation nodes read. */
 static uint32_t pre_act(Build *b, const Activation *a, int out)
 {
     float lo, hi;
-    return act_range(a, &lo, &hi) ? result(b, out) : temp_like(b, out);
+    return act_range(a, &lo, &hi) && !a->affine ? result(b, out) : temp_like(b, out);
 }
 
+/* A static one-element tensor holding v (broadcast by the binary nodes). */
+static uint32_t scalar(Build *b, float v)
+{
+    float *m = own(b, sizeof v);
+    if (!m) {
+        b->failed = true;
+        return XNN_INVALID_VALUE_ID;
+    }
+    *m = v;
+    size_t one[1] = {1};
+    return define(b, 1, one, m, XNN_INVALID_VALUE_ID, 0);
+}
+
+/* y = x * mul + add, clamped to [lo, hi]. */
+static bool scale_shift(Build *b, uint32_t x, float mul, float add, float lo, float hi, uint32_t y, int out)
+{
+    uint32_t t = temp_like(b, out), m = scalar(b, mul), c = scalar(b, add);
+    return !b->failed && ok(b, xnn_define_multiply2(b->sg, -INFINITY, INFINITY, x, m, t, 0)) &&
+           ok(b, xnn_define_add2(b->sg, lo, hi, t, c, y, 0));
+}
+
+/* The activation nodes after the node's raw result x (pre_act), then the affine scale and
+ * shift when a has one. */
 static bool after_act(Build *b, const Activation *a, uint32_t x, int out)
 {
     float lo, hi;
-    if (act_range(a, &lo, &hi))
+    if (act_range(a, &lo, &hi) && !a->affine)
         return true;
-    uint32_t y = result(b, out);
-    switch (a->kind) {
+    uint32_t y = act_range(a, &lo, &hi) ? x : a->affine ? temp_like(b, out) : result(b, out);
+    bool done = true;
+    switch (act_range(a, &lo, &hi) ? ACT_NONE : a->kind) {
+    case ACT_NONE:
+        break;
     case ACT_SIGMOID:
-        return ok(b, xnn_define_sigmoid(b->sg, x, y, 0));
+        done = ok(b, xnn_define_sigmoid(b->sg, x, y, 0));
+        break;
     case ACT_HARDSWISH:
-        return ok(b, xnn_define_hardswish(b->sg, x, y, 0));
+        done = ok(b, xnn_define_hardswish(b->sg, x, y, 0));
+        break;
     case ACT_LEAKYRELU:
-        return ok(b, xnn_define_leaky_relu(b->sg, a->alpha, x, y, 0));
+        done = ok(b, xnn_define_leaky_relu(b->sg, a->alpha, x, y, 0));
+        break;
+    case ACT_HARDSIGMOID:
+        done = scale_shift(b, x, a->alpha, a->beta, 0.0f, 1.0f, y, out);
+        break;
     case ACT_SILU: {
         uint32_t s = temp_like(b, out);
-        return ok(b, xnn_define_sigmoid(b->sg, x, s, 0)) &&
+        done = ok(b, xnn_define_sigmoid(b->sg, x, s, 0)) &&
                ok(b, xnn_define_multiply2(b->sg, -INFINITY, INFINITY, x, s, y, 0));
+        break;
     }
     default:
         b->failed = true;
         return false;
     }
+    return done && (!a->affine || scale_shift(b, y, a->mul, a->add, -INFINITY, INFINITY, result(b, out), out));
 }
 
 /* ---- nodes ---- */
@@ -418,7 +450,11 @@ static bool translate_unary(Build *b, const Node *n)
     bool clip = op_is(n, "Clip");
     if (clip && (!clip_bound(b, n, 1, "min", -INFINITY, &lo) || !clip_bound(b, n, 2, "max", INFINITY, &hi)))
         return false;
+    float hs_alpha = 0.2f, hs_beta = 0.5f;
     if (op_is(n, "LeakyRelu") && attr_get_float(n, "alpha", 0.01f, &alpha, &d) != CRUN_OK)
+        return false;
+    if (op_is(n, "HardSigmoid") && (attr_get_float(n, "alpha", 0.2f, &hs_alpha, &d) != CRUN_OK ||
+                                     attr_get_float(n, "beta", 0.5f, &hs_beta, &d) != CRUN_OK))
         return false;
     if (!b->sg)
         return true;
@@ -433,6 +469,8 @@ static bool translate_unary(Build *b, const Node *n)
         return ok(b, xnn_define_sigmoid(b->sg, x, y, 0));
     if (op_is(n, "HardSwish"))
         return ok(b, xnn_define_hardswish(b->sg, x, y, 0));
+    if (op_is(n, "HardSigmoid"))
+        return scale_shift(b, x, hs_alpha, hs_beta, 0.0f, 1.0f, y, n->out[0]);
     return ok(b, xnn_define_leaky_relu(b->sg, alpha, x, y, 0));
 }
 
@@ -549,6 +587,7 @@ static TranslateFn translator(const Node *n)
         {"Add", translate_binary},        {"Sub", translate_binary},       {"Mul", translate_binary},
         {"Div", translate_binary},        {"Relu", translate_unary},       {"Clip", translate_unary},
         {"Sigmoid", translate_unary},     {"HardSwish", translate_unary},  {"LeakyRelu", translate_unary},
+        {"HardSigmoid", translate_unary},
         {"MaxPool", translate_pool},      {"AveragePool", translate_pool}, {"GlobalAveragePool", translate_gap},
         {"Flatten", translate_reshape},   {"Reshape", translate_reshape},  {"Concat", translate_concat},
     };

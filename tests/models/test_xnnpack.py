@@ -58,6 +58,17 @@ def cases():
             nodes += [helper.make_node(act, ["c"], ["y"], **({"alpha": 0.2} if act == "LeakyRelu" else {}))]
         out.append(("conv_" + act.lower(), model(nodes, [1, 3, 7, 7], [w("w", 5, 3, 3, 3, scale=1.0), w("b", 5)]),
                     [1, 3, 7, 7], 1))
+    # Activations XNNPACK has no node for: HardSigmoid (a scale, a shift and a clamp) and the
+    # scale-and-shift layer fused after an activation (Relu then Mul; HardSwish then Mul, Add).
+    sc = [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in (("s", 0.5), ("t", 0.25), ("u", -2.0))]
+    post = [conv("x", "c", "w", "b", pads=[1, 1, 1, 1]), helper.make_node("HardSigmoid", ["c"], ["h"], alpha=0.3, beta=0.4),
+            conv("h", "c2", "w2", "b2"), helper.make_node("HardSwish", ["c2"], ["h2"]),
+            helper.make_node("Mul", ["h2", "s"], ["m"]), helper.make_node("Add", ["m", "t"], ["a"]),
+            conv("a", "c3", "w3"), helper.make_node("Relu", ["c3"], ["r"]), helper.make_node("Mul", ["r", "u"], ["y"])]
+    out.append(("hardsigmoid_and_post_affine", model(post, [1, 3, 9, 8], [w("w", 6, 3, 3, 3, scale=1.0), w("b", 6),
+                                                                         w("w2", 5, 6, 1, 1, scale=1.0), w("b2", 5),
+                                                                         w("w3", 4, 5, 1, 1)] + sc),
+                [1, 3, 9, 8], 1))
     out.append(("pools", model([conv("x", "c", "w"),
                                 helper.make_node("MaxPool", ["c"], ["m1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
                                 helper.make_node("MaxPool", ["m1"], ["m2"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
