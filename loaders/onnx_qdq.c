@@ -128,9 +128,8 @@ static bool plan_node(QdqPlan *p, const Onnx__GraphProto *g, const Onnx__NodePro
  * MaxPool/Flatten/Reshape only follows its input, so it is not counted). */
 static bool note_node(QdqPlan *p, const Onnx__NodeProto *n)
 {
-    const char *op = n->op_type;
-    if (!n->name || !n->name[0] || !(!strcmp(op, "Conv") || !strcmp(op, "MatMul") || !strcmp(op, "Gemm") || !strcmp(op, "Add") ||
-                      !strcmp(op, "GlobalAveragePool")))
+    static const char *const int8_ops[] = {"Conv", "MatMul", "Gemm", "Add", "GlobalAveragePool"};
+    if (!n->name || !n->name[0] || !edit_in_list(n->op_type, int8_ops, 5))
         return true;
     char **nodes = realloc(p->nodes, (size_t)(p->n_nodes + 1) * sizeof *nodes);
     if (!nodes)

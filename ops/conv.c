@@ -11,6 +11,7 @@
 #include "ops/activation.h"
 #include "ops/conv.h"
 #include "ops/gemm.h"
+#include "ops/tensor_common.h"
 #include "ops/winograd.h"
 #include "platforms/winograd.h"
 #include "runtime/threadpool.h"
@@ -140,8 +141,6 @@ static crun_status conv_run_naive(KernelCtx *k)
 
 /* ================= float32 through the packed GEMM ================= */
 
-/* Prepared state of a float32 GEMM convolution: the weights packed for the microkernel,
- * shared by the model's plans (or held inline when there is no shared cache). */
 /* Plan-time functions of this -O3 file (choosing and packing, run once): built for size. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define PLAN_TIME __attribute__((optimize("Os")))
@@ -149,6 +148,8 @@ static crun_status conv_run_naive(KernelCtx *k)
 #define PLAN_TIME
 #endif
 
+/* Prepared state of a float32 GEMM convolution: the weights packed for the microkernel,
+ * shared by the model's plans (or held inline when there is no shared cache). */
 typedef struct ConvState {
     const GemmUkernel *uk;
     size_t group_stride; /* bytes between the packed weights of two groups */
@@ -394,8 +395,10 @@ PLAN_TIME static void fill_packed_wt(const void *ctx, void *dst)
 /* Scratch layout: the im2col matrix [K][P] (none for a 1x1), C^T [P][M], the GEMM's. */
 static size_t pixels_col_bytes(const ConvGeom *g)
 {
-    return conv_is_pointwise(g) ? 0 : ((size_t)(g->Cg * g->w.k_vol * g->w.out_vol) * 4 + 63) / 64 * 64;
+    return conv_is_pointwise(g) ? 0 : align_up((size_t)(g->Cg * g->w.k_vol * g->w.out_vol) * 4, CRUN_ALIGN);
 }
+
+static size_t pixels_ct_bytes(const ConvGeom *g) { return align_up((size_t)(g->w.out_vol * g->M) * 4, CRUN_ALIGN); }
 
 PLAN_TIME static crun_status pixels_prepare(PrepCtx *c)
 {
@@ -408,8 +411,7 @@ PLAN_TIME static crun_status pixels_prepare(PrepCtx *c)
     if (!s)
         return c->d->status;
     GemmArgs ga = {.M = g.w.out_vol, .N = g.M, .K = K, .uk = uk, .b_packed = s->packed};
-    size_t ct = ((size_t)(g.w.out_vol * g.M) * 4 + 63) / 64 * 64;
-    c->ws_bytes = pixels_col_bytes(&g) + ct + gemm_ws_bytes(&ga, c->n_threads);
+    c->ws_bytes = pixels_col_bytes(&g) + pixels_ct_bytes(&g) + gemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
 }
 
@@ -454,9 +456,9 @@ static crun_status pixels_run(KernelCtx *k)
     ConvGeom g;
     geom_of(k, &g);
     int64_t K = g.Cg * g.w.k_vol, P = g.w.out_vol;
-    size_t col_bytes = pixels_col_bytes(&g), ct_bytes = ((size_t)(P * g.M) * 4 + 63) / 64 * 64;
+    size_t col_bytes = pixels_col_bytes(&g);
     float *col = k->ws, *ct = (float *)((char *)k->ws + col_bytes);
-    void *gws = (char *)k->ws + col_bytes + ct_bytes;
+    void *gws = (char *)k->ws + col_bytes + pixels_ct_bytes(&g);
     for (int64_t n = 0; n < g.N; n++) {
         const float *xn = (const float *)x->data + n * g.C * g.w.in_vol;
         float *yn = (float *)k->out[0]->data + n * g.M * P;
@@ -471,10 +473,7 @@ static crun_status pixels_run(KernelCtx *k)
             ga.bias = b->data;
         }
         gemm_run(&ga, gws, k->pool);
-        for (int64_t m0 = 0; m0 < g.M; m0 += 16) /* C^T [P][M] -> Y [M][P] */
-            for (int64_t p = 0; p < P; p++)
-                for (int64_t m = m0; m < m0 + 16 && m < g.M; m++)
-                    yn[m * P + p] = ct[p * g.M + m];
+        transpose_f32(ct, yn, P, g.M); /* C^T [P][M] -> Y [M][P] */
     }
     return CRUN_OK;
 }

@@ -57,15 +57,13 @@ static const char *pool_geom(const PoolParams *p, const Tensor *x, PoolGeom *g, 
     return window_geom(&p->w, x->rank - 2, x->dims + 2, p->w.kernel, p->ceil_mode != 0, &g->w, buf, bufsz);
 }
 
-bool pool_window_known(const Node *n, const Tensor *x, WindowGeom *w, bool *count_include_pad)
+bool pool_window_known(const Node *n, const Tensor *x, WindowGeom *w)
 {
-    const PoolParams *p = n->params;
     PoolGeom g;
     char buf[160];
-    if (pool_geom(p, x, &g, buf, sizeof buf))
+    if (pool_geom(n->params, x, &g, buf, sizeof buf))
         return false;
     *w = g.w;
-    *count_include_pad = p->count_include_pad != 0;
     return true;
 }
 

@@ -49,6 +49,6 @@ size_t window_plane_scratch_bytes(const WindowGeom *g);
 
 /* The window of a MaxPool/AveragePool/LpPool node (its params parsed) over input x, for
  * backends that translate the node; false when x does not fit it. */
-bool pool_window_known(const Node *n, const Tensor *x, WindowGeom *w, bool *count_include_pad);
+bool pool_window_known(const Node *n, const Tensor *x, WindowGeom *w);
 
 #endif

@@ -188,3 +188,11 @@ crun_status input_ints(const Node *n, Diag *d, const Tensor *t, const char *what
     *count = (int)len;
     return CRUN_OK;
 }
+
+void transpose_f32(const float *src, float *dst, int64_t rows, int64_t cols)
+{
+    for (int64_t c0 = 0; c0 < cols; c0 += 16)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = c0; c < c0 + 16 && c < cols; c++)
+                dst[c * rows + r] = src[r * cols + c];
+}

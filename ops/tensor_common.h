@@ -28,6 +28,10 @@ crun_status elems_copy(void *dst, const void *src, int64_t n, crun_dtype t);
 /* Sets n elements to *value (one element of type t, e.g. a char* for strings). */
 crun_status elems_fill(void *dst, const void *value, int64_t n, crun_dtype t);
 
+/* dst = src^T for a rows x cols float matrix (dst is cols x rows), in blocks of 16
+ * columns so that the writes stay within a few cache lines: NCHW <-> NHWC per image. */
+void transpose_f32(const float *src, float *dst, int64_t rows, int64_t cols);
+
 /* Copies one element of es bytes (not a string): the per-element copy of gather-like
  * kernels, a constant-size memcpy once the compiler has inlined it. */
 static inline void elem_move(void *dst, const void *src, size_t es)

@@ -370,6 +370,18 @@ static crun_status try_subset(const void *bytes, size_t size, const QdqPlan *ful
     return st;
 }
 
+/* A node's error when it alone is int8. */
+typedef struct Sensitivity {
+    double err;
+    int node;
+} Sensitivity;
+
+static int more_sensitive(const void *a, const void *b)
+{
+    double x = ((const Sensitivity *)a)->err, y = ((const Sensitivity *)b)->err;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
 /* Picks the nodes to keep float: each node alone in int8 gives an error; the most
  * sensitive first, the fewest of them (binary search) that bring the whole model within
  * o->sensitivity. excl holds the user's exclusions, then (filled here) *n_float names. */
@@ -380,9 +392,9 @@ static crun_status choose_float_nodes(const void *bytes, size_t size, const QdqP
     int nu = o->n_exclude, n = full->n_nodes;
     Reference r = {.o = o};
     crun_model *fm = NULL;
-    double *err = calloc((size_t)n + 1, sizeof *err), e = 0;
-    int *order = calloc((size_t)n + 1, sizeof *order);
-    crun_status st = err && order ? crun_model_load_memory(bytes, size, &fm) : CRUN_ERR_OUT_OF_MEMORY;
+    Sensitivity *sens = calloc((size_t)n + 1, sizeof *sens);
+    double e = 0;
+    crun_status st = sens ? crun_model_load_memory(bytes, size, &fm) : CRUN_ERR_OUT_OF_MEMORY;
     if (st == CRUN_OK)
         st = list_samples(o, crun_model_input_count(fm), &r.sm);
     r.n = r.sm.n_samples < SENS_SAMPLES ? r.sm.n_samples : SENS_SAMPLES;
@@ -399,18 +411,13 @@ static crun_status choose_float_nodes(const void *bytes, size_t size, const QdqP
         for (int j = 0; j < n; j++)
             if (j != i)
                 excl[k++] = full->nodes[j];
-        order[i] = i;
-        st = try_subset(bytes, size, full, range, o->per_channel != 0, excl, k, tmp, &r, &err[i]);
+        sens[i].node = i;
+        st = try_subset(bytes, size, full, range, o->per_channel != 0, excl, k, tmp, &r, &sens[i].err);
         progress_update(&pg, i + 1, NULL);
     }
-    for (int i = 1; i < n; i++) /* most sensitive first (insertion sort: stable, n is small) */
-        for (int j = i; j > 0 && err[order[j]] > err[order[j - 1]]; j--) {
-            int t = order[j];
-            order[j] = order[j - 1], order[j - 1] = t;
-        }
+    sort_items(sens, (size_t)n, sizeof *sens, more_sensitive); /* stable: ties keep graph order */
     for (int i = 0; i < n; i++)
-        excl[nu + i] = full->nodes[order[i]];
-
+        excl[nu + i] = full->nodes[sens[i].node];
     int lo = 0, hi = n, step = 0;
     while (st == CRUN_OK && lo < hi) {
         int mid = (lo + hi) / 2;
@@ -429,8 +436,7 @@ static crun_status choose_float_nodes(const void *bytes, size_t size, const QdqP
     free(r.len);
     samples_free(&r.sm);
     crun_model_free(fm);
-    free(err);
-    free(order);
+    free(sens);
     return st;
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "crun.h"
 #include "runtime/heap.h"
@@ -119,6 +120,14 @@ static inline int64_t double_to_i64_sat(double v)
 }
 
 static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* Milliseconds on the monotonic clock (for timing; never in a kernel). */
+static inline double clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
 
 /* Stable sort of n items of size bytes (a merge sort through heap.h: qsort may take
  * memory from the C heap behind crun's back, which a static model must not). */

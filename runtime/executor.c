@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "platforms/xnnpack/region.h"
 #include "runtime/eval.h"
@@ -202,13 +201,6 @@ crun_status exec_set_profiling(Executor *e, bool on)
 
 const ExecStepTime *exec_step_times(const Executor *e) { return e->times; }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 static crun_status run_steps(Executor *e);
 
 static crun_status plan_with(Executor *e, Backend backend, const XnnChoice *xc)
@@ -243,14 +235,14 @@ static double time_plan(Executor *e, double *ms_by_node)
         memset(e->arena, 0, e->plan->arena_bytes);
     double best = INFINITY;
     for (int i = 0; i < 4; i++) {
-        double t0 = now_ms();
+        double t0 = clock_ms();
         if (run_steps(e) != CRUN_OK) {
             best = INFINITY;
             break;
         }
         if (i == 0)
             continue;
-        best = fmin(best, now_ms() - t0);
+        best = fmin(best, clock_ms() - t0);
         for (int s = 0; ms_by_node && s < e->plan->n_steps; s++)
             ms_by_node[e->plan->steps[s].node] = fmin(ms_by_node[e->plan->steps[s].node], e->times[s].last_ms);
     }
@@ -607,7 +599,7 @@ static crun_status run_steps(Executor *e)
 {
     const Plan *p = e->plan;
     const Graph *g = e->g;
-    double t_run = e->times ? now_ms() : 0, t0 = t_run;
+    double t_run = e->times ? clock_ms() : 0, t0 = t_run;
     for (int i = 0; i < p->n_steps; i++) {
         const PlanStep *st = &p->steps[i];
         const Node *n = &g->nodes[st->node];
@@ -627,7 +619,7 @@ static crun_status run_steps(Executor *e)
         if (r != CRUN_OK)
             return r;
         if (e->times) { /* profiling: a clock read per step (no call into the kernel) */
-            double t1 = now_ms();
+            double t1 = clock_ms();
             ExecStepTime *tm = &e->times[i];
             tm->runs++;
             tm->total_ms += t1 - t0;

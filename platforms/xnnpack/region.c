@@ -30,11 +30,11 @@ bool xnn_choose_nodes(const Plan *single, const double *native_ms, uint8_t *allo
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
 #include <xnnpack.h>
 
 #include "ops/conv.h"
 #include "ops/spatial.h"
+#include "ops/tensor_common.h"
 #include "runtime/threadpool.h"
 
 bool xnn_backend_available(void) { return true; }
@@ -130,23 +130,11 @@ static uint32_t define(Build *b, size_t rank, const size_t *dims, const void *da
     return id;
 }
 
-/* NCHW -> NHWC over n images of c planes of hw values. */
-static void to_nhwc(const float *src, float *dst, int64_t n, int64_t c, int64_t hw)
+/* NCHW -> NHWC (or back, nchw set) over n images of c planes of hw values. */
+static void relayout(const float *src, float *dst, int64_t n, int64_t c, int64_t hw, bool nchw)
 {
     for (int64_t i = 0; i < n; i++, src += c * hw, dst += c * hw)
-        for (int64_t p0 = 0; p0 < hw; p0 += 16)
-            for (int64_t ch = 0; ch < c; ch++)
-                for (int64_t p = p0; p < p0 + 16 && p < hw; p++)
-                    dst[p * c + ch] = src[ch * hw + p];
-}
-
-static void to_nchw(const float *src, float *dst, int64_t n, int64_t c, int64_t hw)
-{
-    for (int64_t i = 0; i < n; i++, src += c * hw, dst += c * hw)
-        for (int64_t c0 = 0; c0 < c; c0 += 16)
-            for (int64_t p = 0; p < hw; p++)
-                for (int64_t ch = c0; ch < c0 + 16 && ch < c; ch++)
-                    dst[ch * hw + p] = src[p * c + ch];
+        transpose_f32(src, dst, nchw ? hw : c, nchw ? c : hw);
 }
 
 /* The XNNPACK id of a value read by a node: a constant becomes a static value (4-D ones
@@ -175,7 +163,7 @@ static uint32_t operand(Build *b, int v, bool under_4d)
             b->failed = true;
             return XNN_INVALID_VALUE_ID;
         }
-        to_nhwc(data, m, t4.dims[0], t4.dims[1], t4.dims[2] * t4.dims[3]);
+        relayout(data, m, t4.dims[0], t4.dims[1], t4.dims[2] * t4.dims[3], false);
         data = m;
     }
     return b->vid[v] = define(b, rank, dims, data, XNN_INVALID_VALUE_ID, 0);
@@ -481,8 +469,7 @@ static bool translate_pool(Build *b, const Node *n)
     if (x->rank != 4 || (n->n_out > 1 && n->out[1] >= 0))
         return false;
     WindowGeom g;
-    bool include_pad;
-    if (!pool_window_known(n, x, &g, &include_pad) || g.nsp != 2)
+    if (!pool_window_known(n, x, &g) || g.nsp != 2)
         return false;
     /* XNNPACK's windows: floor((in + pads - dilated window) / stride) + 1, with padding
      * that a max ignores; average pooling only without padding (the divisor is then the
@@ -599,6 +586,9 @@ static TranslateFn translator(const Node *n)
 
 static bool is_heavy(const Node *n) { return op_is(n, "Conv") || op_is(n, "Gemm") || op_is(n, "MatMul"); }
 
+/* The inputs a node computes on: Reshape's shape and Clip's bounds are read as constants. */
+static int data_inputs(const Node *n) { return op_is(n, "Reshape") || op_is(n, "Clip") ? 1 : n->n_in; }
+
 /* Whether step s can go into a region: float32 tensors throughout, and a translator that
  * takes the node (dry run). */
 static bool step_translates(const Build *b, const PlanStep *s)
@@ -607,9 +597,7 @@ static bool step_translates(const Build *b, const PlanStep *s)
     TranslateFn fn = translator(n);
     if (s->dynamic || !s->kv || !fn || n->n_out < 1 || n->out[0] < 0)
         return false;
-    /* Only the data operands (Reshape's shape, Clip's bounds are read as constants). */
-    int data_in = op_is(n, "Reshape") || op_is(n, "Clip") ? 1 : n->n_in;
-    for (int k = 0; k < data_in; k++)
+    for (int k = 0; k < data_inputs(n); k++)
         if (n->in[k] >= 0 && !is_f32(b, n->in[k]))
             return false;
     for (int k = 0; k < n->n_out; k++)
@@ -622,13 +610,6 @@ static bool step_translates(const Build *b, const PlanStep *s)
 
 /* ---- regions ---- */
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 bool xnn_choose_nodes(const Plan *single, const double *native_ms, uint8_t *allow)
 {
     bool any = false;
@@ -636,11 +617,11 @@ bool xnn_choose_nodes(const Plan *single, const double *native_ms, uint8_t *allo
         const Region *r = single->steps[s].region_io ? single->steps[s].state : NULL;
         double best = INFINITY;
         for (int i = 0; r && i < 4; i++) { /* a warm-up, then the best of three */
-            double t0 = now_ms();
+            double t0 = clock_ms();
             if (xnn_invoke_runtime(r->rt) != xnn_status_success)
                 break;
             if (i > 0)
-                best = fmin(best, now_ms() - t0);
+                best = fmin(best, clock_ms() - t0);
         }
         int node = single->steps[s].node;
         if (!r)
@@ -679,7 +660,7 @@ static crun_status region_run(KernelCtx *k)
     for (int i = 0; i < r->n_in; i++) {
         const RegionIo *io = &r->io[i];
         if (io->nhwc)
-            to_nhwc(k->in[i]->data, io->stage, io->n, io->c, io->hw);
+            relayout(k->in[i]->data, io->stage, io->n, io->c, io->hw, false);
         else
             memcpy(io->stage, k->in[i]->data, io->elems * sizeof(float));
     }
@@ -689,7 +670,7 @@ static crun_status region_run(KernelCtx *k)
     for (int o = 0; o < r->n_out; o++) {
         const RegionIo *io = &r->io[r->n_in + o];
         if (io->nhwc)
-            to_nchw(io->stage, k->out[o]->data, io->n, io->c, io->hw);
+            relayout(io->stage, k->out[o]->data, io->n, io->c, io->hw, true);
         else
             memcpy(k->out[o]->data, io->stage, io->elems * sizeof(float));
     }
@@ -712,8 +693,7 @@ static int region_boundary(const Plan *p, int s0, int s1, const int *made_at, co
     int n = 0;
     for (int s = s0; s < s1; s++) {
         const Node *nd = &p->g->nodes[p->steps[s].node];
-        int data_in = op_is(nd, "Reshape") || op_is(nd, "Clip") ? 1 : nd->n_in;
-        for (int k = 0; k < data_in; k++) {
+        for (int k = 0; k < data_inputs(nd); k++) {
             int v = nd->in[k];
             if (v < 0 || p->vals[v].store == STORE_CONST || (made_at[v] >= s0 && made_at[v] < s1))
                 continue;
