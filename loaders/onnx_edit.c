@@ -411,17 +411,18 @@ static bool fold_one_bn(Onnx__GraphProto *g, Onnx__NodeProto *bn)
 int edit_fold_batchnorm(Onnx__GraphProto *g)
 {
     int folded = 0;
-    size_t keep = 0;
-    for (size_t i = 0; i < g->n_node; i++) {
+    for (size_t i = 0; i < g->n_node;) {
         Onnx__NodeProto *n = g->node[i];
         bool bn = n->op_type && !strcmp(n->op_type, "BatchNormalization") && (!n->domain || !n->domain[0]);
-        if (bn && fold_one_bn(g, n)) {
-            onnx__node_proto__free_unpacked(n, NULL);
-            folded++;
+        if (!bn || !fold_one_bn(g, n)) {
+            i++;
             continue;
         }
-        g->node[keep++] = n;
+        /* Out of the list at once: the next fold scans every node (two BNs in a row). */
+        onnx__node_proto__free_unpacked(n, NULL);
+        memmove(&g->node[i], &g->node[i + 1], (g->n_node - i - 1) * sizeof *g->node);
+        g->n_node--;
+        folded++;
     }
-    g->n_node = keep;
     return folded;
 }
