@@ -187,6 +187,17 @@ void qgemm_pack_tail(int64_t nc, int nr, int64_t kq, uint8_t *dst)
         memset(s + q * nr * 4 + tail * 4, 0, (size_t)(nr - tail) * 4);
 }
 
+void qgemm_col_sums(const uint8_t *packed, int64_t nc, const QGemmUkernel *uk, int64_t kq, int32_t *col_sum)
+{
+    int nr = uk->nr;
+    for (int64_t j = 0; j < nc; j++) {
+        const uint8_t *o = packed + (j / nr) * kq * nr * 4 + (j % nr) * 4;
+        for (int64_t q = 0; q < kq; q++, o += nr * 4)
+            for (int t = 0; t < 4; t++)
+                col_sum[j] += uk->b_signed ? (int8_t)o[t] : o[t];
+    }
+}
+
 void qgemm_pack_b_kn(const void *src, int64_t K, int64_t n0, int64_t nc, const QGemmUkernel *uk, uint8_t flip,
                      uint8_t *dst, int32_t *col_sum)
 {

@@ -90,6 +90,9 @@ void qgemm_pack_b_nk(const void *src, int64_t K, int64_t n0, int64_t nc, const Q
 void qgemm_pack_quad(const uint8_t *const r[4], int64_t nc, const QGemmUkernel *uk, int64_t kq, int64_t q,
                      uint8_t flip, uint8_t *dst, int32_t *col_sum);
 void qgemm_pack_tail(int64_t nc, int nr, int64_t kq, uint8_t *dst);
+/* Adds each of the nc packed columns' sum of values (read as uk->b_signed says) to col_sum;
+ * for packers that copy whole quads. */
+void qgemm_col_sums(const uint8_t *packed, int64_t nc, const QGemmUkernel *uk, int64_t kq, int32_t *col_sum);
 
 /* One product. The epilogue's per-row arrays cover all M rows; the driver offsets them. */
 typedef struct QGemmArgs {

@@ -14,6 +14,12 @@
 #include "runtime/packcache.h"
 #include "runtime/threadpool.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
 static const Tensor *opt(const Tensor *const *in, int n_in, int i) { return i >= 0 && i < n_in ? in[i] : NULL; }
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -35,10 +41,13 @@ typedef struct QPackState {
     _Alignas(64) unsigned char inline_data[]; /* the packing when the model keeps no cache */
 } QPackState;
 
-/* Shape of the weights as GEMM rows: M rows of K in G groups; (m, k) at sm, sk. */
+/* Shape of the weights as GEMM rows: M rows of K in G groups; (m, k) at sm, sk. With taps
+ * set, a convolution's weights [M][cg][taps] in quad order instead (see QQuads; K counts
+ * the padding channels). */
 typedef struct QWeights {
     const Tensor *w;
     int64_t G, Mg, K, sm, sk, gstride; /* gstride: elements between groups' first rows */
+    int64_t cg, taps;
 } QWeights;
 
 typedef struct QPackCtx {
@@ -52,15 +61,41 @@ static size_t qpack_bytes(const QPackCtx *p, size_t *group_stride)
     return *group_stride * (size_t)p->q.G + (size_t)(p->q.G * p->q.Mg) * sizeof(int32_t);
 }
 
+/* qgemm_pack_a for a convolution's weights with k in quad order: k = (channel quad, tap,
+ * channel in the quad); channels past cg pack as 0. */
+static void qpack_a_quads(const QGemmUkernel *uk, const QWeights *q, const uint8_t *w, int8_t *dst, int32_t *wsum)
+{
+    uint8_t flip = q->w->dtype == CRUN_DTYPE_INT8 ? 0 : 0x80;
+    int64_t kq = qgemm_quads(q->K), mr = uk->mr;
+    memset(dst, 0, qgemm_packed_a_bytes(uk, q->Mg, q->K));
+    for (int64_t m = 0; m < q->Mg; m++) {
+        int8_t *strip = dst + (m / mr) * kq * mr * 4 + (m % mr) * 4;
+        int32_t sum = 0;
+        for (int64_t c = 0; c < q->cg; c++)
+            for (int64_t t = 0; t < q->taps; t++) {
+                int8_t v = (int8_t)(w[(m * q->cg + c) * q->taps + t] ^ flip);
+                strip[((c / 4) * q->taps + t) * mr * 4 + c % 4] = v;
+                sum += v;
+            }
+        wsum[m] = sum;
+    }
+}
+
 static void fill_qpack(const void *ctx, void *dst)
 {
     const QPackCtx *p = ctx;
     size_t gs;
     qpack_bytes(p, &gs);
     int32_t *wsum = (int32_t *)((char *)dst + gs * (size_t)p->q.G);
-    for (int64_t g = 0; g < p->q.G; g++)
-        qgemm_pack_a(p->uk, (const uint8_t *)p->q.w->data + g * p->q.gstride, p->q.w->dtype == CRUN_DTYPE_INT8,
-                     p->q.Mg, p->q.K, p->q.sm, p->q.sk, (int8_t *)((char *)dst + gs * (size_t)g), wsum + g * p->q.Mg);
+    for (int64_t g = 0; g < p->q.G; g++) {
+        const uint8_t *w = (const uint8_t *)p->q.w->data + g * p->q.gstride;
+        int8_t *a = (int8_t *)((char *)dst + gs * (size_t)g);
+        if (p->q.taps)
+            qpack_a_quads(p->uk, &p->q, w, a, wsum + g * p->q.Mg);
+        else
+            qgemm_pack_a(p->uk, w, p->q.w->dtype == CRUN_DTYPE_INT8, p->q.Mg, p->q.K, p->q.sm, p->q.sk, a,
+                         wsum + g * p->q.Mg);
+    }
 }
 
 /* Packs the weights (through the model's cache when there is one) into c->state. */
@@ -159,13 +194,44 @@ static QGemmEpi qepi(const QRows *r, bool any_zw, const KernelCtx *k, const Tens
 
 /* ================= convolutions ================= */
 
-static bool uses_phases(const ConvGeom *g) { return !conv_is_pointwise(g) && g->w.s[2] > 1; }
+/* A pointwise convolution reads its input planes as B. Every other one first makes a quad
+ * image of the input (one image and group at a time): each 4 consecutive channels
+ * interleaved into one dword per position, so a dword is one quad of k; padded so every
+ * window lies inside it (the padding, and the channels past Cg, hold the zero point);
+ * each row split into s phases (phase p: columns p, p + s, ...) for the column stride s.
+ * k runs in quad order, (channel quad, kz, ky, kx, channel in the quad), so the im2col of
+ * one quad for a run of outputs along a row is a copy of consecutive dwords straight into
+ * the packed strips. Padding entries add nothing: their activation is the zero point (the
+ * weights there pack as 0, and K counts them, as the epilogue's zero-point terms need). */
+typedef struct QQuads {
+    const WindowGeom *w;
+    int64_t cq, dp, hp; /* channel quads, padded planes, padded rows */
+    int64_t pw, row;    /* dwords per phase, per padded row */
+    const uint8_t *img;
+} QQuads;
 
-static size_t phased_bytes(const ConvGeom *g)
+static int64_t channel_quads(const ConvGeom *g) { return (g->Cg + 3) / 4; }
+
+static int64_t qconv_K(const ConvGeom *g) { return conv_is_pointwise(g) ? g->Cg : channel_quads(g) * 4 * g->w.k_vol; }
+
+/* The padded size along axis a that every window reads inside. */
+static int64_t padded_extent(const WindowGeom *w, int a) { return (w->out[a] - 1) * w->s[a] + (w->k[a] - 1) * w->d[a] + 1; }
+
+static QQuads qquads_geom(const ConvGeom *g)
 {
-    if (!uses_phases(g))
+    const WindowGeom *w = &g->w;
+    QQuads q = {w, channel_quads(g), padded_extent(w, 0), padded_extent(w, 1), 0, 0, NULL};
+    q.pw = (padded_extent(w, 2) + w->s[2] - 1) / w->s[2];
+    q.row = q.pw * w->s[2];
+    return q;
+}
+
+static size_t qquads_bytes(const ConvGeom *g)
+{
+    if (conv_is_pointwise(g))
         return 0;
-    return align64((size_t)(g->C * g->w.in[0] * g->w.in[1]) * (size_t)(g->w.s[2] * ((g->w.in[2] + g->w.s[2] - 1) / g->w.s[2])));
+    QQuads q = qquads_geom(g);
+    return align64((size_t)(q.cq * q.dp * q.hp * q.row) * 4);
 }
 
 bool qconv_packed_applies(const PrepCtx *c, const void *kdata)
@@ -183,8 +249,8 @@ bool qconv_packed_applies(const PrepCtx *c, const void *kdata)
 
 static QGemmArgs qconv_args(const QPackState *s, const ConvGeom *g, const QGemmEpi *e)
 {
-    return (QGemmArgs){.M = g->Mg, .N = g->w.out_vol, .K = g->Cg * g->w.k_vol, .uk = s->uk, .epi = *e,
-                       .rs = g->w.out_vol, .cs = 1};
+    return (QGemmArgs){.M = g->Mg, .N = g->w.out_vol, .K = qconv_K(g), .uk = s->uk, .epi = *e, .rs = g->w.out_vol,
+                       .cs = 1};
 }
 
 crun_status qconv_packed_prepare(PrepCtx *c)
@@ -192,130 +258,171 @@ crun_status qconv_packed_prepare(PrepCtx *c)
     const QConvIO *io = ((const QPackedKernel *)c->kdata)->io;
     ConvGeom g;
     conv_geom_known(c->params, c->in[io->x], c->in[io->w], &g);
-    int64_t K = g.Cg * g.w.k_vol;
-    QWeights q = {c->in[io->w], g.G, g.Mg, K, K, 1, g.Mg * K};
+    int64_t Kw = g.Cg * g.w.k_vol; /* elements per row of W */
+    QWeights q = {c->in[io->w], g.G, g.Mg, qconv_K(&g), Kw, 1, g.Mg * Kw, 0, 0};
+    if (!conv_is_pointwise(&g))
+        q.cg = g.Cg, q.taps = g.w.k_vol;
     crun_status st = qpack_prepare(c, &q);
     if (st != CRUN_OK)
         return st;
     QGemmEpi e = {0};
     QGemmArgs ga = qconv_args(c->state, &g, &e);
-    c->ws_bytes = qrows_bytes(g.M) + phased_bytes(&g) + qgemm_ws_bytes(&ga, c->n_threads);
+    c->ws_bytes = qrows_bytes(g.M) + qquads_bytes(&g) + qgemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
 }
 
-/* im2col on 8-bit data: B[k][p] = x[c][iz][iy][ix] for k = (c, kz, ky, kx) and output
- * position p, the zero point in the padding. */
-typedef struct QIm2col {
-    const WindowGeom *w;
-    const uint8_t *x;      /* first channel of this image and group */
-    const uint8_t *phased; /* for column strides s > 1: x with each row split into phases */
-    uint8_t pad;           /* the raw zero point: (pad - zx) is 0 */
-} QIm2col;
-
-/* With stride s > 1 an im2col row reads every s-th column. The image is first copied with
- * each input row split into s phases (phase p: columns p, p + s, ...; phase_w each), so
- * those reads become contiguous copies. */
-static int64_t phase_w(const WindowGeom *w) { return (w->in[2] + w->s[2] - 1) / w->s[2]; }
-
-static int64_t phased_row_bytes(const WindowGeom *w) { return w->s[2] * phase_w(w); }
-
-typedef struct PhaseJob {
-    const WindowGeom *w;
-    const uint8_t *x;
+typedef struct QQuadsJob {
+    const QQuads *q;
+    const uint8_t *x; /* the group's first input channel */
+    int64_t Cg;
     uint8_t *dst;
-} PhaseJob;
+    uint8_t pad, flip; /* pad: the raw zero point */
+} QQuadsJob;
 
-static void phase_split_channel(void *ctx, int64_t c, int thread)
+/* Dwords ix .. ix + 15 of a quad-image row: the four channels' bytes interleaved (a NULL
+ * channel gives the zero point), flipped. */
+static void interleave16(const QQuadsJob *j, const uint8_t *const r[4], int64_t ix, uint8_t *o)
 {
-    (void)thread;
-    const PhaseJob *j = ctx;
-    const WindowGeom *w = j->w;
-    int64_t rows = w->in[0] * w->in[1], W = w->in[2], s = w->s[2], pw = phase_w(w);
-    for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *src = j->x + c * w->in_vol + r * W;
-        uint8_t *d = j->dst + (c * rows + r) * phased_row_bytes(w);
-        for (int64_t p = 0; p < s; p++)
-            for (int64_t i = 0; p + i * s < W; i++)
-                d[p * pw + i] = src[p + i * s];
+#if defined(__SSE2__)
+    __m128i fl = _mm_set1_epi8((char)j->flip), v[4];
+    for (int t = 0; t < 4; t++)
+        v[t] = _mm_xor_si128(r[t] ? _mm_loadu_si128((const __m128i *)(r[t] + ix)) : _mm_set1_epi8((char)j->pad), fl);
+    __m128i a = _mm_unpacklo_epi8(v[0], v[1]), b = _mm_unpackhi_epi8(v[0], v[1]);
+    __m128i c = _mm_unpacklo_epi8(v[2], v[3]), d = _mm_unpackhi_epi8(v[2], v[3]);
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(a, c));
+    _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(a, c));
+    _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(b, d));
+    _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(b, d));
+#elif defined(__ARM_NEON)
+    uint8x16x4_t v;
+    for (int t = 0; t < 4; t++)
+        v.val[t] = veorq_u8(r[t] ? vld1q_u8(r[t] + ix) : vdupq_n_u8(j->pad), vdupq_n_u8(j->flip));
+    vst4q_u8(o, v); /* stores the four registers interleaved byte by byte */
+#else
+    for (int i = 0; i < 16; i++)
+        for (int t = 0; t < 4; t++)
+            o[4 * i + t] = (uint8_t)((r[t] ? r[t][ix + i] : j->pad) ^ j->flip);
+#endif
+}
+
+/* One padded row of the quad image from the four channels' input rows (NULL: a channel
+ * past Cg), the row already filled with the zero point. */
+static void qquads_row(const QQuadsJob *j, const uint8_t *const r[4], uint8_t *d)
+{
+    const WindowGeom *w = j->q->w;
+    int64_t W = CRUN_MIN(w->in[2], padded_extent(w, 2) - w->pb[2]), s = w->s[2], pw = j->q->pw, pb = w->pb[2], ix = 0;
+    for (; ix + 16 <= W; ix += 16) {
+        if (s == 1) {
+            interleave16(j, r, ix, d + (pb + ix) * 4);
+            continue;
+        }
+        uint8_t o[64];
+        interleave16(j, r, ix, o);
+        for (int64_t i = 0, x = pb + ix; i < 16; i++, x++)
+            memcpy(d + ((x % s) * pw + x / s) * 4, o + 4 * i, 4);
+    }
+    for (int64_t x = pb + ix; ix < W; ix++, x++) {
+        uint8_t *o = d + ((x % s) * pw + x / s) * 4;
+        for (int t = 0; t < 4; t++)
+            o[t] = (uint8_t)((r[t] ? r[t][ix] : j->pad) ^ j->flip);
     }
 }
 
-/* A run of columns that read one output row: first column (relative to the block), the
- * output row's first input row and plane, its first output column, its length. */
+/* Plane t = (channel quad, padded z) of the quad image. */
+static void qquads_plane(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    const QQuadsJob *j = ctx;
+    const QQuads *q = j->q;
+    const WindowGeom *w = q->w;
+    int64_t cq = t / q->dp, iz = t % q->dp - w->pb[0];
+    uint8_t pad = (uint8_t)(j->pad ^ j->flip);
+    for (int64_t y = 0; y < q->hp; y++) {
+        uint8_t *d = j->dst + (t * q->hp + y) * q->row * 4;
+        memset(d, pad, (size_t)q->row * 4);
+        int64_t iy = y - w->pb[1];
+        if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1])
+            continue;
+        const uint8_t *r[4];
+        for (int c = 0; c < 4; c++) {
+            int64_t ch = cq * 4 + c;
+            r[c] = ch < j->Cg ? j->x + ch * w->in_vol + (iz * w->in[1] + iy) * w->in[2] : NULL;
+        }
+        qquads_row(j, r, d);
+    }
+}
+
+/* A run of columns of one output row inside one strip: its first column (relative to the
+ * block), its length, and the dword of the quad image that tap (0, 0, 0) of channel quad 0
+ * reads for it. */
 typedef struct QPiece {
-    int64_t dst, iy0, iz0, ox0, n;
+    int32_t col, n;
+    int64_t base;
 } QPiece;
 
-static int qim2col_pieces(const WindowGeom *w, int64_t n0, int64_t nc, QPiece *pc)
+/* Breaks columns [n0, n0 + nc) at output rows and strips (n0 is a multiple of nr): at most
+ * nc pieces, as every break is between two columns. */
+static int qquads_pieces(const QQuads *q, int nr, int64_t n0, int64_t nc, QPiece *pc)
 {
+    const WindowGeom *w = q->w;
     int64_t OW = w->out[2], OH = w->out[1], ox = n0 % OW, t = n0 / OW;
     int np = 0;
     for (int64_t col = n0; col < n0 + nc;) {
-        int64_t n = CRUN_MIN(OW - ox, n0 + nc - col);
-        pc[np++] = (QPiece){col - n0, (t % OH) * w->s[1] - w->pb[1], (t / OH) * w->s[0] - w->pb[0], ox, n};
+        int64_t n = CRUN_MIN(CRUN_MIN(OW - ox, n0 + nc - col), nr - (col - n0) % nr);
+        int64_t oy = t % OH, oz = t / OH;
+        pc[np++] = (QPiece){(int32_t)(col - n0), (int32_t)n, (oz * w->s[0] * q->hp + oy * w->s[1]) * q->row + ox};
         col += n;
-        ox = 0;
-        t++;
+        ox += n;
+        if (ox == OW)
+            ox = 0, t++;
     }
     return np;
 }
 
-/* Row (c, kz, ky, kx) of B over the pieces, the zero point in the padding. */
-static void qim2col_row(const QIm2col *s, const QPiece *pc, int np, int64_t c, int64_t kz, int64_t ky, int64_t kx,
-                        uint8_t *dst)
+/* The dword offset of tap (kz, ky, kx) of channel quad cq from a piece's base. */
+static int64_t qquads_tap(const QQuads *q, int64_t cq, int64_t kz, int64_t ky, int64_t kx)
 {
-    const WindowGeom *w = s->w;
-    const uint8_t *plane = s->x + c * w->in_vol;
-    int64_t W = w->in[2], sx = w->s[2], off = kx * w->d[2] - w->pb[2];
-    for (int p = 0; p < np; p++) {
-        int64_t iy = pc[p].iy0 + ky * w->d[1], iz = pc[p].iz0 + kz * w->d[0], run = pc[p].n;
-        uint8_t *d = dst + pc[p].dst;
-        if (iy < 0 || iy >= w->in[1] || iz < 0 || iz >= w->in[0]) {
-            memset(d, s->pad, (size_t)run);
-            continue;
-        }
-        int64_t base = pc[p].ox0 * sx + off;
-        /* Columns [lo, hi) read inside the row; the padding around them. */
-        int64_t lo = base >= 0 ? 0 : (-base + sx - 1) / sx, hi = W - base <= 0 ? 0 : (W - base + sx - 1) / sx;
-        lo = CRUN_MIN(lo, run);
-        hi = CRUN_MAX(lo, CRUN_MIN(hi, run));
-        for (int64_t i = 0; i < lo; i++)
-            d[i] = s->pad;
-        if (sx == 1) {
-            memcpy(d + lo, plane + (iz * w->in[1] + iy) * W + base + lo, (size_t)(hi - lo));
-        } else if (hi > lo) { /* columns ix0, ix0 + sx, ...: consecutive in ix0's phase */
-            int64_t ix0 = base + lo * sx;
-            const uint8_t *prow = s->phased + ((c * w->in[0] + iz) * w->in[1] + iy) * phased_row_bytes(w);
-            memcpy(d + lo, prow + (ix0 % sx) * phase_w(w) + ix0 / sx, (size_t)(hi - lo));
-        }
-        for (int64_t i = hi; i < run; i++)
-            d[i] = s->pad;
-    }
+    const WindowGeom *w = q->w;
+    int64_t x = kx * w->d[2];
+    return ((cq * q->dp + kz * w->d[0]) * q->hp + ky * w->d[1]) * q->row + (x % w->s[2]) * q->pw + x / w->s[2];
 }
 
-static void qpack_b_im2col(const void *src, int64_t K, int64_t n0, int64_t nc, const QGemmUkernel *uk, uint8_t flip,
-                           uint8_t *dst, int32_t *col_sum)
+static void copy_dwords(uint8_t *dst, const uint8_t *src, int64_t n)
 {
-    const QIm2col *s = src;
-    const WindowGeom *w = s->w;
-    uint8_t rows[4][QGEMM_NC_MAX];
-    QPiece pieces[QGEMM_NC_MAX + 1];
+    if (n == 32) /* a whole strip of the widest microkernels: a fixed-size copy */
+        memcpy(dst, src, 128);
+    else
+        memcpy(dst, src, (size_t)n * 4);
+}
+
+static void qpack_b_quads(const void *src, int64_t K, int64_t n0, int64_t nc, const QGemmUkernel *uk, uint8_t flip,
+                          uint8_t *dst, int32_t *col_sum)
+{
+    (void)flip; /* applied when the image was made */
+    const QQuads *q = src;
+    const WindowGeom *w = q->w;
+    int nr = uk->nr;
+    int64_t kq = qgemm_quads(K), strip_bytes = kq * nr * 4;
+    QPiece pc[QGEMM_NC_MAX];
     assert(nc <= QGEMM_NC_MAX);
-    int np = qim2col_pieces(w, n0, nc, pieces);
-    int64_t kq = qgemm_quads(K), c = 0, kz = 0, ky = 0, kx = 0;
-    for (int64_t q = 0; q < kq; q++) {
-        const uint8_t *r[4];
-        for (int t = 0; t < 4; t++) {
-            r[t] = NULL;
-            if (4 * q + t >= K)
-                continue;
-            qim2col_row(s, pieces, np, c, kz, ky, kx, rows[t]);
-            r[t] = rows[t];
-            conv_next_tap(w, &c, &kz, &ky, &kx);
-        }
-        qgemm_pack_quad(r, nc, uk, kq, q, flip, dst, col_sum);
+    int np = qquads_pieces(q, nr, n0, nc, pc);
+    for (int p0 = 0, p1; p0 < np; p0 = p1) {
+        int64_t strip = pc[p0].col / nr;
+        for (p1 = p0; p1 < np && pc[p1].col / nr == strip; p1++)
+            ;
+        uint8_t *o = dst + strip * strip_bytes;
+        for (int64_t cq = 0; cq < q->cq; cq++)
+            for (int64_t kz = 0; kz < w->k[0]; kz++)
+                for (int64_t ky = 0; ky < w->k[1]; ky++)
+                    for (int64_t kx = 0; kx < w->k[2]; kx++, o += nr * 4) {
+                        const uint8_t *img = q->img + qquads_tap(q, cq, kz, ky, kx) * 4;
+                        for (int p = p0; p < p1; p++)
+                            copy_dwords(o + (pc[p].col % nr) * 4, img + pc[p].base * 4, pc[p].n);
+                    }
     }
-    qgemm_pack_tail(nc, uk->nr, kq, dst);
+    qgemm_pack_tail(nc, nr, kq, dst);
+    if (col_sum)
+        qgemm_col_sums(dst, nc, uk, kq, col_sum);
 }
 
 crun_status qconv_packed_run(KernelCtx *k)
@@ -325,40 +432,39 @@ crun_status qconv_packed_run(KernelCtx *k)
     const Tensor *x = k->in[io->x], *w = k->in[io->w];
     ConvGeom g;
     conv_geom_known(k->params, x, w, &g);
-    int64_t K = g.Cg * g.w.k_vol;
     const Tensor *zx = opt(k->in, k->n_in, io->zx), *sy = opt(k->in, k->n_in, io->sy);
     QSide side = qside(s->uk, x, zx);
     QRows r = qrows_at(k->ws, g.M);
-    bool any_zw = qrows_fill(&r, g.M, K, s->wsum, w, opt(k->in, k->n_in, io->zw), side, opt(k->in, k->n_in, io->bias),
-                             opt(k->in, k->n_in, io->sx), opt(k->in, k->n_in, io->sw), sy ? scale_at(sy, 0) : 1.0f);
+    bool any_zw = qrows_fill(&r, g.M, qconv_K(&g), s->wsum, w, opt(k->in, k->n_in, io->zw), side,
+                             opt(k->in, k->n_in, io->bias), opt(k->in, k->n_in, io->sx), opt(k->in, k->n_in, io->sw),
+                             sy ? scale_at(sy, 0) : 1.0f);
     QGemmEpi e = qepi(&r, any_zw, k, sy, opt(k->in, k->n_in, io->zy));
     size_t esz = e.out == QOUT_I32 ? 4 : 1;
-    uint8_t *phased = (uint8_t *)k->ws + qrows_bytes(g.M);
-    void *gemm_ws = phased + phased_bytes(&g);
+    uint8_t *img = (uint8_t *)k->ws + qrows_bytes(g.M);
+    void *gemm_ws = img + qquads_bytes(&g);
     bool pointwise = conv_is_pointwise(&g);
-    for (int64_t n = 0; n < g.N; n++) {
-        if (uses_phases(&g)) {
-            PhaseJob pj = {&g.w, (const uint8_t *)x->data + n * g.C * g.w.in_vol, phased};
-            pool_for(k->pool, g.C, phase_split_channel, &pj);
-        }
+    QQuads qq = qquads_geom(&g);
+    qq.img = img;
+    for (int64_t n = 0; n < g.N; n++)
         for (int64_t grp = 0; grp < g.G; grp++) {
             const uint8_t *xg = (const uint8_t *)x->data + (n * g.C + grp * g.Cg) * g.w.in_vol;
             QGemmMatrix xm = {xg, g.w.in_vol};
-            QIm2col ic = {&g.w, xg, phased + grp * g.Cg * g.w.in[0] * g.w.in[1] * phased_row_bytes(&g.w),
-                          (uint8_t)zp_at(zx, 0)};
+            if (!pointwise) {
+                QQuadsJob j = {&qq, xg, g.Cg, img, (uint8_t)zp_at(zx, 0), side.flip};
+                pool_for(k->pool, qq.cq * qq.dp, qquads_plane, &j);
+            }
             QGemmArgs ga = qconv_args(s, &g, &e);
             int64_t m0 = grp * g.Mg;
             ga.epi.row_add += m0;
             ga.epi.row_zw = ga.epi.row_zw ? ga.epi.row_zw + m0 : NULL;
             ga.epi.mult = ga.epi.mult ? ga.epi.mult + m0 : NULL;
             ga.a_packed = (const int8_t *)((const char *)s->packed + s->group_stride * (size_t)grp);
-            ga.pack_b = pointwise ? qgemm_pack_b_kn : qpack_b_im2col;
-            ga.b_src = pointwise ? (const void *)&xm : (const void *)&ic;
+            ga.pack_b = pointwise ? qgemm_pack_b_kn : qpack_b_quads;
+            ga.b_src = pointwise ? (const void *)&xm : (const void *)&qq;
             ga.b_flip = side.flip;
             ga.c = (char *)k->out[0]->data + (size_t)((n * g.M + m0) * g.w.out_vol) * esz;
             qgemm_run(&ga, gemm_ws, k->pool);
         }
-    }
     return CRUN_OK;
 }
 
@@ -382,7 +488,7 @@ crun_status qmatmul_packed_prepare(PrepCtx *c)
     const QMatMulIO *io = ((const QPackedKernel *)c->kdata)->io;
     const Tensor *a = c->in[io->a], *b = c->in[io->b];
     int64_t K = b->dims[0], N = b->dims[1], T = tensor_numel(a) / (K > 0 ? K : 1);
-    QWeights q = {b, 1, N, K, 1, N, 0};
+    QWeights q = {b, 1, N, K, 1, N, 0, 0, 0};
     crun_status st = qpack_prepare(c, &q);
     if (st != CRUN_OK)
         return st;

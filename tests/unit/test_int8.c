@@ -188,11 +188,19 @@ static bool int_kernels_match_reference(crun_model *m, const TIn *in, int thread
 
 static crun_dtype dt8(bool s) { return s ? CRUN_DTYPE_INT8 : CRUN_DTYPE_UINT8; }
 
+/* A QLinearConv's shape: input C x H x W, M outputs, K x K kernel; dil 0 means 1; one
+ * more row of padding at the bottom when pad_bottom. */
+typedef struct QConvShape {
+    int C, H, W, M, K, stride, pad, group, dil;
+    bool pad_bottom;
+} QConvShape;
+
 /* A QLinearConv with per-channel weight scales and zero points, bias and the given types. */
-static crun_model *qconv_model(int C, int M, int K, int stride, int pad, int group, bool xs, bool ws, bool zw_nonzero,
-                               const int64_t *dx)
+static crun_model *qconv_model(const QConvShape *q, bool xs, bool ws, bool zw_nonzero, const int64_t *dx)
 {
-    int64_t dw[4] = {M, C / group, K, K}, dm[1] = {M}, st[2] = {stride, stride}, pads[4] = {pad, pad, pad, pad};
+    int C = q->C, M = q->M, K = q->K, group = q->group, dil = q->dil ? q->dil : 1;
+    int64_t dw[4] = {M, C / group, K, K}, dm[1] = {M}, st[2] = {q->stride, q->stride}, dl[2] = {dil, dil};
+    int64_t pads[4] = {q->pad, q->pad, q->pad + q->pad_bottom, q->pad};
     int64_t nw = (int64_t)M * (C / group) * K * K;
     uint8_t *w = malloc((size_t)nw), zw[64];
     float sw[64];
@@ -218,6 +226,7 @@ static crun_model *qconv_model(int C, int M, int K, int stride, int pad, int gro
     Onnx__NodeProto *n = ob_node(b, "QLinearConv", "x,sx,zx,w,sw,zw,sy,zy,bias", "y");
     ob_attr_ints(b, n, "strides", st, 2);
     ob_attr_ints(b, n, "pads", pads, 4);
+    ob_attr_ints(b, n, "dilations", dl, 2);
     ob_attr_int(b, n, "group", group);
     ob_output(b, "y");
     crun_model *m = ob_load(b);
@@ -228,20 +237,22 @@ static crun_model *qconv_model(int C, int M, int K, int stride, int pad, int gro
 
 TEST(qlinear_conv_packed_matches_reference)
 {
-    struct {
-        int C, H, W, M, K, stride, pad, group;
-    } cases[] = {
-        {3, 13, 11, 8, 3, 1, 1, 1}, {8, 6, 7, 24, 1, 1, 0, 1}, {12, 5, 5, 6, 3, 1, 0, 3}, {5, 17, 3, 7, 3, 2, 0, 1},
-        {7, 20, 20, 9, 7, 3, 3, 1}, {16, 9, 9, 33, 3, 2, 1, 1}, {64, 7, 7, 40, 3, 1, 1, 1}, {20, 30, 30, 5, 1, 1, 0, 1},
+    QConvShape cases[] = {
+        {3, 13, 11, 8, 3, 1, 1, 1, 0, 0}, {8, 6, 7, 24, 1, 1, 0, 1, 0, 0}, {12, 5, 5, 6, 3, 1, 0, 3, 0, 0},
+        {5, 17, 3, 7, 3, 2, 0, 1, 0, 0}, {7, 20, 20, 9, 7, 3, 3, 1, 0, 0}, {16, 9, 9, 33, 3, 2, 1, 1, 0, 0},
+        {64, 7, 7, 40, 3, 1, 1, 1, 0, 0}, {20, 30, 30, 5, 1, 1, 0, 1, 0, 0},
+        /* several column blocks with runs across strips; dilation; uneven padding; 1x1 stride 2 */
+        {16, 40, 41, 10, 3, 1, 1, 1, 0, 0}, {9, 15, 16, 12, 3, 1, 2, 1, 2, 0}, {6, 11, 10, 17, 3, 2, 1, 1, 0, 1},
+        {10, 9, 9, 9, 1, 2, 0, 1, 0, 0},
         /* depthwise: 3x3 and 5x5, strides 1 and 2, with and without padding, odd widths */
-        {8, 13, 11, 8, 3, 1, 1, 8}, {5, 9, 17, 5, 3, 2, 1, 5}, {6, 12, 7, 6, 5, 2, 2, 6}, {3, 5, 5, 3, 3, 1, 0, 3},
+        {8, 13, 11, 8, 3, 1, 1, 8, 0, 0}, {5, 9, 17, 5, 3, 2, 1, 5, 0, 0}, {6, 12, 7, 6, 5, 2, 2, 6, 0, 0},
+        {3, 5, 5, 3, 3, 1, 0, 3, 0, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int types = 0; types < 8; types++) {
             bool xs = types & 1, ws = types & 2, zw = types & 4;
             int64_t dx[4] = {2, cases[c].C, cases[c].H, cases[c].W};
-            crun_model *m = qconv_model(cases[c].C, cases[c].M, cases[c].K, cases[c].stride, cases[c].pad,
-                                        cases[c].group, xs, ws, zw, dx);
+            crun_model *m = qconv_model(&cases[c], xs, ws, zw, dx);
             CHECK_MSG(m, "case %zu: %s", c, crun_last_error());
             int64_t nx = dx[0] * dx[1] * dx[2] * dx[3];
             uint8_t *x = malloc((size_t)nx);
