@@ -306,25 +306,35 @@ static void interleave16(const QQuadsJob *j, const uint8_t *const r[4], int64_t 
 }
 
 /* One padded row of the quad image from the four channels' input rows (NULL: a channel
- * past Cg), the row already filled with the zero point. */
+ * past Cg), the row already filled with the zero point. A row's last columns go through
+ * copies of whole vectors (narrow planes are all tail). */
 static void qquads_row(const QQuadsJob *j, const uint8_t *const r[4], uint8_t *d)
 {
     const WindowGeom *w = j->q->w;
-    int64_t W = CRUN_MIN(w->in[2], padded_extent(w, 2) - w->pb[2]), s = w->s[2], pw = j->q->pw, pb = w->pb[2], ix = 0;
-    for (; ix + 16 <= W; ix += 16) {
-        if (s == 1) {
-            interleave16(j, r, ix, d + (pb + ix) * 4);
+    int64_t W = CRUN_MIN(w->in[2], padded_extent(w, 2) - w->pb[2]), s = w->s[2], pw = j->q->pw;
+    for (int64_t ix = 0; ix < W; ix += 16) {
+        int64_t m = CRUN_MIN(16, W - ix), at = ix, x = w->pb[2] + ix;
+        uint8_t tail[4][16], o[64];
+        const uint8_t *rt[4] = {r[0], r[1], r[2], r[3]};
+        if (m < 16)
+            for (int c = 0; c < 4; c++)
+                if (r[c]) {
+                    memcpy(tail[c], r[c] + ix, (size_t)m);
+                    rt[c] = tail[c], at = 0;
+                }
+        if (s == 1 && m == 16) {
+            interleave16(j, rt, at, d + x * 4);
             continue;
         }
-        uint8_t o[64];
-        interleave16(j, r, ix, o);
-        for (int64_t i = 0, x = pb + ix; i < 16; i++, x++)
-            memcpy(d + ((x % s) * pw + x / s) * 4, o + 4 * i, 4);
-    }
-    for (int64_t x = pb + ix; ix < W; ix++, x++) {
-        uint8_t *o = d + ((x % s) * pw + x / s) * 4;
-        for (int t = 0; t < 4; t++)
-            o[t] = (uint8_t)((r[t] ? r[t][ix] : j->pad) ^ j->flip);
+        interleave16(j, rt, at, o);
+        if (s == 1)
+            memcpy(d + x * 4, o, (size_t)m * 4);
+        else /* position x goes to phase x % s, index x / s: stepped, not divided */
+            for (int64_t i = 0, ph = x % s, at_ph = x / s; i < m; i++) {
+                memcpy(d + (ph * pw + at_ph) * 4, o + 4 * i, 4);
+                if (++ph == s)
+                    ph = 0, at_ph++;
+            }
     }
 }
 
@@ -526,7 +536,7 @@ bool qconv_dw_applies(const PrepCtx *c, const void *kdata)
     ConvGeom g;
     conv_geom_known(c->params, x, c->in[io->w], &g);
     /* (at most 1024 taps: the int32 sums of products of 9-bit values cannot overflow) */
-    return g.Cg == 1 && g.Mg == 1 && x->rank == 4 && g.w.d[1] == 1 && g.w.d[2] == 1 && g.w.k_vol <= 1024;
+    return g.Cg == 1 && g.Mg == 1 && x->rank == 4 && g.w.k_vol <= 1024;
 }
 
 /* The padded plane, as int16 (x - zx) with 0 in the padding, and one row of sums. */
@@ -599,10 +609,10 @@ static void dw_channel(void *ctx, int64_t t, int thread)
     for (int64_t oy = 0; oy < w->out[1]; oy++) {
         memset(acc, 0, (size_t)OW * sizeof *acc);
         for (int64_t ky = 0; ky < w->k[1]; ky++) {
-            const int16_t *row = p + (oy * w->s[1] + ky) * PW;
+            const int16_t *row = p + (oy * w->s[1] + ky * w->d[1]) * PW;
             for (int64_t kx = 0; kx < w->k[2]; kx++) {
                 int32_t wv = (j->ws ? (int32_t)(int8_t)wm[ky * w->k[2] + kx] : (int32_t)wm[ky * w->k[2] + kx]) - zw;
-                const int16_t *src = row + kx;
+                const int16_t *src = row + kx * w->d[2];
                 if (w->s[2] == 1)
                     for (int64_t ox = 0; ox < OW; ox++)
                         acc[ox] += wv * src[ox];
@@ -645,97 +655,118 @@ crun_status qconv_dw_run(KernelCtx *k)
     return CRUN_OK;
 }
 
-/* ---- depthwise QLinearConv through the float SIMD window kernels ----
- * The plane holds x - zx and the taps w - zw as floats: integers of at most 9 bits, whose
- * products and sums of up to 256 of them (the window kernels take at most 7x7) are exact
- * in float whatever the order, so the float kernel computes the integer sums exactly and
- * the result is bit for bit the reference's. */
+/* ---- depthwise QLinearConv on the SIMD window kernels, four channels at once ----
+ * Each task makes the quad plane of four channels (window.h: WindowQuads; the positions of
+ * the padded, phase-split plane of QQuads, as floats q - zx) and hands it to the kernel,
+ * which sums and requantizes exactly as the reference does (integers of at most 9 bits,
+ * products and sums of at most 49 of them, are exact in float in any order). Lanes hold
+ * channels as well as positions, so narrow planes (7 x 7) fill whole vectors. */
 
 KV_SIMD_ONLY bool qconv_dw_simd_applies(const PrepCtx *c, const void *kdata)
 {
     (void)kdata;
     ConvGeom g;
     conv_geom_known(c->params, c->in[0], c->in[3], &g);
-    WindowPlane wp;
-    return g.Cg == 1 && g.Mg == 1 && c->in[0]->rank == 4 && window_plane_init(&g.w, &wp);
+    const WindowGeom *w = &g.w;
+    return g.Cg == 1 && g.Mg == 1 && c->in[0]->rank == 4 && w->k[1] <= WINDOW_MAX_K && w->k[2] <= WINDOW_MAX_K &&
+           w->s[2] <= WINDOW_MAX_S;
 }
 
-static size_t dwf_out_bytes(const WindowGeom *w) { return align64((size_t)w->out_vol * sizeof(float)); }
-
-static size_t dwf_scratch(const WindowGeom *w)
+/* The quad plane's floats, with room for a vector read past its last position. */
+static size_t dwq_plane_bytes(const ConvGeom *g)
 {
-    return window_plane_scratch_bytes(w) + dwf_out_bytes(w) + align64(64 * sizeof(float));
+    QQuads q = qquads_geom(g);
+    return align64((size_t)(q.hp * q.row * 4 + 64) * sizeof(float));
+}
+
+static size_t dwq_scratch(const ConvGeom *g)
+{
+    return dwq_plane_bytes(g) + align64((size_t)g->w.k_vol * 4 * sizeof(float)) +
+           align64((size_t)qquads_geom(g).row * 4);
 }
 
 KV_SIMD_ONLY crun_status qconv_dw_simd_prepare(PrepCtx *c)
 {
     ConvGeom g;
     conv_geom_known(c->params, c->in[0], c->in[3], &g);
-    c->ws_bytes = qrows_bytes(g.M) + dwf_scratch(&g.w) * (size_t)c->n_threads;
+    c->ws_bytes = qrows_bytes(g.M) + dwq_scratch(&g) * (size_t)c->n_threads;
     return CRUN_OK;
 }
 
-typedef struct DwfJob {
+typedef struct DwqJob {
     const KernelCtx *k;
     const ConvGeom *g;
     const WindowUkernels *uk;
     const QRows *r;
+    QQuads q;
     QuantRange range;
     int32_t zx, zy;
-    bool xs, ws;
-} DwfJob;
+} DwqJob;
 
-#define DWF_LOADS(T)                                                                          \
-    static void dwf_load_##T(float *restrict d, const T *restrict s, int64_t n, int32_t z)   \
-    {                                                                                         \
-        for (int64_t i = 0; i < n; i++)                                                       \
-            d[i] = (float)((int32_t)s[i] - z);                                                \
-    }
-DWF_LOADS(uint8_t)
-DWF_LOADS(int8_t)
-
-/* acc (exact integers) + bias, requantized as qgemm_store_tile does. */
-static void dwf_store(uint8_t *restrict y, const float *restrict acc, int64_t n, int32_t bias, float mult,
-                      int32_t zy, QuantRange r)
+/* d[i] = b[i] - z as floats, b signed or not. */
+static void widen_q8(float *restrict d, const uint8_t *restrict b, int64_t n, int32_t z, bool is_signed)
 {
-    float lo = (float)(r.lo - zy), hi = (float)(r.hi - zy);
-    for (int64_t i = 0; i < n; i++) {
-        float v = (float)(int32_t)((uint32_t)(int32_t)acc[i] + (uint32_t)bias) * mult;
-        v = v < lo ? lo : v;
-        v = v > hi ? hi : v;
-        y[i] = (uint8_t)((int32_t)quant_rint_small(v) + zy);
-    }
+    if (is_signed)
+        for (int64_t i = 0; i < n; i++)
+            d[i] = (float)((int32_t)(int8_t)b[i] - z);
+    else
+        for (int64_t i = 0; i < n; i++)
+            d[i] = (float)((int32_t)b[i] - z);
 }
 
-static void dwf_channel(void *ctx, int64_t t, int thread)
+/* Padded row y of the quad plane of channels c0 .. c0 + 3 of image n, as floats q - zx:
+ * made as the 8-bit GEMM's quad image rows are (in bytes), then widened. */
+static void dwq_row(const DwqJob *j, int64_t n, int64_t c0, int64_t y, uint8_t *bytes, float *d)
 {
-    const DwfJob *j = ctx;
-    const WindowGeom *w = &j->g->w;
-    int64_t m = t % j->g->M;
-    char *ws = (char *)j->k->ws + qrows_bytes(j->g->M) + dwf_scratch(w) * (size_t)thread;
-    float *out = (float *)ws, *taps = (float *)(ws + dwf_out_bytes(w));
-    float *scratch = (float *)((char *)taps + align64(64 * sizeof(float)));
-    const void *wm = (const uint8_t *)j->k->in[3]->data + m * w->k_vol;
-    if (j->ws)
-        dwf_load_int8_t(taps, wm, w->k_vol, j->r->row_zw[m]);
-    else
-        dwf_load_uint8_t(taps, wm, w->k_vol, j->r->row_zw[m]);
-    WindowPlane wp;
-    window_plane_init(w, &wp);
-    wp.x = NULL; /* the kernel reads the bytes as x - zx while it pads the plane */
-    wp.xq = (const uint8_t *)j->k->in[0]->data + t * w->in_vol;
-    wp.zq = j->zx;
-    wp.xq_signed = j->xs;
-    wp.y = out;
-    wp.w = taps;
-    wp.bias = 0.0f;
-    wp.lo = -INFINITY;
-    wp.hi = INFINITY;
-    wp.scratch = scratch;
-    j->uk->dwconv(&wp);
-    const Tensor *bias = j->k->n_in > 8 ? j->k->in[8] : NULL;
-    dwf_store((uint8_t *)j->k->out[0]->data + t * w->out_vol, out, w->out_vol,
-              bias ? ((const int32_t *)bias->data)[m] : 0, j->r->mult[m], j->zy, j->range);
+    const WindowGeom *w = j->q.w;
+    int64_t iy = y - w->pb[1], len = j->q.row * 4;
+    if (iy < 0 || iy >= w->in[1]) {
+        memset(d, 0, (size_t)len * sizeof *d);
+        return;
+    }
+    const uint8_t *r[4];
+    for (int c = 0; c < 4; c++)
+        r[c] = c0 + c < j->g->C ? (const uint8_t *)j->k->in[0]->data + ((n * j->g->C + c0 + c) * w->in[1] + iy) * w->in[2]
+                                : NULL;
+    QQuadsJob ij = {&j->q, NULL, 0, NULL, (uint8_t)j->zx, 0};
+    memset(bytes, (uint8_t)j->zx, (size_t)len);
+    qquads_row(&ij, r, bytes);
+    widen_q8(d, bytes, len, j->zx, j->k->in[0]->dtype == CRUN_DTYPE_INT8);
+}
+
+static void dwq_task(void *ctx, int64_t t, int thread)
+{
+    const DwqJob *j = ctx;
+    const ConvGeom *g = j->g;
+    const WindowGeom *w = &g->w;
+    int64_t quads = (g->C + 3) / 4, n = t / quads, c0 = t % quads * 4;
+    char *ws = (char *)j->k->ws + qrows_bytes(g->M) + dwq_scratch(g) * (size_t)thread;
+    float *plane = (float *)ws, *taps = (float *)(ws + dwq_plane_bytes(g));
+    uint8_t *bytes = (uint8_t *)taps + align64((size_t)w->k_vol * 4 * sizeof(float));
+    for (int64_t y = 0; y < j->q.hp; y++)
+        dwq_row(j, n, c0, y, bytes, plane + y * j->q.row * 4);
+    memset(plane + j->q.hp * j->q.row * 4, 0, 64 * sizeof *plane);
+    const Tensor *wt = j->k->in[3], *bias = j->k->n_in > 8 ? j->k->in[8] : NULL;
+    WindowQuads q = {plane, {NULL}, w->out[1], w->out[2], j->q.row * 4, j->q.pw, (int)w->k[1], (int)w->k[2],
+                     (int)w->s[1], (int)w->s[2], (int)w->d[1], (int)w->d[2], taps, NULL, NULL,
+                     (float)(j->range.lo - j->zy), (float)(j->range.hi - j->zy), (float)j->zy};
+    int32_t b4[4] = {0};
+    float m4[4] = {0};
+    for (int c = 0; c < 4; c++) {
+        int64_t ch = c0 + c;
+        for (int64_t k = 0; k < w->k_vol; k++) {
+            int32_t v = ch >= g->C ? 0 : wt->dtype == CRUN_DTYPE_INT8 ? ((const int8_t *)wt->data)[ch * w->k_vol + k]
+                                                                    : ((const uint8_t *)wt->data)[ch * w->k_vol + k];
+            taps[k * 4 + c] = ch < g->C ? (float)(v - j->r->row_zw[ch]) : 0.0f;
+        }
+        if (ch >= g->C)
+            continue;
+        q.y[c] = (uint8_t *)j->k->out[0]->data + (n * g->C + ch) * w->out_vol;
+        b4[c] = bias ? ((const int32_t *)bias->data)[ch] : 0;
+        m4[c] = j->r->mult[ch];
+    }
+    q.bias = b4, q.mult = m4;
+    j->uk->dwconv_q8(&q);
 }
 
 KV_SIMD_ONLY crun_status qconv_dw_simd_run(KernelCtx *k)
@@ -746,8 +777,8 @@ KV_SIMD_ONLY crun_status qconv_dw_simd_run(KernelCtx *k)
     QRows r = dw_rows_fill(k->ws, g.M, k->in[5], k->in[1], k->in[4], k->in[6]);
     float sy = scale_at(k->in[6], 0);
     int32_t zy = zp_at(k->in[7], 0);
-    DwfJob j = {k, &g, k->kdata, &r, qout_range(k->node, k->out[0]->dtype, sy, zy), zp_at(k->in[2], 0), zy,
-                k->in[0]->dtype == CRUN_DTYPE_INT8, k->in[3]->dtype == CRUN_DTYPE_INT8};
-    pool_for(k->pool, g.N * g.M, dwf_channel, &j);
+    DwqJob j = {k, &g, k->kdata, &r, qquads_geom(&g), qout_range(k->node, k->out[0]->dtype, sy, zy),
+                zp_at(k->in[2], 0), zy};
+    pool_for(k->pool, g.N * ((g.C + 3) / 4), dwq_task, &j);
     return CRUN_OK;
 }

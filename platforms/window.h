@@ -23,11 +23,6 @@ typedef struct WindowPlane {
     float bias;         /* depthwise: added to every output */
     float lo, hi;       /* outputs clamped to [lo, hi] (Relu, Relu6; -inf..inf for none) */
     float *scratch;     /* window_scratch_floats() floats */
-    /* Depthwise only: an 8-bit input plane instead of x (x NULL), read as the floats
-     * q - zq (exact integers; 0 in the padding). */
-    const void *xq;
-    int32_t zq;
-    bool xq_signed;
 } WindowPlane;
 
 /* Scratch geometry (the same for every ISA): a phase holds the output width rounded up
@@ -35,17 +30,33 @@ typedef struct WindowPlane {
 static inline int64_t window_phase_len(const WindowPlane *p) { return (p->OW + 15) / 16 * 16 + (p->kw - 1) / p->sw; }
 static inline int64_t window_row_stride(const WindowPlane *p) { return p->sw * window_phase_len(p); }
 static inline int64_t window_rows(const WindowPlane *p) { return (p->OH - 1) * p->sh + p->kh; }
-/* The padded phases of every row, then one input row widened (8-bit planes). */
-static inline size_t window_scratch_floats(const WindowPlane *p)
-{
-    return (size_t)(window_rows(p) * window_row_stride(p) + (p->W + 15) / 16 * 16);
-}
+/* The padded phases of every row. */
+static inline size_t window_scratch_floats(const WindowPlane *p) { return (size_t)(window_rows(p) * window_row_stride(p)); }
+
+/* Depthwise convolution of four 8-bit channels at once (QLinearConv). The input is a quad
+ * plane: each padded position holds the four channels' q - zq side by side (exact integers
+ * as floats, 0 in the padding), each row split into sw phases of pw positions, as above;
+ * a vector covers VF_N / 4 consecutive outputs of a row. The sums (exact: integers of at
+ * most 9 bits, at most 49 products) are requantized as the packed 8-bit kernels' epilogue
+ * does: clamp(round_half_even((float)(sum + bias[c]) * mult[c]), lo, hi) + zy, per
+ * channel c, and stored as bytes into four OH x OW planes (NULL: a channel past the last). */
+typedef struct WindowQuads {
+    const float *x; /* rows of row floats; readable for VF_N floats past the last position */
+    uint8_t *y[4];
+    int64_t OH, OW, row, pw;
+    int kh, kw, sh, sw, dh, dw;
+    const float *w;      /* kh * kw taps, each the four channels' weights minus zero point */
+    const int32_t *bias; /* [4] */
+    const float *mult;   /* [4] */
+    float lo, hi, zy;    /* the range relative to zy, and zy */
+} WindowQuads;
 
 typedef struct WindowUkernels {
     const char *isa_name;
     Isa isa;
     void (*dwconv)(const WindowPlane *p);  /* y = clamp(bias + sum w * x) */
     void (*maxpool)(const WindowPlane *p); /* y = max over the window's inside elements */
+    void (*dwconv_q8)(const WindowQuads *q);
 } WindowUkernels;
 
 /* Largest window the kernels take (per axis) and largest stride. */

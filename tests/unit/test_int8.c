@@ -246,7 +246,8 @@ TEST(qlinear_conv_packed_matches_reference)
         {10, 9, 9, 9, 1, 2, 0, 1, 0, 0},
         /* depthwise: 3x3 and 5x5, strides 1 and 2, with and without padding, odd widths */
         {8, 13, 11, 8, 3, 1, 1, 8, 0, 0}, {5, 9, 17, 5, 3, 2, 1, 5, 0, 0}, {6, 12, 7, 6, 5, 2, 2, 6, 0, 0},
-        {3, 5, 5, 3, 3, 1, 0, 3, 0, 0},
+        {3, 5, 5, 3, 3, 1, 0, 3, 0, 0}, {4, 20, 37, 4, 3, 2, 1, 4, 0, 1}, {6, 15, 18, 6, 3, 1, 2, 6, 2, 0},
+        {9, 7, 7, 9, 3, 1, 1, 9, 0, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int types = 0; types < 8; types++) {
