@@ -322,10 +322,6 @@ static void qquads_row(const QQuadsJob *j, const uint8_t *const r[4], uint8_t *d
                     memcpy(tail[c], r[c] + ix, (size_t)m);
                     rt[c] = tail[c], at = 0;
                 }
-        if (s == 1 && m == 16) {
-            interleave16(j, rt, at, d + x * 4);
-            continue;
-        }
         interleave16(j, rt, at, o);
         if (s == 1)
             memcpy(d + x * 4, o, (size_t)m * 4);
