@@ -282,8 +282,15 @@ static void maxpool8_plane(void *ctx, int64_t t, int thread)
             }
 }
 
-/* 2-D windows without dilation, separably: the max down each window's rows (a loop
- * compilers vectorize), then along the row. */
+/* Padded width a 2-D 8-bit pooling row needs: every window, and the input row. */
+static int64_t maxpool8_span(const WindowGeom *w)
+{
+    return CRUN_MAX((w->out[2] - 1) * w->s[2] + w->k[2], w->pb[2] + w->in[2]);
+}
+
+/* 2-D windows without dilation, separably: the max down each window's rows into a padded
+ * row (0, the least value once int8 is flipped, in the padding), the max of each k
+ * consecutive elements of it, then every s-th of those; loops compilers vectorize. */
 static void maxpool8_plane_2d(void *ctx, int64_t t, int thread)
 {
     (void)thread;
@@ -291,26 +298,26 @@ static void maxpool8_plane_2d(void *ctx, int64_t t, int thread)
     const WindowGeom *w = &j->g->w;
     const uint8_t *x = (const uint8_t *)j->x->data + t * w->in_vol;
     uint8_t *y = (uint8_t *)j->y->data + t * w->out_vol;
-    uint8_t flip = j->x->dtype == CRUN_DTYPE_INT8 ? 0x80 : 0, col[MAXPOOL8_ROW];
-    int64_t W = w->in[2];
+    uint8_t flip = j->x->dtype == CRUN_DTYPE_INT8 ? 0x80 : 0, col[MAXPOOL8_ROW], win[MAXPOOL8_ROW];
+    int64_t W = w->in[2], span = maxpool8_span(w), n = (w->out[2] - 1) * w->s[2] + 1;
     for (int64_t oy = 0; oy < w->out[1]; oy++, y += w->out[2]) {
         int64_t y0 = oy * w->s[1] - w->pb[1], y1 = CRUN_MIN(y0 + w->k[1], w->in[1]);
         y0 = CRUN_MAX(y0, 0);
-        memset(col, 0, (size_t)W);
+        memset(col, 0, (size_t)span);
+        uint8_t *c = col + w->pb[2];
         for (int64_t iy = y0; iy < y1; iy++) {
             const uint8_t *row = x + iy * W;
             for (int64_t ix = 0; ix < W; ix++) {
                 uint8_t v = row[ix] ^ flip;
-                col[ix] = v > col[ix] ? v : col[ix];
+                c[ix] = v > c[ix] ? v : c[ix];
             }
         }
-        for (int64_t ox = 0; ox < w->out[2]; ox++) {
-            int64_t x0 = ox * w->s[2] - w->pb[2], x1 = CRUN_MIN(x0 + w->k[2], W);
-            uint8_t m = 0;
-            for (int64_t ix = CRUN_MAX(x0, 0); ix < x1; ix++)
-                m = col[ix] > m ? col[ix] : m;
-            y[ox] = m ^ flip;
-        }
+        memcpy(win, col, (size_t)n);
+        for (int64_t kx = 1; kx < w->k[2]; kx++)
+            for (int64_t i = 0; i < n; i++)
+                win[i] = col[i + kx] > win[i] ? col[i + kx] : win[i];
+        for (int64_t ox = 0; ox < w->out[2]; ox++)
+            y[ox] = win[ox * w->s[2]] ^ flip;
     }
 }
 
@@ -320,7 +327,7 @@ static crun_status maxpool8_run(KernelCtx *k)
     char buf[160];
     pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
     PoolJob j = {&g, k->params, k->in[0], k->out[0], NULL, POOL_MAX};
-    bool plain_2d = g.w.in[0] == 1 && g.w.k[0] == 1 && g.w.d[1] == 1 && g.w.d[2] == 1 && g.w.in[2] <= MAXPOOL8_ROW;
+    bool plain_2d = g.w.in[0] == 1 && g.w.k[0] == 1 && g.w.d[1] == 1 && g.w.d[2] == 1 && maxpool8_span(&g.w) <= MAXPOOL8_ROW;
     pool_for(k->pool, g.planes, plain_2d ? maxpool8_plane_2d : maxpool8_plane, &j);
     return CRUN_OK;
 }

@@ -2,6 +2,7 @@
  * against a brute-force formula and against the reference kernels, under every ISA this
  * CPU has, on shapes that hit every tile and block edge. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/qgemm.h"
 #include "quant/quant.h"
@@ -266,6 +267,58 @@ TEST(qlinear_conv_packed_matches_reference)
             free(x);
             crun_model_free(m);
             CHECK_MSG(ok, "case %zu types %d: %s", c, types, why);
+        }
+}
+
+/* 8-bit MaxPool (the separable kernel) against the reference kernel, both types, padding
+ * (windows that are all padding in ceil mode), strides, odd widths. */
+TEST(maxpool_8bit_matches_reference)
+{
+    struct {
+        int H, W, K, stride, pad, ceil;
+    } cases[] = {{112, 112, 3, 2, 1, 0}, {7, 9, 2, 2, 0, 0}, {8, 17, 3, 1, 1, 0}, {5, 5, 3, 2, 0, 1},
+                 {13, 13, 5, 2, 2, 1}, {1, 1, 1, 1, 0, 0}, {10, 15, 7, 2, 3, 0}, {9, 50, 3, 3, 1, 0},
+                 {12, 21, 4, 4, 0, 1}, {6, 6, 3, 3, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int sgn = 0; sgn < 2; sgn++) {
+            int64_t dx[4] = {2, 3, cases[c].H, cases[c].W}, k[2] = {cases[c].K, cases[c].K};
+            int64_t st[2] = {cases[c].stride, cases[c].stride}, p = cases[c].pad, pads[4] = {p, p, p, p};
+            int64_t nx = dx[0] * dx[1] * dx[2] * dx[3];
+            OnnxBuilder *b = ob_new(13);
+            ob_input(b, "x", dt8(sgn), 4, dx, NULL);
+            Onnx__NodeProto *n = ob_node(b, "MaxPool", "x", "y");
+            ob_attr_ints(b, n, "kernel_shape", k, 2);
+            ob_attr_ints(b, n, "strides", st, 2);
+            ob_attr_ints(b, n, "pads", pads, 4);
+            ob_attr_int(b, n, "ceil_mode", cases[c].ceil);
+            ob_output(b, "y");
+            crun_model *m = ob_load(b);
+            ob_free(b);
+            CHECK_MSG(m, "case %zu: %s", c, crun_last_error());
+            uint8_t *x = malloc((size_t)nx), *ref = NULL;
+            fill_bytes(x, nx, sgn);
+            TIn in = {dt8(sgn), 4, {dx[0], dx[1], dx[2], dx[3]}, x};
+            bool ok = true;
+            for (int isa = -1; isa <= ISA_SCALAR && ok; isa++) { /* the reference, then maxpool_u8 */
+                CHECK(kernels_select(isa));
+                crun_session *s = run_inputs(m, 1 + (int)(c % 2), 1, &in);
+                crun_tensor t;
+                crun_step_info si;
+                ok = s && crun_session_get_output(s, 0, &t) == CRUN_OK && crun_session_step_info(s, 0, &si) == CRUN_OK;
+                if (ok && isa < 0) {
+                    ref = malloc(t.size_bytes);
+                    memcpy(ref, t.data, t.size_bytes);
+                } else if (ok) {
+                    CHECK_MSG(!strcmp(si.kernel, "maxpool_u8"), "case %zu ran %s", c, si.kernel);
+                    ok = memcmp(ref, t.data, t.size_bytes) == 0;
+                }
+                crun_session_free(s);
+            }
+            kernels_select_done();
+            free(x);
+            free(ref);
+            crun_model_free(m);
+            CHECK_MSG(ok, "case %zu signed %d: maxpool_u8 differs from the reference", c, sgn);
         }
 }
 
