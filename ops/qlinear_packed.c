@@ -276,7 +276,8 @@ typedef struct QQuadsJob {
     const uint8_t *x; /* the group's first input channel */
     int64_t Cg;
     uint8_t *dst;
-    uint8_t pad, flip; /* pad: the raw zero point */
+    uint8_t pad, flip;  /* pad: the raw zero point */
+    const uint8_t *end; /* the input tensor's end: a row's last vector may read up to it */
 } QQuadsJob;
 
 /* Dwords ix .. ix + 15 of a quad-image row: the four channels' bytes interleaved (a NULL
@@ -306,8 +307,9 @@ static void interleave16(const QQuadsJob *j, const uint8_t *const r[4], int64_t 
 }
 
 /* One padded row of the quad image from the four channels' input rows (NULL: a channel
- * past Cg), the row already filled with the zero point. A row's last columns go through
- * copies of whole vectors (narrow planes are all tail). */
+ * past Cg), the row already filled with the zero point. A row's last columns read on into
+ * the next row (the extra lanes are not stored) or, at the tensor's end, go through
+ * copies. */
 static void qquads_row(const QQuadsJob *j, const uint8_t *const r[4], uint8_t *d)
 {
     const WindowGeom *w = j->q->w;
@@ -316,7 +318,10 @@ static void qquads_row(const QQuadsJob *j, const uint8_t *const r[4], uint8_t *d
         int64_t m = CRUN_MIN(16, W - ix), at = ix, x = w->pb[2] + ix;
         uint8_t tail[4][16], o[64];
         const uint8_t *rt[4] = {r[0], r[1], r[2], r[3]};
-        if (m < 16)
+        bool copy = false;
+        for (int c = 0; c < 4; c++)
+            copy |= r[c] && r[c] + ix + 16 > j->end;
+        if (copy)
             for (int c = 0; c < 4; c++)
                 if (r[c]) {
                     memcpy(tail[c], r[c] + ix, (size_t)m);
@@ -456,7 +461,8 @@ crun_status qconv_packed_run(KernelCtx *k)
             const uint8_t *xg = (const uint8_t *)x->data + (n * g.C + grp * g.Cg) * g.w.in_vol;
             QGemmMatrix xm = {xg, g.w.in_vol};
             if (!pointwise) {
-                QQuadsJob j = {&qq, xg, g.Cg, img, (uint8_t)zp_at(zx, 0), side.flip};
+                QQuadsJob j = {&qq, xg, g.Cg, img, (uint8_t)zp_at(zx, 0), side.flip,
+                               (const uint8_t *)x->data + tensor_numel(x)};
                 pool_for(k->pool, qq.cq * qq.dp, qquads_plane, &j);
             }
             QGemmArgs ga = qconv_args(s, &g, &e);
@@ -724,7 +730,8 @@ static void dwq_row(const DwqJob *j, int64_t n, int64_t c0, int64_t y, uint8_t *
     for (int c = 0; c < 4; c++)
         r[c] = c0 + c < j->g->C ? (const uint8_t *)j->k->in[0]->data + ((n * j->g->C + c0 + c) * w->in[1] + iy) * w->in[2]
                                 : NULL;
-    QQuadsJob ij = {&j->q, NULL, 0, NULL, (uint8_t)j->zx, 0};
+    const Tensor *x = j->k->in[0];
+    QQuadsJob ij = {&j->q, NULL, 0, NULL, (uint8_t)j->zx, 0, (const uint8_t *)x->data + tensor_numel(x)};
     memset(bytes, (uint8_t)j->zx, (size_t)len);
     qquads_row(&ij, r, bytes);
     widen_q8(d, bytes, len, j->zx, j->k->in[0]->dtype == CRUN_DTYPE_INT8);
