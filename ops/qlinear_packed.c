@@ -703,6 +703,7 @@ typedef struct DwqJob {
     QQuads q;
     QuantRange range;
     int32_t zx, zy;
+    const uint8_t *x_end;
 } DwqJob;
 
 /* d[i] = b[i] - z as floats, b signed or not. */
@@ -730,8 +731,7 @@ static void dwq_row(const DwqJob *j, int64_t n, int64_t c0, int64_t y, uint8_t *
     for (int c = 0; c < 4; c++)
         r[c] = c0 + c < j->g->C ? (const uint8_t *)j->k->in[0]->data + ((n * j->g->C + c0 + c) * w->in[1] + iy) * w->in[2]
                                 : NULL;
-    const Tensor *x = j->k->in[0];
-    QQuadsJob ij = {&j->q, NULL, 0, NULL, (uint8_t)j->zx, 0, (const uint8_t *)x->data + tensor_numel(x)};
+    QQuadsJob ij = {&j->q, NULL, 0, NULL, (uint8_t)j->zx, 0, j->x_end};
     memset(bytes, (uint8_t)j->zx, (size_t)len);
     qquads_row(&ij, r, bytes);
     widen_q8(d, bytes, len, j->zx, j->k->in[0]->dtype == CRUN_DTYPE_INT8);
@@ -781,7 +781,7 @@ KV_SIMD_ONLY crun_status qconv_dw_simd_run(KernelCtx *k)
     float sy = scale_at(k->in[6], 0);
     int32_t zy = zp_at(k->in[7], 0);
     DwqJob j = {k, &g, k->kdata, &r, qquads_geom(&g), qout_range(k->node, k->out[0]->dtype, sy, zy),
-                zp_at(k->in[2], 0), zy};
+                zp_at(k->in[2], 0), zy, (const uint8_t *)k->in[0]->data + tensor_numel(k->in[0])};
     pool_for(k->pool, g.N * ((g.C + 3) / 4), dwq_task, &j);
     return CRUN_OK;
 }
