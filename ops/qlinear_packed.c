@@ -226,6 +226,17 @@ static QQuads qquads_geom(const ConvGeom *g)
     return q;
 }
 
+/* Whether the quad image's sizes stay far from overflowing (huge pads or dilations make
+ * huge padded extents: such convolutions take the reference kernels, which need none). */
+static bool qquads_fit(const ConvGeom *g)
+{
+    const WindowGeom *w = &g->w;
+    double bytes = 16.0 * (double)channel_quads(g);
+    for (int a = 0; a < 3; a++)
+        bytes *= (double)padded_extent(w, a) + (double)w->s[a];
+    return bytes < 0x1p40;
+}
+
 static size_t qquads_bytes(const ConvGeom *g)
 {
     if (conv_is_pointwise(g))
@@ -244,7 +255,7 @@ bool qconv_packed_applies(const PrepCtx *c, const void *kdata)
     ConvGeom g;
     conv_geom_known(c->params, c->in[io->x], c->in[io->w], &g);
     /* One output channel per group (depthwise) would waste whole strips. */
-    return g.Mg >= 2;
+    return g.Mg >= 2 && (conv_is_pointwise(&g) || qquads_fit(&g));
 }
 
 static QGemmArgs qconv_args(const QPackState *s, const ConvGeom *g, const QGemmEpi *e)
@@ -538,7 +549,9 @@ bool qconv_dw_applies(const PrepCtx *c, const void *kdata)
     ConvGeom g;
     conv_geom_known(c->params, x, c->in[io->w], &g);
     /* (at most 1024 taps: the int32 sums of products of 9-bit values cannot overflow) */
-    return g.Cg == 1 && g.Mg == 1 && x->rank == 4 && g.w.k_vol <= 1024;
+    double plane = ((double)g.w.in[2] + (double)g.w.pb[2] + (double)g.w.pe[2]) *
+                   ((double)g.w.in[1] + (double)g.w.pb[1] + (double)g.w.pe[1]);
+    return g.Cg == 1 && g.Mg == 1 && x->rank == 4 && g.w.k_vol <= 1024 && plane < 0x1p36; /* (huge pads: reference) */
 }
 
 /* The padded plane, as int16 (x - zx) with 0 in the padding, and one row of sums. */
@@ -671,7 +684,7 @@ KV_SIMD_ONLY bool qconv_dw_simd_applies(const PrepCtx *c, const void *kdata)
     conv_geom_known(c->params, c->in[0], c->in[3], &g);
     const WindowGeom *w = &g.w;
     return g.Cg == 1 && g.Mg == 1 && c->in[0]->rank == 4 && w->k[1] <= WINDOW_MAX_K && w->k[2] <= WINDOW_MAX_K &&
-           w->s[2] <= WINDOW_MAX_S;
+           w->s[2] <= WINDOW_MAX_S && qquads_fit(&g);
 }
 
 /* The quad plane's floats, with room for a vector read past its last position. */

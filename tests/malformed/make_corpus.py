@@ -190,6 +190,18 @@ def conv_attr_cases():
                                               [numpy_helper.from_array(np.ones((4, 3, 3), np.float32), "w1")]))
     add("conv_huge_pads", "pads must be in", model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1 << 40] * 4)],
                                              [x], [y], [w]))
+    # 8-bit convolutions whose pads and strides are near 2^30: the padded extents would
+    # overflow the packed kernels' image sizes, so the reference kernel runs them.
+    for name, group, c in (("qconv_depthwise_huge_pads", 4, 4), ("qconv_huge_pads", 1, 8)):
+        qw = np.random.default_rng(1).integers(-5, 5, (c, c // group, 3, 3)).astype(np.int8)
+        qi = [numpy_helper.from_array(np.array(v, t), n) for n, v, t in
+              (("sx", 0.02, np.float32), ("zx", 128, np.uint8), ("sw", 0.01, np.float32), ("zw", 0, np.int8),
+               ("sy", 0.1, np.float32), ("zy", 128, np.uint8))] + [numpy_helper.from_array(qw, "qw")]
+        big = 1 << 30
+        node = helper.make_node("QLinearConv", ["x", "sx", "zx", "qw", "sw", "zw", "sy", "zy"], ["y"], pads=[big] * 4,
+                                strides=[big, big], group=group)
+        add(name, "", model([node], [vi("x", [1, c, 5, 5], TensorProto.UINT8)], [vi("y", None, TensorProto.UINT8)], qi),
+            ["--allow-success"])
     def pool(name, expect, op="MaxPool", **attrs):
         add(name, expect, model([helper.make_node(op, ["x"], ["y"], **attrs)], [x], [y]))
     pool("pool_no_kernel", "kernel_shape")
