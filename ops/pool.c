@@ -327,7 +327,8 @@ static crun_status maxpool8_run(KernelCtx *k)
     char buf[160];
     pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
     PoolJob j = {&g, k->params, k->in[0], k->out[0], NULL, POOL_MAX};
-    bool plain_2d = g.w.in[0] == 1 && g.w.k[0] == 1 && g.w.d[1] == 1 && g.w.d[2] == 1 && maxpool8_span(&g.w) <= MAXPOOL8_ROW;
+    bool plain_2d = g.w.in[0] == 1 && g.w.k[0] == 1 && g.w.d[1] == 1 && g.w.d[2] == 1 &&
+                    maxpool8_span(&g.w) <= MAXPOOL8_ROW;
     pool_for(k->pool, g.planes, plain_2d ? maxpool8_plane_2d : maxpool8_plane, &j);
     return CRUN_OK;
 }

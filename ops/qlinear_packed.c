@@ -215,7 +215,10 @@ static int64_t channel_quads(const ConvGeom *g) { return (g->Cg + 3) / 4; }
 static int64_t qconv_K(const ConvGeom *g) { return conv_is_pointwise(g) ? g->Cg : channel_quads(g) * 4 * g->w.k_vol; }
 
 /* The padded size along axis a that every window reads inside. */
-static int64_t padded_extent(const WindowGeom *w, int a) { return (w->out[a] - 1) * w->s[a] + (w->k[a] - 1) * w->d[a] + 1; }
+static int64_t padded_extent(const WindowGeom *w, int a)
+{
+    return (w->out[a] - 1) * w->s[a] + (w->k[a] - 1) * w->d[a] + 1;
+}
 
 static QQuads qquads_geom(const ConvGeom *g)
 {
@@ -317,21 +320,30 @@ static void interleave16(const QQuadsJob *j, const uint8_t *const r[4], int64_t 
 #endif
 }
 
+/* Row `at` (elements from each plane's start) of the four channels from x on, planes
+ * in_vol apart; NULL for the channels past the n that exist. */
+static void quad_rows(const uint8_t *x, int64_t n, int64_t in_vol, int64_t at, const uint8_t *r[4])
+{
+    for (int c = 0; c < 4; c++)
+        r[c] = c < n ? x + c * in_vol + at : NULL;
+}
+
 /* One padded row of the quad image from the four channels' input rows (NULL: a channel
- * past Cg), the row already filled with the zero point. A row's last columns read on into
+ * past Cg): the zero point, then the inside columns. A row's last columns read on into
  * the next row (the extra lanes are not stored) or, at the tensor's end, go through
  * copies. */
 static void qquads_row(const QQuadsJob *j, const uint8_t *const r[4], uint8_t *d)
 {
     const WindowGeom *w = j->q->w;
     int64_t W = CRUN_MIN(w->in[2], padded_extent(w, 2) - w->pb[2]), s = w->s[2], pw = j->q->pw;
+    memset(d, (uint8_t)(j->pad ^ j->flip), (size_t)j->q->row * 4);
     for (int64_t ix = 0; ix < W; ix += 16) {
         int64_t m = CRUN_MIN(16, W - ix), at = ix, x = w->pb[2] + ix;
         uint8_t tail[4][16], o[64];
         const uint8_t *rt[4] = {r[0], r[1], r[2], r[3]};
         bool copy = false;
         for (int c = 0; c < 4; c++)
-            copy |= r[c] && r[c] + ix + 16 > j->end;
+            copy |= r[c] && j->end - (r[c] + ix) < 16;
         if (copy)
             for (int c = 0; c < 4; c++)
                 if (r[c]) {
@@ -358,18 +370,15 @@ static void qquads_plane(void *ctx, int64_t t, int thread)
     const QQuads *q = j->q;
     const WindowGeom *w = q->w;
     int64_t cq = t / q->dp, iz = t % q->dp - w->pb[0];
-    uint8_t pad = (uint8_t)(j->pad ^ j->flip);
     for (int64_t y = 0; y < q->hp; y++) {
         uint8_t *d = j->dst + (t * q->hp + y) * q->row * 4;
-        memset(d, pad, (size_t)q->row * 4);
         int64_t iy = y - w->pb[1];
-        if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1])
+        if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1]) {
+            memset(d, (uint8_t)(j->pad ^ j->flip), (size_t)q->row * 4);
             continue;
-        const uint8_t *r[4];
-        for (int c = 0; c < 4; c++) {
-            int64_t ch = cq * 4 + c;
-            r[c] = ch < j->Cg ? j->x + ch * w->in_vol + (iz * w->in[1] + iy) * w->in[2] : NULL;
         }
+        const uint8_t *r[4];
+        quad_rows(j->x + cq * 4 * w->in_vol, j->Cg - cq * 4, w->in_vol, (iz * w->in[1] + iy) * w->in[2], r);
         qquads_row(j, r, d);
     }
 }
@@ -741,11 +750,9 @@ static void dwq_row(const DwqJob *j, int64_t n, int64_t c0, int64_t y, uint8_t *
         return;
     }
     const uint8_t *r[4];
-    for (int c = 0; c < 4; c++)
-        r[c] = c0 + c < j->g->C ? (const uint8_t *)j->k->in[0]->data + ((n * j->g->C + c0 + c) * w->in[1] + iy) * w->in[2]
-                                : NULL;
+    quad_rows((const uint8_t *)j->k->in[0]->data + (n * j->g->C + c0) * w->in_vol, j->g->C - c0, w->in_vol,
+              iy * w->in[2], r);
     QQuadsJob ij = {&j->q, NULL, 0, NULL, (uint8_t)j->zx, 0, j->x_end};
-    memset(bytes, (uint8_t)j->zx, (size_t)len);
     qquads_row(&ij, r, bytes);
     widen_q8(d, bytes, len, j->zx, j->k->in[0]->dtype == CRUN_DTYPE_INT8);
 }
@@ -770,13 +777,16 @@ static void dwq_task(void *ctx, int64_t t, int thread)
     float m4[4] = {0};
     for (int c = 0; c < 4; c++) {
         int64_t ch = c0 + c;
-        for (int64_t k = 0; k < w->k_vol; k++) {
-            int32_t v = ch >= g->C ? 0 : wt->dtype == CRUN_DTYPE_INT8 ? ((const int8_t *)wt->data)[ch * w->k_vol + k]
-                                                                    : ((const uint8_t *)wt->data)[ch * w->k_vol + k];
-            taps[k * 4 + c] = ch < g->C ? (float)(v - j->r->row_zw[ch]) : 0.0f;
-        }
-        if (ch >= g->C)
+        if (ch >= g->C) { /* a channel past the last: no taps, no plane */
+            for (int64_t k = 0; k < w->k_vol; k++)
+                taps[k * 4 + c] = 0.0f;
             continue;
+        }
+        for (int64_t k = 0; k < w->k_vol; k++) {
+            int64_t at = ch * w->k_vol + k;
+            int32_t v = wt->dtype == CRUN_DTYPE_INT8 ? ((const int8_t *)wt->data)[at] : ((const uint8_t *)wt->data)[at];
+            taps[k * 4 + c] = (float)(v - j->r->row_zw[ch]);
+        }
         q.y[c] = (uint8_t *)j->k->out[0]->data + (n * g->C + ch) * w->out_vol;
         b4[c] = bias ? ((const int32_t *)bias->data)[ch] : 0;
         m4[c] = j->r->mult[ch];

@@ -31,7 +31,10 @@ static inline int64_t window_phase_len(const WindowPlane *p) { return (p->OW + 1
 static inline int64_t window_row_stride(const WindowPlane *p) { return p->sw * window_phase_len(p); }
 static inline int64_t window_rows(const WindowPlane *p) { return (p->OH - 1) * p->sh + p->kh; }
 /* The padded phases of every row. */
-static inline size_t window_scratch_floats(const WindowPlane *p) { return (size_t)(window_rows(p) * window_row_stride(p)); }
+static inline size_t window_scratch_floats(const WindowPlane *p)
+{
+    return (size_t)(window_rows(p) * window_row_stride(p));
+}
 
 /* Depthwise convolution of four 8-bit channels at once (QLinearConv). The input is a quad
  * plane: each padded position holds the four channels' q - zq side by side (exact integers
