@@ -89,6 +89,8 @@ const char *window_geom(const WindowAttrs *w, int nsp, const int64_t *in, const 
         g->k[i] = j < 0 ? 1 : k[j];
         if (g->in[i] > CRUN_MAX_NUMEL || g->k[i] > SPATIAL_ATTR_MAX)
             return "a spatial or kernel dim is too large";
+        if (g->in[i] < 1 || g->k[i] < 1) /* the volume checks below divide by the product so far */
+            return "a spatial or kernel dim is zero";
         if (j >= 0 && w->n_kernel && w->kernel[j] != g->k[i])
             return "kernel_shape differs from the weight's dims";
         g->s[i] = j < 0 || !w->n_strides ? 1 : w->strides[j];

@@ -202,12 +202,28 @@ static bool make_integer(Net *net, Layer *l)
     return q->w_scale && q->wq && q->w_fq && q->bias_q && q->xq && q->yi && q->acc && q->mask;
 }
 
+crun_status qat_check(const Net *net, Diag *d)
+{
+    /* integer_sums cuts a sum into whole input channels of k*k taps each */
+    for (int i = 0; i < net->n; i++) {
+        const Layer *l = &net->layers[i];
+        if (l->kind == LAYER_CONV && (int64_t)l->k * l->k > QAT_EXACT_K)
+            return diag_fail(d, CRUN_ERR_INVALID_ARGUMENT,
+                             "layer %d: a %dx%d convolution has more taps than int8 training sums exactly (%d)",
+                             i + 1, l->k, l->k, QAT_EXACT_K);
+    }
+    return CRUN_OK;
+}
+
 crun_status qat_enable(Net *net, Diag *d)
 {
     if (net->qat)
         return CRUN_OK;
+    crun_status st = qat_check(net, d);
+    if (st != CRUN_OK)
+        return st;
     QdqPlan p;
-    crun_status st = net_qdq_plan(net, &p, d);
+    st = net_qdq_plan(net, &p, d);
     if (st != CRUN_OK)
         return st;
     for (int i = 0; i < net->n; i++)

@@ -388,6 +388,9 @@ static crun_status finish(Run *run, TrainResult *r, Diag *d)
     return st;
 }
 
+/* Whether the run trains, calibrates or exports in int8 after the float epochs. */
+static bool wants_int8(const TrainConfig *c) { return c->qat_epochs > 0 || c->ptq_batches > 0 || c->export_int8; }
+
 static crun_status setup(Run *run, Diag *d)
 {
     const TrainConfig *c = run->c;
@@ -401,6 +404,8 @@ static crun_status setup(Run *run, Diag *d)
     st = net_parse(cs.spec ? cs.spec : c->spec_text, &run->net, d);
     if (st == CRUN_OK)
         st = check_fit(&run->net, &run->train, c->loss, d);
+    if (st == CRUN_OK && wants_int8(c))
+        st = qat_check(&run->net, d);
     if (st == CRUN_OK)
         st = net_build(&run->net, c->batch, c->seed, c->threads, d);
     if (st == CRUN_OK && c->resume) {
@@ -421,7 +426,7 @@ crun_status train_run(const TrainConfig *c, TrainResult *r, Diag *d)
     crun_status st = setup(&run, d);
     if (st == CRUN_OK && !run.net.qat)
         st = float_phase(&run, r, d);
-    if (st == CRUN_OK && (c->qat_epochs > 0 || c->ptq_batches > 0 || c->export_int8))
+    if (st == CRUN_OK && wants_int8(c))
         st = quant_phase(&run, r, d);
     if (st == CRUN_OK && c->resume && run.start_epoch >= c->epochs && run.qat_start >= c->qat_epochs) {
         /* a resumed run with nothing left to train */

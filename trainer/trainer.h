@@ -178,6 +178,8 @@ float *layer_grad_in(Net *net, Layer *l, int i, bool *add);
  * linear into it and drops Dropout (off in QAT, absent from the export); weights false
  * changes only the structure, for a checkpoint whose weights are folded already. */
 void qat_fold(Net *net, bool weights);
+/* Whether the net can be trained or calibrated in int8 (a clear error when not). */
+crun_status qat_check(const Net *net, Diag *d);
 /* Turns fake quantization on: observers at the tensors the QDQ export quantizes. */
 crun_status qat_enable(Net *net, Diag *d);
 void qat_freeze(Net *net);

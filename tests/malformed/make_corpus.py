@@ -188,6 +188,11 @@ def conv_attr_cases():
         [numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "w2")]))
     add("conv_rank_mismatch", "rank", model([helper.make_node("Conv", ["x", "w1"], ["y"])], [x], [y],
                                               [numpy_helper.from_array(np.ones((4, 3, 3), np.float32), "w1")]))
+    # Zero-size kernels and planes: the window checks multiply dims (a zero divided them once).
+    add("conv_zero_kernel", "dim is zero", model([helper.make_node("Conv", ["x", "w0"], ["y"])], [x], [y],
+                                                 [numpy_helper.from_array(np.ones((4, 3, 0, 3), np.float32), "w0")]))
+    add("conv_zero_plane", "dim is zero", model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[2, 2, 2, 2])],
+                                                [vi("x", [1, 3, 0, 8])], [y], [w]))
     add("conv_huge_pads", "pads must be in", model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1 << 40] * 4)],
                                              [x], [y], [w]))
     # 8-bit convolutions whose pads and strides are near 2^30: the padded extents would

@@ -456,3 +456,22 @@ TEST(qat_with_float_layers_stays_within_a_step)
     long bad = qat_vs_runtime(spec, 5, &steps);
     CHECK_MSG(bad >= 0 && steps <= 1, "%ld logits differ, by up to %ld steps", bad, steps);
 }
+
+TEST(qat_refuses_kernels_too_large_for_exact_sums)
+{
+    /* 23x23 = 529 taps: more than one exact int8 slice holds, so QAT says no (it once
+     * looped for ever); 22x22 still trains */
+    const char *specs[] = {"input 1 24 24\nconv 2 23 pad=same\nflatten\nlinear 2\n",
+                           "input 1 24 24\nconv 2 22 pad=same\nflatten\nlinear 2\n"};
+    for (int i = 0; i < 2; i++) {
+        Case c;
+        CHECK(case_make(&c, specs[i], 2, 1, 3));
+        Diag d = {0};
+        qat_fold(&c.net, true);
+        crun_status st = qat_enable(&c.net, &d);
+        CHECK_MSG(i == 0 ? st == CRUN_ERR_INVALID_ARGUMENT && strstr(d.msg, "23x23") : st == CRUN_OK, "%s", d.msg);
+        if (st == CRUN_OK)
+            net_forward(&c.net, c.x, c.batch);
+        case_free(&c);
+    }
+}
