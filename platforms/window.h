@@ -54,12 +54,44 @@ typedef struct WindowQuads {
     float lo, hi, zy;    /* the range relative to zy, and zy */
 } WindowQuads;
 
+/* Depthwise convolution of a block of up to VF_N channels at once, for small planes, where
+ * a plane's rows fill few vectors: the block's planes are interleaved into scratch (each
+ * padded position holds the n channels side by side, zeros around and past n), each
+ * output position is then one vector of n channels, and the results are written back to
+ * the n output planes. Dilations and any stride take no special layout here. */
+typedef struct WindowBlock {
+    const float *x;     /* n input planes of H x W, one after another */
+    float *y;           /* n output planes of OH x OW */
+    int n;              /* channels in the block, 1..VF_N */
+    int64_t H, W, OH, OW;
+    int kh, kw, sh, sw, dh, dw;
+    int64_t pt, pl;     /* padding before rows and columns */
+    const float *w;     /* n channels' kh * kw taps, one channel after another */
+    const float *bias;  /* n values, or NULL */
+    float lo, hi;       /* outputs clamped to [lo, hi] */
+    float *scratch;     /* window_block_scratch_floats() floats */
+} WindowBlock;
+
+/* The most lanes any ISA's vector has: scratch is sized for it. */
+#define WINDOW_BLOCK_LANES 16
+
+/* Scratch: the padded interleaved input (rows x cols positions), the interleaved output
+ * and the interleaved taps, WINDOW_BLOCK_LANES floats a position. */
+static inline int64_t window_block_rows(const WindowBlock *b) { return (b->OH - 1) * b->sh + (b->kh - 1) * b->dh + 1; }
+static inline int64_t window_block_cols(const WindowBlock *b) { return (b->OW - 1) * b->sw + (b->kw - 1) * b->dw + 1; }
+static inline size_t window_block_scratch_floats(const WindowBlock *b)
+{
+    return (size_t)(window_block_rows(b) * window_block_cols(b) + b->OH * b->OW + b->kh * b->kw) * WINDOW_BLOCK_LANES;
+}
+
 typedef struct WindowUkernels {
     const char *isa_name;
     Isa isa;
     void (*dwconv)(const WindowPlane *p);  /* y = clamp(bias + sum w * x) */
     void (*maxpool)(const WindowPlane *p); /* y = max over the window's inside elements */
     void (*dwconv_q8)(const WindowQuads *q);
+    void (*dwconv_block)(const WindowBlock *b); /* y = clamp(bias + sum w * x), n planes */
+    int lanes;                                  /* VF_N: a dwconv_block's most channels */
 } WindowUkernels;
 
 /* Largest window the kernels take (per axis) and largest stride. */

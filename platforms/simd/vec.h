@@ -7,12 +7,38 @@
  *   vf           a vector of VF_N floats
  *   vf_loadn/vf_storen   the first n < VF_N lanes (others read as 0 / left untouched)
  *   vf_even      the even-indexed floats of the 2 * VF_N at p (stride-2 access)
- *   vf_exp       e^x within 2 ulp on [-87, 88], clamped outside; NaN stays NaN */
+ *   vf_exp       e^x within 2 ulp on [-87, 88], clamped outside; NaN stays NaN
+ *   vf_transpose a VF_N x VF_N block: dst[j * dld + i] = src[i * sld + j] */
 #ifndef CRUN_PLATFORMS_SIMD_VEC_H
 #define CRUN_PLATFORMS_SIMD_VEC_H
 
 #include <stdint.h>
 #include <string.h>
+
+#if defined(VEC_ISA_AVX512) || defined(VEC_ISA_AVX2)
+#include <immintrin.h>
+/* dst[j * dld + i] = src[i * sld + j] for i, j < 8 (AVX-512 builds include AVX2). */
+static inline void vec_transpose8(const float *src, int64_t sld, float *dst, int64_t dld)
+{
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * sld);
+    for (int i = 0; i < 8; i += 2) { /* pairs of rows interleaved: (i, i+1) per column */
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) { /* four rows per column, in each 128-bit half */
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; j++) { /* halves joined: rows 0-3 and 4-7 of columns j and j + 4 */
+        _mm256_storeu_ps(dst + j * dld, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+        _mm256_storeu_ps(dst + (j + 4) * dld, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+    }
+}
+#endif
 
 #if defined(VEC_ISA_AVX512)
 #include <immintrin.h>
@@ -67,6 +93,13 @@ static inline vf vf_blend_lt(vf a, vf b, vf t, vf f)
 }
 static inline float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
 static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+/* The VF_N x VF_N block transposed, as four 8 x 8 quarters (the off-diagonal ones swap). */
+static inline void vf_transpose(const float *src, int64_t sld, float *dst, int64_t dld)
+{
+    for (int i = 0; i < 16; i += 8)
+        for (int j = 0; j < 16; j += 8)
+            vec_transpose8(src + i * sld + j, sld, dst + j * dld + i, dld);
+}
 
 #elif defined(VEC_ISA_AVX2)
 #include <immintrin.h>
@@ -129,6 +162,10 @@ static inline float vf_hmax(vf a)
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
 }
+static inline void vf_transpose(const float *src, int64_t sld, float *dst, int64_t dld)
+{
+    vec_transpose8(src, sld, dst, dld);
+}
 
 #elif defined(VEC_ISA_NEON)
 #include <arm_neon.h>
@@ -172,6 +209,15 @@ static inline vf vf_even(const float *p) { return vld2q_f32(p).val[0]; }
 static inline vf vf_blend_lt(vf a, vf b, vf t, vf f) { return vbslq_f32(vcltq_f32(a, b), t, f); }
 static inline float vf_hsum(vf a) { return vaddvq_f32(a); }
 static inline float vf_hmax(vf a) { return vmaxvq_f32(a); }
+static inline void vf_transpose(const float *src, int64_t sld, float *dst, int64_t dld)
+{
+    float32x4x2_t a = vtrnq_f32(vld1q_f32(src), vld1q_f32(src + sld)); /* rows 0, 1 by even / odd column */
+    float32x4x2_t b = vtrnq_f32(vld1q_f32(src + 2 * sld), vld1q_f32(src + 3 * sld));
+    vst1q_f32(dst, vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0])));
+    vst1q_f32(dst + dld, vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1])));
+    vst1q_f32(dst + 2 * dld, vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0])));
+    vst1q_f32(dst + 3 * dld, vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1])));
+}
 
 #else
 #error "define VEC_ISA_AVX512, VEC_ISA_AVX2 or VEC_ISA_NEON before including vec.h"

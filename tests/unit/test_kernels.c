@@ -217,11 +217,11 @@ static bool best_vs_reference_every_isa(crun_model *m, const TIn *in, int thread
 }
 
 /* A one-Conv (+ bias + fused activation) model against the reference, every ISA. */
-static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride, int pad, int group, int threads,
-                                   const char *act, char *why, size_t size)
+static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride, int pad, int group, int dil,
+                                   int threads, const char *act, char *why, size_t size)
 {
     int64_t dx[4] = {2, C, H, W}, dw[4] = {M, C / group, K, K}, db[1] = {M};
-    int64_t st[2] = {stride, stride}, pads[4] = {pad, pad, pad, pad};
+    int64_t st[2] = {stride, stride}, pads[4] = {pad, pad, pad, pad}, dils[2] = {dil, dil};
     long nx = 2L * C * H * W, nw = (long)M * (C / group) * K * K;
     float *x = malloc((size_t)nx * 4), *w = malloc((size_t)nw * 4), *bias = malloc((size_t)M * 4);
     fill_random(x, nx, 11, -1, 1);
@@ -235,6 +235,7 @@ static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride
     ob_attr_ints(b, n, "strides", st, 2);
     ob_attr_ints(b, n, "pads", pads, 4);
     ob_attr_int(b, n, "group", group);
+    ob_attr_ints(b, n, "dilations", dils, 2);
     ob_node(b, act, "c", "y"); /* fused into the conv's epilogue */
     ob_output(b, "y");
     crun_model *m = ob_load(b);
@@ -243,7 +244,8 @@ static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride
     /* Depthwise and Winograd-sized 3x3 convolutions have a kernel per ISA. */
     int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
     bool depthwise = group > 1 && group == C && group == M && K <= 7;
-    bool wino = K == 3 && stride == 1 && group == 1 && C >= 8 && M >= 8 && ((OH + 3) / 4) * ((OW + 3) / 4) >= 40;
+    bool wino = K == 3 && stride == 1 && dil == 1 && group == 1 && C >= 8 && M >= 8 &&
+                ((OH + 3) / 4) * ((OW + 3) / 4) >= 40;
     bool ok = m && best_vs_reference_every_isa(m, &in, threads, depthwise || wino, why, size);
     if (!m)
         snprintf(why, size, "did not load: %s", crun_last_error());
@@ -257,22 +259,28 @@ static bool conv_best_vs_reference(int C, int H, int W, int M, int K, int stride
 TEST(conv_kernels_match_reference)
 {
     struct {
-        int C, H, W, M, K, stride, pad, group;
+        int C, H, W, M, K, stride, pad, group, dil;
     } cases[] = {
-        {3, 13, 11, 8, 3, 1, 1, 1},   {16, 9, 9, 16, 3, 2, 1, 16}, {32, 7, 5, 32, 5, 1, 2, 32},
-        {8, 6, 7, 24, 1, 1, 0, 1},    {12, 5, 5, 6, 3, 1, 0, 3},   {5, 17, 3, 7, 3, 2, 0, 1},
-        {24, 8, 8, 24, 3, 2, 1, 24},  {1, 1, 1, 1, 1, 1, 0, 1},    {7, 20, 20, 9, 7, 3, 3, 1},
+        {3, 13, 11, 8, 3, 1, 1, 1, 1},   {16, 9, 9, 16, 3, 2, 1, 16, 1}, {32, 7, 5, 32, 5, 1, 2, 32, 1},
+        {8, 6, 7, 24, 1, 1, 0, 1, 1},    {12, 5, 5, 6, 3, 1, 0, 3, 1},   {5, 17, 3, 7, 3, 2, 0, 1, 1},
+        {24, 8, 8, 24, 3, 2, 1, 24, 1},  {1, 1, 1, 1, 1, 1, 0, 1, 1},    {7, 20, 20, 9, 7, 3, 3, 1, 1},
         /* depthwise: widths around every vector length (4, 8, 16), 5x5 stride 2, 7x7, no pad */
-        {3, 5, 33, 3, 3, 1, 1, 3},    {4, 6, 17, 4, 5, 2, 2, 4},   {5, 3, 16, 5, 3, 2, 0, 5},
-        {2, 9, 31, 2, 7, 1, 3, 2},    {3, 1, 1, 3, 3, 1, 1, 3},    {6, 12, 8, 6, 3, 1, 0, 6},
-        {2, 11, 40, 2, 5, 1, 1, 2},   {1, 4, 4, 1, 3, 2, 1, 1},    {3, 7, 75, 3, 3, 2, 1, 3},
-        {2, 6, 66, 2, 5, 2, 2, 2},    {4, 13, 40, 4, 3, 3, 1, 4},  {3, 9, 21, 3, 5, 4, 2, 3},
+        {3, 5, 33, 3, 3, 1, 1, 3, 1},    {4, 6, 17, 4, 5, 2, 2, 4, 1},   {5, 3, 16, 5, 3, 2, 0, 5, 1},
+        {2, 9, 31, 2, 7, 1, 3, 2, 1},    {3, 1, 1, 3, 3, 1, 1, 3, 1},    {6, 12, 8, 6, 3, 1, 0, 6, 1},
+        {2, 11, 40, 2, 5, 1, 1, 2, 1},   {1, 4, 4, 1, 3, 2, 1, 1, 1},    {3, 7, 75, 3, 3, 2, 1, 3, 1},
+        {2, 6, 66, 2, 5, 2, 2, 2, 1},    {4, 13, 40, 4, 3, 3, 1, 4, 1},  {3, 9, 21, 3, 5, 4, 2, 3, 1},
         /* Winograd F(4,3): tile grids with partial tiles at the right and bottom edges */
-        {16, 26, 29, 12, 3, 1, 1, 1}, {9, 30, 35, 17, 3, 1, 0, 1}, {8, 33, 33, 40, 3, 1, 1, 1},
+        {16, 26, 29, 12, 3, 1, 1, 1, 1}, {9, 30, 35, 17, 3, 1, 0, 1, 1}, {8, 33, 33, 40, 3, 1, 1, 1, 1},
         /* few pixels, many channels (conv_gemm_pixels): 3x3, 1x1, stride 2, padding past
          * the kernel, channel counts off every vector length */
-        {64, 7, 7, 72, 3, 1, 1, 1},   {40, 5, 6, 64, 1, 1, 0, 1},  {33, 9, 7, 65, 3, 2, 1, 1},
-        {48, 3, 3, 50, 3, 1, 2, 1},   {20, 11, 11, 257, 1, 1, 0, 1},
+        {64, 7, 7, 72, 3, 1, 1, 1, 1},   {40, 5, 6, 64, 1, 1, 0, 1, 1},  {33, 9, 7, 65, 3, 2, 1, 1, 1},
+        {48, 3, 3, 50, 3, 1, 2, 1, 1},   {20, 11, 11, 257, 1, 1, 0, 1, 1},
+        /* depthwise on channel blocks (narrow planes): whole blocks of 4, 8 and 16 lanes,
+         * partial last blocks, several blocks, 7x7, dilations (plain and strided), and a
+         * strided plane wide enough for the per-plane kernel */
+        {16, 7, 7, 16, 3, 1, 1, 16, 1},  {20, 9, 10, 20, 5, 2, 2, 20, 1}, {40, 14, 14, 40, 3, 1, 1, 40, 1},
+        {17, 3, 30, 17, 7, 1, 3, 17, 1}, {9, 12, 11, 9, 3, 1, 2, 9, 2}, {24, 13, 16, 24, 3, 2, 2, 24, 3},
+        {3, 5, 140, 3, 3, 2, 1, 3, 1},   {5, 10, 12, 5, 5, 1, 4, 5, 2},
     };
     const char *acts[] = {"Relu", "Sigmoid", "Identity"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -280,8 +288,8 @@ TEST(conv_kernels_match_reference)
             char why[240];
             const char *act = acts[(c + (size_t)threads) % 3];
             bool ok = conv_best_vs_reference(cases[c].C, cases[c].H, cases[c].W, cases[c].M, cases[c].K,
-                                             cases[c].stride, cases[c].pad, cases[c].group, threads, act, why,
-                                             sizeof why);
+                                             cases[c].stride, cases[c].pad, cases[c].group,
+                                             cases[c].dil, threads, act, why, sizeof why);
             CHECK_MSG(ok, "case %zu threads %d %s: %s", c, threads, act, why);
         }
 }
