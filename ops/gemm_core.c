@@ -205,22 +205,31 @@ size_t gemm_packed_b_bytes(const GemmUkernel *uk, int64_t K, int64_t N)
     return (size_t)(strips * uk->nr * CRUN_MAX(K, (int64_t)1)) * gemm_elem_bytes(uk);
 }
 
+/* Where strip s of the k block at k0 starts in a full packed B: k blocks one after
+ * another, each its strips one after another (kc x nr each). A k block's strips, which
+ * the driver reads in turn, are thus contiguous: strips of the full K were K * nr floats
+ * apart, a power-of-two multiple for most convolutions' K, so they shared cache sets. */
+static int64_t packed_b_offset(const GemmUkernel *uk, int64_t N, int64_t K, int64_t k0, int64_t s)
+{
+    int64_t padded = (N + uk->nr - 1) / uk->nr * uk->nr, kc = CRUN_MIN((int64_t)GEMM_KC, K - k0);
+    return k0 * padded + s * kc * uk->nr;
+}
+
 void gemm_pack_b_full(const GemmUkernel *uk, GemmPackBFn pack, const void *src, int64_t K, int64_t N, float *dst)
 {
-    /* One strip at a time with the full K, so strip s starts at s * K * NR. */
-    for (int64_t n0 = 0; n0 < N; n0 += uk->nr) {
-        int64_t nc = CRUN_MIN((int64_t)uk->nr, N - n0);
-        float *d = (float *)packed_at(uk, dst, (n0 / uk->nr) * K * uk->nr);
-        if (!uk->narrow) {
-            pack(src, 0, K, n0, nc, uk->nr, d);
-            continue;
-        }
-        assert(uk->nr <= HALF_MAX_STRIP);
-        float tmp[GEMM_KC * HALF_MAX_STRIP];
-        for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
-            int64_t kc = CRUN_MIN((int64_t)GEMM_KC, K - k0);
+    assert(!uk->narrow || uk->nr <= HALF_MAX_STRIP);
+    for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+        int64_t kc = CRUN_MIN((int64_t)GEMM_KC, K - k0);
+        for (int64_t n0 = 0; n0 < N; n0 += uk->nr) {
+            int64_t nc = CRUN_MIN((int64_t)uk->nr, N - n0);
+            float *d = (float *)packed_at(uk, dst, packed_b_offset(uk, N, K, k0, n0 / uk->nr));
+            if (!uk->narrow) {
+                pack(src, k0, kc, n0, nc, uk->nr, d);
+                continue;
+            }
+            float tmp[GEMM_KC * HALF_MAX_STRIP];
             pack(src, k0, kc, n0, nc, uk->nr, tmp);
-            uk->narrow(tmp, (char *)d + (size_t)(k0 * uk->nr) * 2, (size_t)(kc * uk->nr));
+            uk->narrow(tmp, d, (size_t)(kc * uk->nr));
         }
     }
 }
@@ -354,8 +363,8 @@ static void gemm_task(void *ctx, int64_t t, int thread)
         const float *bblk;
         int64_t bstride;
         if (g->b_packed) {
-            bblk = packed_at(uk, g->b_packed, (n0 / nr) * g->K * nr + k0 * nr);
-            bstride = g->K * nr;
+            bblk = packed_at(uk, g->b_packed, packed_b_offset(uk, g->N, g->K, k0, n0 / nr));
+            bstride = kc * nr;
         } else {
             g->pack_b(g->b_src, k0, kc, n0, n1 - n0, nr, bbuf);
             if (uk->narrow)
