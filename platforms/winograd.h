@@ -22,7 +22,8 @@ typedef struct WinoPlane {
 /* Columns per phase in the input scratch: the tile count rounded up to whole 16-lane
  * vectors, plus the one extra column that taps 4 and 5 reach. */
 static inline int64_t wino_phase_len(int64_t tw) { return (tw + 15) / 16 * 16 + 1; }
-static inline size_t wino_scratch_floats(int64_t tw) { return (size_t)(6 * 4 * wino_phase_len(tw) + 16 * 16); }
+/* The six rows' phases, one padded row, and the output's 16 x 16 lanes. */
+static inline size_t wino_scratch_floats(int64_t tw) { return (size_t)(7 * 4 * wino_phase_len(tw) + 16 * 16); }
 
 typedef struct WinoUkernels {
     void (*input_plane)(const WinoPlane *w);  /* x -> v (B^T d B of every tile) */

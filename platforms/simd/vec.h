@@ -8,7 +8,8 @@
  *   vf_loadn/vf_storen   the first n < VF_N lanes (others read as 0 / left untouched)
  *   vf_even      the even-indexed floats of the 2 * VF_N at p (stride-2 access)
  *   vf_exp       e^x within 2 ulp on [-87, 88], clamped outside; NaN stays NaN
- *   vf_transpose a VF_N x VF_N block: dst[j * dld + i] = src[i * sld + j] */
+ *   vf_transpose a VF_N x VF_N block: dst[j * dld + i] = src[i * sld + j]
+ *   vf_store_interleave4 / vf_load_deinterleave4   p[4 i + j] = {a, b, c, d}[j][i], 4 VF_N floats */
 #ifndef CRUN_PLATFORMS_SIMD_VEC_H
 #define CRUN_PLATFORMS_SIMD_VEC_H
 
@@ -37,6 +38,36 @@ static inline void vec_transpose8(const float *src, int64_t sld, float *dst, int
         _mm256_storeu_ps(dst + j * dld, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
         _mm256_storeu_ps(dst + (j + 4) * dld, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
     }
+}
+
+/* p[4 i + 0..3] = a[i], b[i], c[i], d[i] for i < 8. */
+static inline void vec_store_interleave4_8(float *p, __m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b); /* a0 b0 a1 b1 | a4 b4 a5 b5 ... */
+    __m256 t2 = _mm256_unpacklo_ps(c, d), t3 = _mm256_unpackhi_ps(c, d);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)); /* a0 b0 c0 d0 | a4 b4 c4 d4 */
+    __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(p + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(p + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+}
+
+/* The inverse: a[i], b[i], c[i], d[i] = p[4 i + 0..3] for i < 8. */
+static inline void vec_load_deinterleave4_8(const float *p, __m256 *a, __m256 *b, __m256 *c, __m256 *d)
+{
+    __m256 r0 = _mm256_loadu_ps(p), r1 = _mm256_loadu_ps(p + 8), r2 = _mm256_loadu_ps(p + 16);
+    __m256 r3 = _mm256_loadu_ps(p + 24);
+    __m256 m0 = _mm256_permute2f128_ps(r0, r2, 0x20), m1 = _mm256_permute2f128_ps(r0, r2, 0x31); /* quads 0|4, 1|5 */
+    __m256 m2 = _mm256_permute2f128_ps(r1, r3, 0x20), m3 = _mm256_permute2f128_ps(r1, r3, 0x31); /* quads 2|6, 3|7 */
+    __m256 t0 = _mm256_unpacklo_ps(m0, m1), t1 = _mm256_unpackhi_ps(m0, m1); /* a0 a1 b0 b1, c0 c1 d0 d1 */
+    __m256 t2 = _mm256_unpacklo_ps(m2, m3), t3 = _mm256_unpackhi_ps(m2, m3);
+    *a = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    *b = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    *c = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    *d = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
 }
 #endif
 
@@ -93,6 +124,24 @@ static inline vf vf_blend_lt(vf a, vf b, vf t, vf f)
 }
 static inline float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
 static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+static inline void vf_store_interleave4(float *p, vf a, vf b, vf c, vf d)
+{
+#define VEC_HALF(v, h) _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), h))
+    vec_store_interleave4_8(p, _mm512_castps512_ps256(a), _mm512_castps512_ps256(b), _mm512_castps512_ps256(c),
+                            _mm512_castps512_ps256(d));
+    vec_store_interleave4_8(p + 32, VEC_HALF(a, 1), VEC_HALF(b, 1), VEC_HALF(c, 1), VEC_HALF(d, 1));
+#undef VEC_HALF
+}
+static inline void vf_load_deinterleave4(const float *p, vf *a, vf *b, vf *c, vf *d)
+{
+    __m256 a0, b0, c0, d0, a1, b1, c1, d1;
+    vec_load_deinterleave4_8(p, &a0, &b0, &c0, &d0);
+    vec_load_deinterleave4_8(p + 32, &a1, &b1, &c1, &d1);
+#define VEC_JOIN(lo, hi) \
+    _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1))
+    *a = VEC_JOIN(a0, a1), *b = VEC_JOIN(b0, b1), *c = VEC_JOIN(c0, c1), *d = VEC_JOIN(d0, d1);
+#undef VEC_JOIN
+}
 /* The VF_N x VF_N block transposed, as four 8 x 8 quarters (the off-diagonal ones swap). */
 static inline void vf_transpose(const float *src, int64_t sld, float *dst, int64_t dld)
 {
@@ -166,6 +215,11 @@ static inline void vf_transpose(const float *src, int64_t sld, float *dst, int64
 {
     vec_transpose8(src, sld, dst, dld);
 }
+static inline void vf_store_interleave4(float *p, vf a, vf b, vf c, vf d) { vec_store_interleave4_8(p, a, b, c, d); }
+static inline void vf_load_deinterleave4(const float *p, vf *a, vf *b, vf *c, vf *d)
+{
+    vec_load_deinterleave4_8(p, a, b, c, d);
+}
 
 #elif defined(VEC_ISA_NEON)
 #include <arm_neon.h>
@@ -209,6 +263,16 @@ static inline vf vf_even(const float *p) { return vld2q_f32(p).val[0]; }
 static inline vf vf_blend_lt(vf a, vf b, vf t, vf f) { return vbslq_f32(vcltq_f32(a, b), t, f); }
 static inline float vf_hsum(vf a) { return vaddvq_f32(a); }
 static inline float vf_hmax(vf a) { return vmaxvq_f32(a); }
+static inline void vf_store_interleave4(float *p, vf a, vf b, vf c, vf d)
+{
+    float32x4x4_t v = {{a, b, c, d}};
+    vst4q_f32(p, v);
+}
+static inline void vf_load_deinterleave4(const float *p, vf *a, vf *b, vf *c, vf *d)
+{
+    float32x4x4_t v = vld4q_f32(p);
+    *a = v.val[0], *b = v.val[1], *c = v.val[2], *d = v.val[3];
+}
 static inline void vf_transpose(const float *src, int64_t sld, float *dst, int64_t dld)
 {
     float32x4x2_t a = vtrnq_f32(vld1q_f32(src), vld1q_f32(src + sld)); /* rows 0, 1 by even / odd column */
