@@ -406,6 +406,51 @@ static void store_value(Tensor *y, int64_t i, double v)
         } \
     } while (0)
 
+/* A float32 nearest-neighbour row: a gather along the last axis, or, when the row above
+ * read the same input row (upsampling), a copy of the row above. */
+static void nearest_row_f32(float *y, const float *src, const int64_t *off, int64_t n, bool repeat)
+{
+    if (repeat) {
+        memcpy(y, y - n, (size_t)n * sizeof *y);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        y[i] = src[off[i]];
+}
+
+/* Any other row: taps summed in double, or elements copied (any type). */
+static void resize_row(ResizeJob *j, int64_t row, const int64_t *coff, const double *cw, int64_t n_combo,
+                       bool row_outside, bool copy)
+{
+    const AxisTaps *last = &j->ax[j->rank - 1];
+    int64_t inner = j->y->dims[j->rank - 1];
+    size_t es = dtype_size(j->x->dtype);
+    bool f32 = j->x->dtype == CRUN_DTYPE_FLOAT, strings = j->x->dtype == CRUN_DTYPE_STRING;
+    const float *xf = j->x->data;
+    float *yf = j->y->data;
+    for (int64_t i = 0, e = row * inner; i < inner; i++, e++) {
+        const int64_t *lo = last->off + i * last->n;
+        const double *lw = last->w + i * last->n;
+        double acc;
+        if (j->extrapolate && (row_outside || last->outside[i])) {
+            store_value(j->y, e, j->p->extrapolation);
+        } else if (copy) {
+            char *dst = (char *)j->y->data + (size_t)e * es;
+            const char *src = (const char *)j->x->data + (size_t)(coff[0] + lo[0]) * es;
+            if (strings)
+                j->status = elems_copy(dst, src, 1, j->x->dtype);
+            else
+                elem_move(dst, src, es);
+        } else if (f32) {
+            TAP_SUM(xf[off]);
+            yf[e] = (float)acc;
+        } else {
+            TAP_SUM(tensor_get_double(j->x, off));
+            store_value(j->y, e, acc);
+        }
+    }
+}
+
 /* One task: rows [r0, r1) of the output seen as [rows, last dim]. */
 static void resize_task(void *ctx, int64_t task, int thread)
 {
@@ -420,34 +465,20 @@ static void resize_task(void *ctx, int64_t task, int thread)
         idx[a] = rem % j->y->dims[a];
         rem /= j->y->dims[a];
     }
-    size_t es = dtype_size(j->x->dtype);
-    bool f32 = j->x->dtype == CRUN_DTYPE_FLOAT, strings = j->x->dtype == CRUN_DTYPE_STRING;
+    bool f32 = j->x->dtype == CRUN_DTYPE_FLOAT;
     const float *xf = j->x->data;
     float *yf = j->y->data;
+    int64_t prev_src = -1; /* the input row the previous output row copied (float32 nearest) */
     for (int64_t row = r0; row < r1 && j->status == CRUN_OK; row++) {
         bool row_outside;
         int64_t n_combo = row_combos(j, idx, coff, cw, &row_outside);
         bool copy = n_combo == 1 && last->n == 1 && j->p->mode == RS_NEAREST;
-        for (int64_t i = 0, e = row * inner; i < inner; i++, e++) {
-            const int64_t *lo = last->off + i * last->n;
-            const double *lw = last->w + i * last->n;
-            double acc;
-            if (j->extrapolate && (row_outside || last->outside[i])) {
-                store_value(j->y, e, j->p->extrapolation);
-            } else if (copy) {
-                char *dst = (char *)j->y->data + (size_t)e * es;
-                const char *src = (const char *)j->x->data + (size_t)(coff[0] + lo[0]) * es;
-                if (strings)
-                    j->status = elems_copy(dst, src, 1, j->x->dtype);
-                else
-                    elem_move(dst, src, es);
-            } else if (f32) {
-                TAP_SUM(xf[off]);
-                yf[e] = (float)acc;
-            } else {
-                TAP_SUM(tensor_get_double(j->x, off));
-                store_value(j->y, e, acc);
-            }
+        if (copy && f32 && !j->extrapolate) {
+            nearest_row_f32(yf + row * inner, xf + coff[0], last->off, inner, coff[0] == prev_src);
+            prev_src = coff[0];
+        } else {
+            resize_row(j, row, coff, cw, n_combo, row_outside, copy);
+            prev_src = -1;
         }
         for (int a = r - 2; a >= 0; a--) {
             if (++idx[a] < j->y->dims[a])
