@@ -234,8 +234,9 @@ static crun_status ct_run_naive(KernelCtx *k)
 /* ================= float32: GEMM then col2im ================= */
 
 /* Columns are made for a chunk of whole input rows (iz, iy) at a time, so the scratch
- * stays near this many floats whatever the image size. */
-#define CT_COL_BUDGET ((int64_t)1 << 21)
+ * stays near this many floats whatever the image size: about an L2 cache, so col2im reads
+ * what the GEMM just wrote from cache. */
+#define CT_COL_BUDGET ((int64_t)1 << 17)
 
 typedef struct CtState {
     const GemmUkernel *uk;
@@ -284,8 +285,36 @@ typedef struct Col2im {
     const CtGeom *g;
     const float *col; /* [Mg*kvol][rows * in[2]] for input rows [r0, r0 + rows) */
     int64_t r0, rows;
-    float *y; /* first output channel of this image and group */
+    float *y;           /* first output channel of this image and group */
+    const float *bias;  /* this group's, or NULL */
+    bool once;          /* every output takes exactly one tap: stored with its bias, not added */
 } Col2im;
+
+/* Whether the taps tile the output exactly once (kernel = stride, no dilation or padding,
+ * no extra output): col2im then stores each output instead of adding to a bias fill. */
+static bool ct_covers_once(const CtGeom *g)
+{
+    for (int a = 0; a < 3; a++)
+        if (g->k[a] != g->s[a] || g->d[a] != 1 || g->pb[a] != 0 || g->out[a] != g->in[a] * g->s[a])
+            return false;
+    return true;
+}
+
+/* y[m] = bias[m] for output channels m of one image (what the taps then add to). */
+typedef struct BiasFill {
+    float *y;
+    const float *bias;
+    int64_t M, vol;
+} BiasFill;
+
+static void bias_fill_channel(void *ctx, int64_t m, int thread)
+{
+    const BiasFill *f = ctx;
+    float v = f->bias ? f->bias[m % f->M] : 0.0f, *y = f->y + m * f->vol;
+    (void)thread;
+    for (int64_t i = 0; i < f->vol; i++)
+        y[i] = v;
+}
 
 /* Valid input range [lo, hi) along axis a for kernel tap kk: o = i*s + kk*d - pb in [0, out). */
 static void tap_range(const CtGeom *g, int a, int64_t kk, int64_t *lo, int64_t *hi)
@@ -305,7 +334,8 @@ static void col2im_channel(void *ctx, int64_t m, int thread)
     const Col2im *j = ctx;
     const CtGeom *g = j->g;
     int64_t W = g->in[2], ld = j->rows * W;
-    float *y = j->y + m * g->out_vol;
+    float *y = j->y + m * g->out_vol, bias = j->bias ? j->bias[m] : 0.0f;
+    (void)thread;
     for (int64_t kz = 0; kz < g->k[0]; kz++)
         for (int64_t ky = 0; ky < g->k[1]; ky++)
             for (int64_t kx = 0; kx < g->k[2]; kx++) {
@@ -322,8 +352,12 @@ static void col2im_channel(void *ctx, int64_t m, int thread)
                         continue;
                     float *yrow = y + (oz * g->out[1] + oy) * g->out[2];
                     const float *crow = col + (r - j->r0) * W;
-                    for (int64_t ix = xlo; ix < xhi; ix++)
-                        yrow[ix * g->s[2] + ox0] += crow[ix];
+                    if (j->once)
+                        for (int64_t ix = xlo; ix < xhi; ix++)
+                            yrow[ix * g->s[2] + ox0] = crow[ix] + bias;
+                    else
+                        for (int64_t ix = xlo; ix < xhi; ix++)
+                            yrow[ix * g->s[2] + ox0] += crow[ix];
                 }
             }
 }
@@ -338,11 +372,10 @@ static crun_status ct_gemm_run(KernelCtx *k)
     void *gemm_ws = (char *)k->ws + s->col_floats * sizeof(float);
     int64_t rows_m = g.Mg * g.k_vol, n_rows = g.in[0] * g.in[1];
     float *y = k->out[0]->data;
-    for (int64_t p = 0; p < g.N * g.M; p++) {
-        float v = b ? ((const float *)b->data)[p % g.M] : 0.0f;
-        for (int64_t i = 0; i < g.out_vol; i++)
-            y[p * g.out_vol + i] = v;
-    }
+    bool once = ct_covers_once(&g);
+    BiasFill fill = {y, b ? b->data : NULL, g.M, g.out_vol};
+    if (!once)
+        pool_for(k->pool, g.N * g.M, bias_fill_channel, &fill);
     for (int64_t n = 0; n < g.N; n++)
         for (int64_t grp = 0; grp < g.G; grp++) {
             const float *xg = (const float *)x->data + (n * g.C + grp * g.Cg) * g.in_vol;
@@ -364,7 +397,8 @@ static crun_status ct_gemm_run(KernelCtx *k)
                 else
                     ga.a = (GemmMatrix){(const float *)w->data + grp * g.Cg * rows_m, rows_m, true};
                 gemm_run(&ga, gemm_ws, k->pool);
-                Col2im job = {&g, col, r0, rows, y + (n * g.M + grp * g.Mg) * g.out_vol};
+                Col2im job = {&g, col, r0, rows, y + (n * g.M + grp * g.Mg) * g.out_vol,
+                              b ? (const float *)b->data + grp * g.Mg : NULL, once};
                 pool_for(k->pool, g.Mg, col2im_channel, &job);
             }
         }

@@ -190,6 +190,8 @@ TEST(convtranspose_gemm_matches_naive)
         {2, 3, 4, 1, 5, 3, 2, 1, 1, true},    {2, 4, 6, 2, 7, 2, 2, 2, 0, false}, {1, 6, 3, 3, 9, 3, 3, 1, 2, true},
         {3, 2, 2, 1, 4, 2, 2, 1, 0, true},    {2, 8, 8, 4, 6, 4, 1, 1, 3, false}, {2, 1, 1, 1, 1, 1, 1, 1, 0, true},
         {2, 16, 32, 1, 40, 4, 2, 1, 1, true}, /* several column chunks */
+        /* kernel = stride, no padding: every output takes one tap (stored, not added) */
+        {2, 6, 4, 2, 9, 2, 2, 1, 0, true},    {2, 24, 24, 1, 60, 2, 2, 1, 0, true}, {1, 5, 5, 5, 11, 3, 3, 1, 0, false},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int nsp = cases[c].nsp, Cg = cases[c].C / cases[c].G, Mg = cases[c].M / cases[c].G;
