@@ -25,7 +25,17 @@
 typedef struct WinoGeom {
     ConvGeom g;
     int64_t th, tw, tiles; /* tile rows, tile columns, tiles per image */
+    int64_t block_rows;    /* tile rows transformed, multiplied and transformed back at a time */
+    int64_t block_tiles;   /* block_rows * tw */
 } WinoGeom;
+
+/* V and the products of a whole image stay in cache up to about this many bytes; above
+ * it the image goes through in blocks of tile rows that do (a 96-to-24-channel 160x160
+ * layer of PaddleOCR det had 28 MB of them, written and read back from memory: its two
+ * such layers took 78 ms, in 2 MB blocks 42, in 1 MB blocks 47). Each block reads all of
+ * U again and narrows the products, so images that fit are not blocked. */
+#define WINO_WHOLE_BYTES ((size_t)4 << 20)
+#define WINO_BLOCK_BYTES ((size_t)2 << 20)
 
 static void geom_from(const void *params, const Tensor *x, const Tensor *w, WinoGeom *wg)
 {
@@ -34,6 +44,11 @@ static void geom_from(const void *params, const Tensor *x, const Tensor *w, Wino
     wg->th = (wg->g.w.out[1] + WO - 1) / WO;
     wg->tw = (wg->g.w.out[2] + WO - 1) / WO;
     wg->tiles = wg->th * wg->tw;
+    size_t row_bytes = (size_t)(WXI * (wg->g.C + wg->g.M) * wg->tw) * sizeof(float);
+    wg->block_rows = wg->th;
+    if (row_bytes * (size_t)wg->th > WINO_WHOLE_BYTES)
+        wg->block_rows = CRUN_MAX((int64_t)1, CRUN_MIN(wg->th, (int64_t)(WINO_BLOCK_BYTES / row_bytes)));
+    wg->block_tiles = wg->block_rows * wg->tw;
 }
 
 bool winograd_applies(const PrepCtx *c)
@@ -138,18 +153,18 @@ typedef struct WinoState {
     float inline_u[];
 } WinoState;
 
-/* Workspace: V [36][C][tiles], the products [36][M][tiles], per-thread scratch of the
- * vector transforms, then the GEMM's. */
-static size_t v_floats(const WinoGeom *wg) { return align_up((size_t)(WXI * wg->g.C * wg->tiles), 16); }
-static size_t p_floats(const WinoGeom *wg) { return align_up((size_t)(WXI * wg->g.M * wg->tiles), 16); }
+/* Workspace: V [36][C][block tiles], the products [36][M][block tiles], per-thread
+ * scratch of the vector transforms, then the GEMM's. */
+static size_t v_floats(const WinoGeom *wg) { return align_up((size_t)(WXI * wg->g.C * wg->block_tiles), 16); }
+static size_t p_floats(const WinoGeom *wg) { return align_up((size_t)(WXI * wg->g.M * wg->block_tiles), 16); }
 static size_t scratch_floats(const WinoGeom *wg) { return align_up(wino_scratch_floats(wg->tw), 16); }
 
-/* Product xi: P_xi[M x tiles] = U_xi . V_xi, with V_xi read (and packed per block) as a
- * plain matrix. Pointers are filled in by the caller. */
-static GemmArgs product_args(const WinoState *s, const WinoGeom *wg)
+/* Product xi over a block of T tiles: P_xi[M x T] = U_xi . V_xi, with V_xi read (and
+ * packed per block) as a plain matrix. Pointers are filled in by the caller. */
+static GemmArgs product_args(const WinoState *s, const WinoGeom *wg, int64_t T)
 {
-    return (GemmArgs){.M = wg->g.M, .N = wg->tiles, .K = wg->g.C, .uk = s->uk, .a_packed = s->u,
-                      .pack_b = gemm_pack_b_matrix, .ldc = wg->tiles, .alpha = 1.0f, .beta = 1.0f};
+    return (GemmArgs){.M = wg->g.M, .N = T, .K = wg->g.C, .uk = s->uk, .a_packed = s->u,
+                      .pack_b = gemm_pack_b_matrix, .ldc = T, .alpha = 1.0f, .beta = 1.0f};
 }
 
 crun_status winograd_prepare(PrepCtx *c)
@@ -177,7 +192,7 @@ crun_status winograd_prepare(PrepCtx *c)
     }
     c->state = s;
     c->state_bytes = sizeof(WinoState) + inline_bytes;
-    GemmArgs ga = product_args(s, &wg);
+    GemmArgs ga = product_args(s, &wg, wg.block_tiles);
     c->ws_bytes = (v_floats(&wg) + p_floats(&wg) + scratch_floats(&wg) * (size_t)c->n_threads) * sizeof(float) +
                   gemm_ws_bytes(&ga, c->n_threads);
     return CRUN_OK;
@@ -191,29 +206,32 @@ typedef struct WinoJob {
     float *v, *prod, *scratch;
     const float *bias;
     const Activation *act;
+    int64_t ty0, rows, T; /* this block: first tile row, tile rows, tiles */
 } WinoJob;
 
-/* The plane description the vector transforms take, for channel c of input or output. */
+/* The plane description the vector transforms take, for channel c of input or output,
+ * over the job's block of tile rows. */
 static WinoPlane plane_of(const WinoJob *j, int64_t c, bool output, int thread)
 {
     const WinoGeom *wg = j->wg;
     WinoPlane w = {.H = wg->g.w.in[1], .W = wg->g.w.in[2], .OH = wg->g.w.out[1], .OW = wg->g.w.out[2],
-                   .pt = wg->g.w.pb[1], .pl = wg->g.w.pb[2], .th = wg->th, .tw = wg->tw,
+                   .pt = wg->g.w.pb[1], .pl = wg->g.w.pb[2], .ty0 = j->ty0, .th = j->rows, .tw = wg->tw,
                    .scratch = j->scratch + (size_t)thread * scratch_floats(wg)};
     if (output) {
         w.y = j->y + c * w.OH * w.OW;
-        w.v = j->prod + c * wg->tiles;
-        w.xi_stride = wg->g.M * wg->tiles;
+        w.v = j->prod + c * j->T;
+        w.xi_stride = wg->g.M * j->T;
         w.bias = j->bias ? j->bias[c] : 0.0f;
     } else {
         w.x = j->x + c * w.H * w.W;
-        w.v = j->v + c * wg->tiles;
-        w.xi_stride = wg->g.C * wg->tiles;
+        w.v = j->v + c * j->T;
+        w.xi_stride = wg->g.C * j->T;
     }
     return w;
 }
 
-/* V[xi][c][t] for every tile t of channel c: B^T d B of the 6x6 patch at (4ty - pt, 4tx - pl). */
+/* V[xi][c][t] for the block's tiles t of channel c: B^T d B of the 6x6 patch at
+ * (4ty - pt, 4tx - pl). */
 static void input_transform(void *ctx, int64_t c, int thread)
 {
     const WinoJob *j = ctx;
@@ -223,10 +241,10 @@ static void input_transform(void *ctx, int64_t c, int thread)
         return;
     }
     const WinoGeom *wg = j->wg;
-    int64_t H = wg->g.w.in[1], W = wg->g.w.in[2], T = wg->tiles;
+    int64_t H = wg->g.w.in[1], W = wg->g.w.in[2], T = j->T;
     const float *plane = j->x + c * H * W;
     float *v = j->v + c * T;
-    for (int64_t ty = 0; ty < wg->th; ty++)
+    for (int64_t ty = j->ty0; ty < j->ty0 + j->rows; ty++)
         for (int64_t tx = 0; tx < wg->tw; tx++) {
             int64_t y0 = ty * WO - wg->g.w.pb[1], x0 = tx * WO - wg->g.w.pb[2];
             float d[WXI], t[WXI], o[WXI];
@@ -240,30 +258,32 @@ static void input_transform(void *ctx, int64_t c, int thread)
                 bt6(d + r * WT, 1, t + r * WT, 1);
             for (int q = 0; q < WT; q++) /* columns: o = B^T t */
                 bt6(t + q, WT, o + q, WT);
-            int64_t tile = ty * wg->tw + tx;
+            int64_t tile = (ty - j->ty0) * wg->tw + tx;
             for (int xi = 0; xi < WXI; xi++)
                 v[xi * wg->g.C * T + tile] = o[xi];
         }
 }
 
-/* Y = A^T P A for every tile of output channel m, cropped to the output, + bias, act. */
+/* Y = A^T P A for the block's tiles of output channel m, cropped to the output, + bias,
+ * then the activation over the block's output rows. */
 static void output_transform(void *ctx, int64_t m, int thread)
 {
     const WinoJob *j = ctx;
     const WinoGeom *wg = j->wg;
+    int64_t OH = wg->g.w.out[1], OW = wg->g.w.out[2], T = j->T;
+    float *plane = j->y + m * OH * OW;
+    int64_t oy0 = j->ty0 * WO, oy1 = CRUN_MIN(OH, (j->ty0 + j->rows) * WO);
     if (j->uk) {
         WinoPlane w = plane_of(j, m, true, thread);
         j->uk->output_plane(&w);
-        act_apply_f32(j->act, w.y, w.OH * w.OW);
+        act_apply_f32(j->act, plane + oy0 * OW, (oy1 - oy0) * OW);
         return;
     }
-    int64_t OH = wg->g.w.out[1], OW = wg->g.w.out[2], T = wg->tiles;
     const float *p = j->prod + m * T;
-    float *plane = j->y + m * OH * OW;
     float bias = j->bias ? j->bias[m] : 0.0f;
-    for (int64_t ty = 0; ty < wg->th; ty++)
+    for (int64_t ty = j->ty0; ty < j->ty0 + j->rows; ty++)
         for (int64_t tx = 0; tx < wg->tw; tx++) {
-            int64_t tile = ty * wg->tw + tx;
+            int64_t tile = (ty - j->ty0) * wg->tw + tx;
             float mm[WXI], t[WO * WT], out[WO * WO];
             for (int xi = 0; xi < WXI; xi++)
                 mm[xi] = p[xi * wg->g.M * T + tile];
@@ -276,13 +296,14 @@ static void output_transform(void *ctx, int64_t m, int thread)
                 for (int64_t q = 0; q < cols; q++)
                     plane[(ty * WO + r) * OW + tx * WO + q] = out[r * WO + q] + bias;
         }
-    act_apply_f32(j->act, plane, OH * OW);
+    act_apply_f32(j->act, plane + oy0 * OW, (oy1 - oy0) * OW);
 }
 
 typedef struct ProductJob {
     const WinoState *s;
     const WinoGeom *wg;
     float *v, *prod;
+    int64_t T; /* tiles in this block */
     char *ws;
     size_t ws_per_thread;
 } ProductJob;
@@ -292,11 +313,11 @@ typedef struct ProductJob {
 static void product_task(void *ctx, int64_t xi, int thread)
 {
     const ProductJob *j = ctx;
-    GemmArgs ga = product_args(j->s, j->wg);
-    GemmMatrix vm = {j->v + xi * j->wg->g.C * j->wg->tiles, j->wg->tiles, false};
+    GemmArgs ga = product_args(j->s, j->wg, j->T);
+    GemmMatrix vm = {j->v + xi * j->wg->g.C * j->T, j->T, false};
     ga.a_packed = j->s->u + xi * j->s->u_stride;
     ga.b_src = &vm;
-    ga.c = j->prod + xi * j->wg->g.M * j->wg->tiles;
+    ga.c = j->prod + xi * j->wg->g.M * j->T;
     gemm_run(&ga, j->ws + (size_t)thread * j->ws_per_thread, NULL);
 }
 
@@ -308,15 +329,18 @@ crun_status winograd_run(KernelCtx *k)
     float *v = k->ws, *prod = v + v_floats(&wg), *scratch = prod + p_floats(&wg);
     char *gemm_ws = (char *)(scratch + scratch_floats(&wg) * (size_t)pool_threads(k->pool));
     const Tensor *b = k->n_in > 2 ? k->in[2] : NULL;
-    for (int64_t n = 0; n < wg.g.N; n++) {
-        WinoJob j = {&wg, k->kdata, (const float *)k->in[0]->data + n * wg.g.C * wg.g.w.in_vol,
-                     (float *)k->out[0]->data + n * wg.g.M * wg.g.w.out_vol, v, prod, scratch, b ? b->data : NULL,
-                     &k->node->act};
-        pool_for(k->pool, wg.g.C, input_transform, &j);
-        GemmArgs ga = product_args(s, &wg);
-        ProductJob pj = {s, &wg, v, prod, gemm_ws, gemm_ws_bytes(&ga, 1)};
-        pool_for(k->pool, WXI, product_task, &pj);
-        pool_for(k->pool, wg.g.M, output_transform, &j);
-    }
+    GemmArgs most = product_args(s, &wg, wg.block_tiles);
+    size_t gemm_ws_per = gemm_ws_bytes(&most, 1);
+    for (int64_t n = 0; n < wg.g.N; n++)
+        for (int64_t ty0 = 0; ty0 < wg.th; ty0 += wg.block_rows) {
+            int64_t rows = CRUN_MIN(wg.block_rows, wg.th - ty0);
+            WinoJob j = {&wg, k->kdata, (const float *)k->in[0]->data + n * wg.g.C * wg.g.w.in_vol,
+                         (float *)k->out[0]->data + n * wg.g.M * wg.g.w.out_vol, v, prod, scratch,
+                         b ? b->data : NULL, &k->node->act, ty0, rows, rows * wg.tw};
+            pool_for(k->pool, wg.g.C, input_transform, &j);
+            ProductJob pj = {s, &wg, v, prod, j.T, gemm_ws, gemm_ws_per};
+            pool_for(k->pool, WXI, product_task, &pj);
+            pool_for(k->pool, wg.g.M, output_transform, &j);
+        }
     return CRUN_OK;
 }

@@ -12,8 +12,10 @@ typedef struct WinoPlane {
     const float *x;   /* input: one channel plane, H x W */
     float *y;         /* output: one channel plane, OH x OW */
     int64_t H, W, OH, OW, pt, pl;
-    int64_t th, tw;   /* tile rows and columns */
-    float *v;         /* transformed values of this channel: element xi of tile t at v[xi * xi_stride + t] */
+    int64_t ty0, th;  /* the tile rows done: th from ty0 */
+    int64_t tw;       /* tile columns */
+    float *v;         /* transformed values of this channel: element xi of tile t (counted from
+                         the first of row ty0) at v[xi * xi_stride + t] */
     int64_t xi_stride;
     float bias;       /* output: added to every value */
     float *scratch;   /* wino_scratch_floats() floats */

@@ -273,6 +273,9 @@ TEST(conv_kernels_match_reference)
         {16, 26, 29, 12, 3, 1, 1, 1, 1}, {9, 30, 35, 17, 3, 1, 0, 1, 1}, {8, 33, 33, 40, 3, 1, 1, 1, 1},
         /* rows wide enough for the vector row copies and stores (16 tiles of 16 lanes) */
         {8, 21, 70, 16, 3, 1, 1, 1, 1},  {8, 14, 69, 9, 3, 1, 0, 1, 1},
+        /* transforms and products over blocks of tile rows (4.7 MB of them for the image),
+         * the last block shorter */
+        {32, 62, 125, 32, 3, 1, 1, 1, 1},
         /* few pixels, many channels (conv_gemm_pixels): 3x3, 1x1, stride 2, padding past
          * the kernel, channel counts off every vector length */
         {64, 7, 7, 72, 3, 1, 1, 1, 1},   {40, 5, 6, 64, 1, 1, 0, 1, 1},  {33, 9, 7, 65, 3, 2, 1, 1, 1},
