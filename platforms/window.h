@@ -60,8 +60,9 @@ typedef struct WindowQuads {
  * output position is then one vector of n channels, and the results are written back to
  * the n output planes. Dilations and any stride take no special layout here. */
 typedef struct WindowBlock {
-    const float *x;     /* n input planes of H x W, one after another */
-    float *y;           /* n output planes of OH x OW */
+    const float *x;     /* n input planes of H x W, x_stride floats apart */
+    float *y;           /* n output planes of OH x OW, y_stride floats apart */
+    int64_t x_stride, y_stride;
     int n;              /* channels in the block, 1..VF_N */
     int64_t H, W, OH, OW;
     int kh, kw, sh, sw, dh, dw;

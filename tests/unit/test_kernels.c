@@ -282,10 +282,12 @@ TEST(conv_kernels_match_reference)
         {48, 3, 3, 50, 3, 1, 2, 1, 1},   {20, 11, 11, 257, 1, 1, 0, 1, 1},
         /* depthwise on channel blocks (narrow planes): whole blocks of 4, 8 and 16 lanes,
          * partial last blocks, several blocks, 7x7, dilations (plain and strided), and a
-         * strided plane wide enough for the per-plane kernel */
+         * wide plane for the per-plane kernel */
         {16, 7, 7, 16, 3, 1, 1, 16, 1},  {20, 9, 10, 20, 5, 2, 2, 20, 1}, {40, 14, 14, 40, 3, 1, 1, 40, 1},
         {17, 3, 30, 17, 7, 1, 3, 17, 1}, {9, 12, 11, 9, 3, 1, 2, 9, 2}, {24, 13, 16, 24, 3, 2, 2, 24, 3},
-        {3, 5, 140, 3, 3, 2, 1, 3, 1},   {5, 10, 12, 5, 5, 1, 4, 5, 2},
+        {3, 5, 140, 3, 3, 1, 1, 3, 1},   {5, 10, 12, 5, 5, 1, 4, 5, 2},
+        /* strided planes in bands of output rows (the last band shorter), with dilation */
+        {8, 150, 130, 8, 3, 2, 1, 8, 1}, {10, 61, 77, 10, 5, 2, 2, 10, 2},
     };
     const char *acts[] = {"Relu", "Sigmoid", "Identity"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
