@@ -592,76 +592,14 @@ KV_SIMD_ONLY static crun_status dw_simd_run(KernelCtx *k)
     return CRUN_OK;
 }
 
-/* ---- depthwise on blocks of channels (WindowBlock): small planes ---- */
-
-static WindowBlock dw_block_geom(const ConvGeom *g)
-{
-    return (WindowBlock){.H = g->w.in[1], .W = g->w.in[2], .OH = g->w.out[1], .OW = g->w.out[2],
-                         .x_stride = g->w.in_vol, .y_stride = g->w.out_vol, .kh = (int)g->w.k[1],
-                         .kw = (int)g->w.k[2], .sh = (int)g->w.s[1], .sw = (int)g->w.s[2], .dh = (int)g->w.d[1],
-                         .dw = (int)g->w.d[2], .pt = g->w.pb[1], .pl = g->w.pb[2]};
-}
-
-/* Output rows per band: a block goes through its planes in bands whose scratch stays near
- * an L2 cache (at least one row). */
-#define DW_BLOCK_SCRATCH_FLOATS ((size_t)1 << 16)
-
-static int64_t dw_block_band(const WindowBlock *full)
-{
-    WindowBlock b = *full;
-    int64_t lo = 1, hi = full->OH; /* the most rows within the budget, by bisection */
-    while (lo < hi) {
-        b.OH = (lo + hi + 1) / 2;
-        if (window_block_scratch_floats(&b) <= DW_BLOCK_SCRATCH_FLOATS)
-            lo = b.OH;
-        else
-            hi = b.OH - 1;
-    }
-    return lo;
-}
-
-/* The block restricted to output rows [oy0, oy0 + rows): the input rows they read, with
- * the padding above them made explicit. */
-static WindowBlock dw_block_band_of(const WindowBlock *full, int64_t oy0, int64_t rows)
-{
-    WindowBlock b = *full;
-    int64_t iy0 = oy0 * full->sh - full->pt; /* first input row read (may be padding) */
-    int64_t iy1 = (oy0 + rows - 1) * full->sh - full->pt + (full->kh - 1) * full->dh + 1;
-    int64_t r0 = CRUN_MAX(iy0, (int64_t)0), r1 = CRUN_MIN(iy1, full->H);
-    b.x = full->x + CRUN_MIN(r0, full->H) * full->W;
-    b.H = CRUN_MAX(r1 - r0, (int64_t)0);
-    b.pt = r0 - iy0;
-    b.y = full->y + oy0 * full->OW;
-    b.OH = rows;
-    return b;
-}
-
-/* Planes whose output rows fill few vectors lose most to the plane kernel's per-row work
- * (padding, partial vectors, stride phases); with channels across the lanes every vector
- * is whole. Measured on MobileNetV2's, EfficientNet-B0's and PaddleOCR det's layers
- * (AVX2): the block kernel is faster up to 32 outputs a row, and at any width with a
- * stride (32x160x160 from 320: 2.7 -> 1.9-2.3 ms); wide rows at stride 1 stay per plane
- * (16x320x320: 2.2 against 2.9 ms). */
-#define DW_BLOCK_MAX_OW 32
+/* ---- depthwise on blocks of channels (WindowBlock; ops/spatial.h says when) ---- */
 
 KV_SIMD_ONLY static bool dw_block_applies(const PrepCtx *c, const void *kdata)
 {
     ConvGeom g;
     char buf[160];
-    if (!depthwise_applies(c, kdata) || conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf))
-        return false;
-    WindowBlock b = dw_block_geom(&g);
-    bool narrow = b.OW <= DW_BLOCK_MAX_OW || b.sw > 1;
-    b.OH = 1; /* a one-row band: rows of absurd width stay with the plane kernel */
-    return b.kh <= WINDOW_MAX_K && b.kw <= WINDOW_MAX_K && narrow &&
-           window_block_scratch_floats(&b) <= ((size_t)1 << 20);
-}
-
-static size_t dw_block_scratch_bytes(const ConvGeom *g)
-{
-    WindowBlock b = dw_block_geom(g);
-    b.OH = dw_block_band(&b);
-    return align_up(window_block_scratch_floats(&b) * sizeof(float), CRUN_ALIGN);
+    return depthwise_applies(c, kdata) && !conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf) &&
+           window_block_suits(&g.w);
 }
 
 KV_SIMD_ONLY static crun_status dw_block_prepare(PrepCtx *c)
@@ -669,7 +607,7 @@ KV_SIMD_ONLY static crun_status dw_block_prepare(PrepCtx *c)
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    c->ws_bytes = dw_block_scratch_bytes(&g) * (size_t)c->n_threads;
+    c->ws_bytes = window_block_scratch_bytes(&g.w) * (size_t)c->n_threads;
     return CRUN_OK;
 }
 
@@ -690,7 +628,7 @@ static void dw_block_task(void *ctx, int64_t t, int thread)
     const DwBlockJob *j = ctx;
     const ConvGeom *g = j->g;
     int64_t n = t / j->blocks, c0 = t % j->blocks * j->uk->lanes;
-    WindowBlock b = dw_block_geom(g);
+    WindowBlock b = window_block_init(&g->w);
     b.n = (int)CRUN_MIN((int64_t)j->uk->lanes, g->C - c0);
     b.x = j->x + (n * g->C + c0) * g->w.in_vol;
     b.y = j->y + (n * g->C + c0) * g->w.out_vol;
@@ -700,7 +638,7 @@ static void dw_block_task(void *ctx, int64_t t, int thread)
     /* Relu and Clip are the kernel's clamp; other activations run on the finished planes. */
     bool clamp = act_as_clamp(j->act, &b.lo, &b.hi);
     for (int64_t oy0 = 0; oy0 < b.OH; oy0 += j->band) {
-        WindowBlock band = dw_block_band_of(&b, oy0, CRUN_MIN(j->band, b.OH - oy0));
+        WindowBlock band = window_block_band_of(&b, oy0, CRUN_MIN(j->band, b.OH - oy0));
         j->uk->dwconv_block(&band);
     }
     if (!clamp)
@@ -712,10 +650,10 @@ KV_SIMD_ONLY static crun_status dw_block_run(KernelCtx *k)
     ConvGeom g;
     geom_of(k, &g);
     const WindowUkernels *uk = k->kdata;
-    WindowBlock b = dw_block_geom(&g);
+    WindowBlock b = window_block_init(&g.w);
     DwBlockJob j = {&g, uk, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
-                    k->out[0]->data, &k->node->act, k->ws, dw_block_scratch_bytes(&g),
-                    (g.C + uk->lanes - 1) / uk->lanes, dw_block_band(&b)};
+                    k->out[0]->data, &k->node->act, k->ws, window_block_scratch_bytes(&g.w),
+                    (g.C + uk->lanes - 1) / uk->lanes, window_block_band(&b)};
     pool_for(k->pool, g.N * j.blocks, dw_block_task, &j);
     return CRUN_OK;
 }

@@ -234,6 +234,65 @@ KV_SIMD_ONLY static crun_status maxpool_simd_run(KernelCtx *k)
     return CRUN_OK;
 }
 
+/* ---- float32 2-D max pooling on blocks of channels (WindowBlock; ops/spatial.h) ---- */
+
+KV_SIMD_ONLY static bool maxpool_block_applies(const PrepCtx *c, const void *kdata)
+{
+    PoolGeom g;
+    char buf[160];
+    const Tensor *x = c->in[0];
+    return x->dtype == CRUN_DTYPE_FLOAT && x->rank == 4 && !(c->n_out > 1 && c->out[1]) &&
+           !pool_geom(c->params, x, &g, buf, sizeof buf) && window_block_suits(&g.w);
+}
+
+KV_SIMD_ONLY static crun_status maxpool_block_prepare(PrepCtx *c)
+{
+    PoolGeom g;
+    char buf[160];
+    pool_geom(c->params, c->in[0], &g, buf, sizeof buf);
+    c->ws_bytes = window_block_scratch_bytes(&g.w) * (size_t)c->n_threads;
+    return CRUN_OK;
+}
+
+typedef struct MaxBlockJob {
+    const PoolGeom *g;
+    const WindowUkernels *uk;
+    const float *x;
+    float *y;
+    char *ws;
+    size_t ws_per_thread;
+    int64_t C, blocks, band; /* channels, channel blocks per image, output rows at a time */
+} MaxBlockJob;
+
+static void maxpool_block_task(void *ctx, int64_t t, int thread)
+{
+    const MaxBlockJob *j = ctx;
+    int64_t C = j->C, n = t / j->blocks, c0 = t % j->blocks * j->uk->lanes;
+    WindowBlock b = window_block_init(&j->g->w);
+    b.n = (int)CRUN_MIN((int64_t)j->uk->lanes, C - c0);
+    b.x = j->x + (n * C + c0) * j->g->w.in_vol;
+    b.y = j->y + (n * C + c0) * j->g->w.out_vol;
+    b.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
+    for (int64_t oy0 = 0; oy0 < b.OH; oy0 += j->band) {
+        WindowBlock band = window_block_band_of(&b, oy0, CRUN_MIN(j->band, b.OH - oy0));
+        j->uk->maxpool_block(&band);
+    }
+}
+
+KV_SIMD_ONLY static crun_status maxpool_block_run(KernelCtx *k)
+{
+    PoolGeom g;
+    char buf[160];
+    pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
+    const WindowUkernels *uk = k->kdata;
+    WindowBlock b = window_block_init(&g.w);
+    int64_t C = k->in[0]->dims[1];
+    MaxBlockJob j = {&g, uk, k->in[0]->data, k->out[0]->data, k->ws, window_block_scratch_bytes(&g.w),
+                     C, (C + uk->lanes - 1) / uk->lanes, window_block_band(&b)};
+    pool_for(k->pool, k->in[0]->dims[0] * j.blocks, maxpool_block_task, &j);
+    return CRUN_OK;
+}
+
 /* ---- 8-bit max pooling (the QDQ pass moves MaxPool onto quantized values) ---- */
 
 static bool maxpool8_applies(const PrepCtx *c, const void *kdata)
@@ -334,6 +393,7 @@ static crun_status maxpool8_run(KernelCtx *k)
 }
 
 static const KernelVariant maxpool_kernels[] = {
+    KV_SIMD("maxpool_block", maxpool_block_applies, maxpool_block_prepare, maxpool_block_run, window_ukernels)
     KV_SIMD("maxpool", maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, window_ukernels)
     {"maxpool_u8", ISA_SCALAR, maxpool8_applies, NULL, maxpool8_run, NULL},
     {"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL},

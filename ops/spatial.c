@@ -127,3 +127,68 @@ size_t window_plane_scratch_bytes(const WindowGeom *g)
     window_plane_init(g, &wp);
     return align_up(window_scratch_floats(&wp) * sizeof(float), CRUN_ALIGN);
 }
+
+/* ---- channel blocks (WindowBlock) ---- */
+
+/* Planes whose output rows fill few vectors lose most to the plane kernel's per-row work
+ * (padding, partial vectors, stride phases); with channels across the lanes every vector
+ * is whole. Measured on MobileNetV2's, EfficientNet-B0's and PaddleOCR det's depthwise
+ * layers (AVX2): the block kernel is faster up to 32 outputs a row, and at any width with
+ * a stride (32x160x160 from 320: 2.7 -> 1.9-2.3 ms); wide rows at stride 1 stay per plane
+ * (16x320x320: 2.2 against 2.9 ms). */
+#define WINDOW_BLOCK_MAX_OW 32
+#define WINDOW_BLOCK_BAND_FLOATS ((size_t)1 << 16)
+
+WindowBlock window_block_init(const WindowGeom *g)
+{
+    return (WindowBlock){.H = g->in[1], .W = g->in[2], .OH = g->out[1], .OW = g->out[2], .x_stride = g->in_vol,
+                         .y_stride = g->out_vol, .kh = (int)g->k[1], .kw = (int)g->k[2], .sh = (int)g->s[1],
+                         .sw = (int)g->s[2], .dh = (int)g->d[1], .dw = (int)g->d[2], .pt = g->pb[1], .pl = g->pb[2]};
+}
+
+bool window_block_suits(const WindowGeom *g)
+{
+    if (g->k[1] > WINDOW_MAX_K || g->k[2] > WINDOW_MAX_K || g->s[1] > INT32_MAX || g->s[2] > INT32_MAX ||
+        g->d[1] > INT32_MAX || g->d[2] > INT32_MAX)
+        return false;
+    WindowBlock b = window_block_init(g);
+    b.OH = 1; /* a one-row band: rows of absurd width stay with the plane kernel */
+    return (b.OW <= WINDOW_BLOCK_MAX_OW || b.sw > 1) && window_block_scratch_floats(&b) <= ((size_t)1 << 20);
+}
+
+int64_t window_block_band(const WindowBlock *full)
+{
+    WindowBlock b = *full;
+    int64_t lo = 1, hi = full->OH; /* the most rows within the budget, by bisection */
+    while (lo < hi) {
+        b.OH = (lo + hi + 1) / 2;
+        if (window_block_scratch_floats(&b) <= WINDOW_BLOCK_BAND_FLOATS)
+            lo = b.OH;
+        else
+            hi = b.OH - 1;
+    }
+    return lo;
+}
+
+/* The input rows output rows [oy0, oy0 + rows) read, with the padding above them made
+ * explicit. */
+WindowBlock window_block_band_of(const WindowBlock *full, int64_t oy0, int64_t rows)
+{
+    WindowBlock b = *full;
+    int64_t iy0 = oy0 * full->sh - full->pt; /* first input row read (may be padding) */
+    int64_t iy1 = (oy0 + rows - 1) * full->sh - full->pt + (full->kh - 1) * full->dh + 1;
+    int64_t r0 = CRUN_MAX(iy0, (int64_t)0), r1 = CRUN_MIN(iy1, full->H);
+    b.x = full->x ? full->x + CRUN_MIN(r0, full->H) * full->W : NULL;
+    b.H = CRUN_MAX(r1 - r0, (int64_t)0);
+    b.pt = r0 - iy0;
+    b.y = full->y ? full->y + oy0 * full->OW : NULL;
+    b.OH = rows;
+    return b;
+}
+
+size_t window_block_scratch_bytes(const WindowGeom *g)
+{
+    WindowBlock b = window_block_init(g);
+    b.OH = window_block_band(&b);
+    return align_up(window_block_scratch_floats(&b) * sizeof(float), CRUN_ALIGN);
+}

@@ -47,6 +47,16 @@ bool window_plane_init(const WindowGeom *g, WindowPlane *wp);
 /* Bytes of scratch (a whole number of aligned blocks) one thread needs for g's planes. */
 size_t window_plane_scratch_bytes(const WindowGeom *g);
 
+/* The channel-block kernels (WindowBlock) for g's last two axes: whether they suit it
+ * better than the plane kernels (narrow rows, or a stride; windows up to WINDOW_MAX_K),
+ * the block's geometry (data pointers NULL), the output rows of one band (the scratch of
+ * a band stays near an L2 cache), a band of it, and a thread's scratch bytes. */
+bool window_block_suits(const WindowGeom *g);
+WindowBlock window_block_init(const WindowGeom *g);
+int64_t window_block_band(const WindowBlock *full);
+WindowBlock window_block_band_of(const WindowBlock *full, int64_t oy0, int64_t rows);
+size_t window_block_scratch_bytes(const WindowGeom *g);
+
 /* The window of a MaxPool/AveragePool/LpPool node (its params parsed) over input x, for
  * backends that translate the node; false when x does not fit it. */
 bool pool_window_known(const Node *n, const Tensor *x, WindowGeom *w);

@@ -91,7 +91,8 @@ typedef struct WindowUkernels {
     void (*dwconv)(const WindowPlane *p);  /* y = clamp(bias + sum w * x) */
     void (*maxpool)(const WindowPlane *p); /* y = max over the window's inside elements */
     void (*dwconv_q8)(const WindowQuads *q);
-    void (*dwconv_block)(const WindowBlock *b); /* y = clamp(bias + sum w * x), n planes */
+    void (*dwconv_block)(const WindowBlock *b);  /* y = clamp(bias + sum w * x), n planes */
+    void (*maxpool_block)(const WindowBlock *b); /* y = max over the window, n planes */
     int lanes;                                  /* VF_N: a dwconv_block's most channels */
 } WindowUkernels;
 

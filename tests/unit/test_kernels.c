@@ -311,6 +311,10 @@ TEST(pool_kernels_match_reference)
         {3, 112, 112, 3, 2, 1, 0}, {2, 7, 9, 2, 2, 0, 0}, {2, 8, 17, 3, 1, 1, 0}, {1, 5, 5, 3, 2, 0, 1},
         {4, 6, 33, 2, 1, 0, 0},    {2, 13, 13, 5, 2, 2, 1}, {1, 1, 1, 1, 1, 0, 0}, {3, 10, 15, 7, 2, 3, 0},
         {2, 9, 50, 3, 3, 1, 0},    {3, 12, 21, 4, 4, 0, 1},
+        /* wide rows at stride 1 (per-plane max kernel); channel blocks whole and partial,
+         * and strided planes in several bands */
+        {2, 9, 50, 3, 1, 1, 0},    {3, 5, 70, 2, 1, 0, 1},  {16, 14, 14, 3, 2, 1, 1}, {20, 30, 41, 3, 2, 0, 0},
+        {8, 200, 180, 3, 2, 1, 0},
     };
     for (int kind = 0; kind < 3; kind++) /* max, average, average counting pads */
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
