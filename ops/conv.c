@@ -545,13 +545,19 @@ KV_SIMD_ONLY static bool dw_simd_applies(const PrepCtx *c, const void *kdata)
            window_plane_init(&g.w, &wp);
 }
 
-KV_SIMD_ONLY static crun_status dw_simd_prepare(PrepCtx *c)
+/* A SIMD depthwise kernel's workspace: each thread's scratch, as `scratch` sizes it. */
+static crun_status dw_prepare_scratch(PrepCtx *c, size_t (*scratch)(const WindowGeom *))
 {
     ConvGeom g;
     char buf[160];
     conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    c->ws_bytes = window_plane_scratch_bytes(&g.w) * (size_t)c->n_threads;
+    c->ws_bytes = scratch(&g.w) * (size_t)c->n_threads;
     return CRUN_OK;
+}
+
+KV_SIMD_ONLY static crun_status dw_simd_prepare(PrepCtx *c)
+{
+    return dw_prepare_scratch(c, window_plane_scratch_bytes);
 }
 
 typedef struct DwSimdJob {
@@ -604,11 +610,7 @@ KV_SIMD_ONLY static bool dw_block_applies(const PrepCtx *c, const void *kdata)
 
 KV_SIMD_ONLY static crun_status dw_block_prepare(PrepCtx *c)
 {
-    ConvGeom g;
-    char buf[160];
-    conv_geom(c->params, c->in[0], c->in[1], &g, buf, sizeof buf);
-    c->ws_bytes = window_block_scratch_bytes(&g.w) * (size_t)c->n_threads;
-    return CRUN_OK;
+    return dw_prepare_scratch(c, window_block_scratch_bytes);
 }
 
 typedef struct DwBlockJob {

@@ -195,13 +195,19 @@ KV_SIMD_ONLY static bool maxpool_simd_applies(const PrepCtx *c, const void *kdat
            !pool_geom(c->params, x, &g, buf, sizeof buf) && window_plane_init(&g.w, &wp);
 }
 
-KV_SIMD_ONLY static crun_status maxpool_simd_prepare(PrepCtx *c)
+/* A SIMD max-pool kernel's workspace: each thread's scratch, as `scratch` sizes it. */
+static crun_status maxpool_prepare_scratch(PrepCtx *c, size_t (*scratch)(const WindowGeom *))
 {
     PoolGeom g;
     char buf[160];
     pool_geom(c->params, c->in[0], &g, buf, sizeof buf);
-    c->ws_bytes = window_plane_scratch_bytes(&g.w) * (size_t)c->n_threads;
+    c->ws_bytes = scratch(&g.w) * (size_t)c->n_threads;
     return CRUN_OK;
+}
+
+KV_SIMD_ONLY static crun_status maxpool_simd_prepare(PrepCtx *c)
+{
+    return maxpool_prepare_scratch(c, window_plane_scratch_bytes);
 }
 
 typedef struct MaxSimdJob {
@@ -247,11 +253,7 @@ KV_SIMD_ONLY static bool maxpool_block_applies(const PrepCtx *c, const void *kda
 
 KV_SIMD_ONLY static crun_status maxpool_block_prepare(PrepCtx *c)
 {
-    PoolGeom g;
-    char buf[160];
-    pool_geom(c->params, c->in[0], &g, buf, sizeof buf);
-    c->ws_bytes = window_block_scratch_bytes(&g.w) * (size_t)c->n_threads;
-    return CRUN_OK;
+    return maxpool_prepare_scratch(c, window_block_scratch_bytes);
 }
 
 typedef struct MaxBlockJob {
