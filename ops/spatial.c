@@ -148,12 +148,13 @@ WindowBlock window_block_init(const WindowGeom *g)
 
 bool window_block_suits(const WindowGeom *g)
 {
-    if (g->k[1] > WINDOW_MAX_K || g->k[2] > WINDOW_MAX_K || g->s[1] > INT32_MAX || g->s[2] > INT32_MAX ||
-        g->d[1] > INT32_MAX || g->d[2] > INT32_MAX)
+    if (g->k[1] > WINDOW_MAX_K || g->k[2] > WINDOW_MAX_K || !(g->out[2] <= WINDOW_BLOCK_MAX_OW || g->s[2] > 1))
         return false;
-    WindowBlock b = window_block_init(g);
-    b.OH = 1; /* a one-row band: rows of absurd width stay with the plane kernel */
-    return (b.OW <= WINDOW_BLOCK_MAX_OW || b.sw > 1) && window_block_scratch_floats(&b) <= ((size_t)1 << 20);
+    /* A one-row band's scratch, in double (dilations and strides of a hostile model reach
+     * 2^31): rows of absurd width stay with the plane kernel. */
+    double rows = (double)(g->k[1] - 1) * (double)g->d[1] + 1;
+    double cols = (double)(g->out[2] - 1) * (double)g->s[2] + (double)(g->k[2] - 1) * (double)g->d[2] + 1;
+    return (rows * cols + (double)g->out[2]) * WINDOW_BLOCK_LANES <= (double)(1 << 20);
 }
 
 int64_t window_block_band(const WindowBlock *full)

@@ -76,13 +76,13 @@ typedef struct WindowBlock {
 /* The most lanes any ISA's vector has: scratch is sized for it. */
 #define WINDOW_BLOCK_LANES 16
 
-/* Scratch: the padded interleaved input (rows x cols positions), the interleaved output
- * and the interleaved taps, WINDOW_BLOCK_LANES floats a position. */
+/* Scratch: the padded interleaved input (rows x cols positions) and the interleaved
+ * output, WINDOW_BLOCK_LANES floats a position. */
 static inline int64_t window_block_rows(const WindowBlock *b) { return (b->OH - 1) * b->sh + (b->kh - 1) * b->dh + 1; }
 static inline int64_t window_block_cols(const WindowBlock *b) { return (b->OW - 1) * b->sw + (b->kw - 1) * b->dw + 1; }
 static inline size_t window_block_scratch_floats(const WindowBlock *b)
 {
-    return (size_t)(window_block_rows(b) * window_block_cols(b) + b->OH * b->OW + b->kh * b->kw) * WINDOW_BLOCK_LANES;
+    return (size_t)(window_block_rows(b) * window_block_cols(b) + b->OH * b->OW) * WINDOW_BLOCK_LANES;
 }
 
 typedef struct WindowUkernels {
