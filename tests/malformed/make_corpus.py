@@ -193,6 +193,14 @@ def conv_attr_cases():
                                                  [numpy_helper.from_array(np.ones((4, 3, 0, 3), np.float32), "w0")]))
     add("conv_zero_plane", "dim is zero", model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[2, 2, 2, 2])],
                                                 [vi("x", [1, 3, 0, 8])], [y], [w]))
+    # A depthwise window stretched to 2^30 by dilation, strides and pads (two outputs a
+    # row): the channel-block kernel's scratch estimate must not overflow; it runs or fails
+    # cleanly.
+    big = 1 << 29
+    add("conv_depthwise_huge_dilation", "", model(
+        [helper.make_node("Conv", ["x", "wd"], ["y"], group=3, dilations=[big, big], strides=[2 * big, 2 * big],
+                          pads=[2 * big] * 4)], [x], [y],
+        [numpy_helper.from_array(np.ones((3, 1, 3, 3), np.float32), "wd")]), ["--allow-success"])
     add("conv_huge_pads", "pads must be in", model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1 << 40] * 4)],
                                              [x], [y], [w]))
     # 8-bit convolutions whose pads and strides are near 2^30: the padded extents would
