@@ -560,6 +560,8 @@ KV_SIMD_ONLY static crun_status dw_simd_prepare(PrepCtx *c)
     return dw_prepare_scratch(c, window_plane_scratch_bytes);
 }
 
+/* A SIMD depthwise step: per plane (dw_simd_plane), or per block of channels in bands of
+ * output rows (dw_block_task; blocks and band). */
 typedef struct DwSimdJob {
     const ConvGeom *g;
     const WindowUkernels *uk;
@@ -568,6 +570,8 @@ typedef struct DwSimdJob {
     const Activation *act;
     char *ws;
     size_t ws_per_thread;
+    int64_t blocks; /* channel blocks per image */
+    int64_t band;   /* output rows at a time */
 } DwSimdJob;
 
 static void dw_simd_plane(void *ctx, int64_t t, int thread)
@@ -593,7 +597,7 @@ KV_SIMD_ONLY static crun_status dw_simd_run(KernelCtx *k)
     ConvGeom g;
     geom_of(k, &g);
     DwSimdJob j = {&g, k->kdata, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
-                   k->out[0]->data, &k->node->act, k->ws, window_plane_scratch_bytes(&g.w)};
+                   k->out[0]->data, &k->node->act, k->ws, window_plane_scratch_bytes(&g.w), 0, 0};
     pool_for(k->pool, g.N * g.C, dw_simd_plane, &j);
     return CRUN_OK;
 }
@@ -613,21 +617,9 @@ KV_SIMD_ONLY static crun_status dw_block_prepare(PrepCtx *c)
     return dw_prepare_scratch(c, window_block_scratch_bytes);
 }
 
-typedef struct DwBlockJob {
-    const ConvGeom *g;
-    const WindowUkernels *uk;
-    const float *x, *w, *b;
-    float *y;
-    const Activation *act;
-    char *ws;
-    size_t ws_per_thread;
-    int64_t blocks; /* per image */
-    int64_t band;   /* output rows at a time */
-} DwBlockJob;
-
 static void dw_block_task(void *ctx, int64_t t, int thread)
 {
-    const DwBlockJob *j = ctx;
+    const DwSimdJob *j = ctx;
     const ConvGeom *g = j->g;
     int64_t n = t / j->blocks, c0 = t % j->blocks * j->uk->lanes;
     WindowBlock b = window_block_init(&g->w);
@@ -653,7 +645,7 @@ KV_SIMD_ONLY static crun_status dw_block_run(KernelCtx *k)
     geom_of(k, &g);
     const WindowUkernels *uk = k->kdata;
     WindowBlock b = window_block_init(&g.w);
-    DwBlockJob j = {&g, uk, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
+    DwSimdJob j = {&g, uk, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
                     k->out[0]->data, &k->node->act, k->ws, window_block_scratch_bytes(&g.w),
                     (g.C + uk->lanes - 1) / uk->lanes, window_block_band(&b)};
     pool_for(k->pool, g.N * j.blocks, dw_block_task, &j);

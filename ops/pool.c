@@ -210,6 +210,8 @@ KV_SIMD_ONLY static crun_status maxpool_simd_prepare(PrepCtx *c)
     return maxpool_prepare_scratch(c, window_plane_scratch_bytes);
 }
 
+/* A SIMD max-pool step: per plane (maxpool_simd_plane), or per block of channels in
+ * bands of output rows (maxpool_block_task; C, blocks and band). */
 typedef struct MaxSimdJob {
     const PoolGeom *g;
     const WindowUkernels *uk;
@@ -217,6 +219,7 @@ typedef struct MaxSimdJob {
     float *y;
     char *ws;
     size_t ws_per_thread;
+    int64_t C, blocks, band; /* channels, channel blocks per image, output rows at a time */
 } MaxSimdJob;
 
 static void maxpool_simd_plane(void *ctx, int64_t t, int thread)
@@ -235,7 +238,7 @@ KV_SIMD_ONLY static crun_status maxpool_simd_run(KernelCtx *k)
     PoolGeom g;
     char buf[160];
     pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
-    MaxSimdJob j = {&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, window_plane_scratch_bytes(&g.w)};
+    MaxSimdJob j = {&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, window_plane_scratch_bytes(&g.w), 0, 0, 0};
     pool_for(k->pool, g.planes, maxpool_simd_plane, &j);
     return CRUN_OK;
 }
@@ -256,19 +259,9 @@ KV_SIMD_ONLY static crun_status maxpool_block_prepare(PrepCtx *c)
     return maxpool_prepare_scratch(c, window_block_scratch_bytes);
 }
 
-typedef struct MaxBlockJob {
-    const PoolGeom *g;
-    const WindowUkernels *uk;
-    const float *x;
-    float *y;
-    char *ws;
-    size_t ws_per_thread;
-    int64_t C, blocks, band; /* channels, channel blocks per image, output rows at a time */
-} MaxBlockJob;
-
 static void maxpool_block_task(void *ctx, int64_t t, int thread)
 {
-    const MaxBlockJob *j = ctx;
+    const MaxSimdJob *j = ctx;
     int64_t C = j->C, n = t / j->blocks, c0 = t % j->blocks * j->uk->lanes;
     WindowBlock b = window_block_init(&j->g->w);
     b.n = (int)CRUN_MIN((int64_t)j->uk->lanes, C - c0);
@@ -289,7 +282,7 @@ KV_SIMD_ONLY static crun_status maxpool_block_run(KernelCtx *k)
     const WindowUkernels *uk = k->kdata;
     WindowBlock b = window_block_init(&g.w);
     int64_t C = k->in[0]->dims[1];
-    MaxBlockJob j = {&g, uk, k->in[0]->data, k->out[0]->data, k->ws, window_block_scratch_bytes(&g.w),
+    MaxSimdJob j = {&g, uk, k->in[0]->data, k->out[0]->data, k->ws, window_block_scratch_bytes(&g.w),
                      C, (C + uk->lanes - 1) / uk->lanes, window_block_band(&b)};
     pool_for(k->pool, k->in[0]->dims[0] * j.blocks, maxpool_block_task, &j);
     return CRUN_OK;
@@ -466,7 +459,7 @@ KV_SIMD_ONLY static crun_status avgpool_simd_run(KernelCtx *k)
         inv_col[o] = 1.0f / (float)axis_count(&g.w, 2, o, p->count_include_pad != 0);
     for (int i = 0; i < WINDOW_MAX_K * WINDOW_MAX_K; i++)
         ones[i] = 1.0f;
-    AvgSimdJob j = {{&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, per}, inv_row, inv_col, ones};
+    AvgSimdJob j = {{&g, k->kdata, k->in[0]->data, k->out[0]->data, k->ws, per, 0, 0, 0}, inv_row, inv_col, ones};
     pool_for(k->pool, g.planes, avgpool_simd_plane, &j);
     return CRUN_OK;
 }
