@@ -57,7 +57,7 @@ const char *conv_geom(const ConvParams *p, const Tensor *x, const Tensor *w, Con
     return window_geom(&p->w, x->rank - 2, x->dims + 2, w->dims + 2, false, &g->w, buf, bufsz);
 }
 
-static crun_status conv_infer(InferCtx *c)
+CRUN_FOR_SIZE static crun_status conv_infer(InferCtx *c)
 {
     const Tensor *x = c->in[0], *w = c->in[1];
     NODE_CHECK(c, x->dtype == w->dtype, "X is %s but W is %s", dtype_name(x->dtype), dtype_name(w->dtype));
@@ -97,7 +97,7 @@ static void geom_of(const KernelCtx *k, ConvGeom *g) { conv_geom_known(k->params
 
 /* ================= naive direct convolution (oracle; any float type) ================= */
 
-static crun_status conv_run_naive(KernelCtx *k)
+CRUN_FOR_SIZE static crun_status conv_run_naive(KernelCtx *k)
 {
     const Tensor *x = k->in[0], *w = k->in[1], *b = k->n_in > 2 ? k->in[2] : NULL;
     Tensor *y = k->out[0];
@@ -564,7 +564,7 @@ KV_SIMD_ONLY static crun_status dw_simd_prepare(PrepCtx *c)
  * output rows (dw_block_task; blocks and band). */
 typedef struct DwSimdJob {
     const ConvGeom *g;
-    const WindowUkernels *uk;
+    const void *uk; /* WindowUkernels (planes) or WindowBlockUkernel */
     const float *x, *w, *b;
     float *y;
     const Activation *act;
@@ -587,7 +587,7 @@ static void dw_simd_plane(void *ctx, int64_t t, int thread)
     wp.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
     /* Relu and Clip are the kernel's clamp; other activations run on the finished plane. */
     bool clamp = act_as_clamp(j->act, &wp.lo, &wp.hi);
-    j->uk->dwconv(&wp);
+    ((const WindowUkernels *)j->uk)->dwconv(&wp);
     if (!clamp)
         act_apply_f32(j->act, wp.y, j->g->w.out_vol);
 }
@@ -621,9 +621,10 @@ static void dw_block_task(void *ctx, int64_t t, int thread)
 {
     const DwSimdJob *j = ctx;
     const ConvGeom *g = j->g;
-    int64_t n = t / j->blocks, c0 = t % j->blocks * j->uk->lanes;
+    const WindowBlockUkernel *uk = j->uk;
+    int64_t n = t / j->blocks, c0 = t % j->blocks * uk->lanes;
     WindowBlock b = window_block_init(&g->w);
-    b.n = (int)CRUN_MIN((int64_t)j->uk->lanes, g->C - c0);
+    b.n = (int)CRUN_MIN((int64_t)uk->lanes, g->C - c0);
     b.x = j->x + (n * g->C + c0) * g->w.in_vol;
     b.y = j->y + (n * g->C + c0) * g->w.out_vol;
     b.w = j->w + c0 * g->w.k_vol;
@@ -633,7 +634,7 @@ static void dw_block_task(void *ctx, int64_t t, int thread)
     bool clamp = act_as_clamp(j->act, &b.lo, &b.hi);
     for (int64_t oy0 = 0; oy0 < b.OH; oy0 += j->band) {
         WindowBlock band = window_block_band_of(&b, oy0, CRUN_MIN(j->band, b.OH - oy0));
-        j->uk->dwconv_block(&band);
+        uk->run(&band);
     }
     if (!clamp)
         act_apply_f32(j->act, b.y, b.n * g->w.out_vol);
@@ -643,7 +644,7 @@ KV_SIMD_ONLY static crun_status dw_block_run(KernelCtx *k)
 {
     ConvGeom g;
     geom_of(k, &g);
-    const WindowUkernels *uk = k->kdata;
+    const WindowBlockUkernel *uk = k->kdata;
     WindowBlock b = window_block_init(&g.w);
     DwSimdJob j = {&g, uk, k->in[0]->data, k->in[1]->data, k->n_in > 2 && k->in[2] ? k->in[2]->data : NULL,
                     k->out[0]->data, &k->node->act, k->ws, window_block_scratch_bytes(&g.w),
@@ -679,7 +680,7 @@ static bool wino_applies(const PrepCtx *c, const void *kdata) { return winograd_
 /* The 1x1 and im2col variants share code (the GEMM reads the input directly when the
  * kernel is pointwise); they are listed apart so plans say which one runs. */
 static const KernelVariant conv_kernels[] = {
-    KV_SIMD("conv_dw_block", dw_block_applies, dw_block_prepare, dw_block_run, window_ukernels)
+    KV_SIMD("conv_dw_block", dw_block_applies, dw_block_prepare, dw_block_run, window_dw_block)
     KV_SIMD("conv_dw", dw_simd_applies, dw_simd_prepare, dw_simd_run, window_ukernels)
     {"conv_dw_direct", ISA_SCALAR, depthwise_applies, NULL, depthwise_run, NULL},
 #ifdef CRUN_HAVE_NEONFP16

@@ -230,9 +230,17 @@ static WinoPlane plane_of(const WinoJob *j, int64_t c, bool output, int thread)
     return w;
 }
 
+/* Where SIMD transforms are built, the portable ones below run only as the reference
+ * kernels: built for size there. */
+#if defined(__GNUC__) && !defined(__clang__) && (defined(CRUN_HAVE_AVX2) || defined(CRUN_HAVE_NEON))
+#define WINO_PORTABLE __attribute__((optimize("Os")))
+#else
+#define WINO_PORTABLE
+#endif
+
 /* V[xi][c][t] for the block's tiles t of channel c: B^T d B of the 6x6 patch at
  * (4ty - pt, 4tx - pl). */
-static void input_transform(void *ctx, int64_t c, int thread)
+WINO_PORTABLE static void input_transform(void *ctx, int64_t c, int thread)
 {
     const WinoJob *j = ctx;
     if (j->uk) {
@@ -266,7 +274,7 @@ static void input_transform(void *ctx, int64_t c, int thread)
 
 /* Y = A^T P A for the block's tiles of output channel m, cropped to the output, + bias,
  * then the activation over the block's output rows. */
-static void output_transform(void *ctx, int64_t m, int thread)
+WINO_PORTABLE static void output_transform(void *ctx, int64_t m, int thread)
 {
     const WinoJob *j = ctx;
     const WinoGeom *wg = j->wg;

@@ -136,7 +136,7 @@ static void gemm_dims(const GemmParams *p, const Tensor *a, const Tensor *b, int
     *N = p->trans_b ? b->dims[0] : b->dims[1];
 }
 
-static crun_status gemm_infer(InferCtx *c)
+CRUN_FOR_SIZE static crun_status gemm_infer(InferCtx *c)
 {
     const GemmParams *p = c->params;
     const Tensor *a = c->in[0], *b = c->in[1];
@@ -212,7 +212,7 @@ static crun_status gemm_run_f32(KernelCtx *k)
     return CRUN_OK;
 }
 
-static crun_status gemm_run_generic(KernelCtx *k)
+CRUN_FOR_SIZE static crun_status gemm_run_generic(KernelCtx *k)
 {
     const GemmParams *p = k->params;
     const Tensor *a = k->in[0], *b = k->in[1], *cc = k->n_in > 2 ? k->in[2] : NULL;
@@ -384,7 +384,7 @@ static crun_status matmul_run_f32(KernelCtx *k)
     return CRUN_OK;
 }
 
-static crun_status matmul_run_generic(KernelCtx *k)
+CRUN_FOR_SIZE static crun_status matmul_run_generic(KernelCtx *k)
 {
     const Tensor *a = k->in[0], *b = k->in[1];
     if (tensor_numel(k->out[0]) == 0)

@@ -106,7 +106,7 @@ typedef struct PoolJob {
 
 /* One output plane; elements are read and written in double through the tensor
  * accessors for non-float32 types, directly for float32. */
-static void pool_plane(void *ctx, int64_t t, int thread)
+CRUN_FOR_SIZE static void pool_plane(void *ctx, int64_t t, int thread)
 {
     const PoolJob *j = ctx;
     const PoolGeom *g = j->g;
@@ -214,7 +214,7 @@ KV_SIMD_ONLY static crun_status maxpool_simd_prepare(PrepCtx *c)
  * bands of output rows (maxpool_block_task; C, blocks and band). */
 typedef struct MaxSimdJob {
     const PoolGeom *g;
-    const WindowUkernels *uk;
+    const void *uk; /* WindowUkernels (planes) or WindowBlockUkernel */
     const float *x;
     float *y;
     char *ws;
@@ -230,7 +230,7 @@ static void maxpool_simd_plane(void *ctx, int64_t t, int thread)
     wp.x = j->x + t * j->g->w.in_vol;
     wp.y = j->y + t * j->g->w.out_vol;
     wp.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
-    j->uk->maxpool(&wp);
+    ((const WindowUkernels *)j->uk)->maxpool(&wp);
 }
 
 KV_SIMD_ONLY static crun_status maxpool_simd_run(KernelCtx *k)
@@ -262,15 +262,16 @@ KV_SIMD_ONLY static crun_status maxpool_block_prepare(PrepCtx *c)
 static void maxpool_block_task(void *ctx, int64_t t, int thread)
 {
     const MaxSimdJob *j = ctx;
-    int64_t C = j->C, n = t / j->blocks, c0 = t % j->blocks * j->uk->lanes;
+    const WindowBlockUkernel *uk = j->uk;
+    int64_t C = j->C, n = t / j->blocks, c0 = t % j->blocks * uk->lanes;
     WindowBlock b = window_block_init(&j->g->w);
-    b.n = (int)CRUN_MIN((int64_t)j->uk->lanes, C - c0);
+    b.n = (int)CRUN_MIN((int64_t)uk->lanes, C - c0);
     b.x = j->x + (n * C + c0) * j->g->w.in_vol;
     b.y = j->y + (n * C + c0) * j->g->w.out_vol;
     b.scratch = (float *)(j->ws + (size_t)thread * j->ws_per_thread);
     for (int64_t oy0 = 0; oy0 < b.OH; oy0 += j->band) {
         WindowBlock band = window_block_band_of(&b, oy0, CRUN_MIN(j->band, b.OH - oy0));
-        j->uk->maxpool_block(&band);
+        uk->run(&band);
     }
 }
 
@@ -279,7 +280,7 @@ KV_SIMD_ONLY static crun_status maxpool_block_run(KernelCtx *k)
     PoolGeom g;
     char buf[160];
     pool_geom(k->params, k->in[0], &g, buf, sizeof buf);
-    const WindowUkernels *uk = k->kdata;
+    const WindowBlockUkernel *uk = k->kdata;
     WindowBlock b = window_block_init(&g.w);
     int64_t C = k->in[0]->dims[1];
     MaxSimdJob j = {&g, uk, k->in[0]->data, k->out[0]->data, k->ws, window_block_scratch_bytes(&g.w),
@@ -388,7 +389,7 @@ static crun_status maxpool8_run(KernelCtx *k)
 }
 
 static const KernelVariant maxpool_kernels[] = {
-    KV_SIMD("maxpool_block", maxpool_block_applies, maxpool_block_prepare, maxpool_block_run, window_ukernels)
+    KV_SIMD("maxpool_block", maxpool_block_applies, maxpool_block_prepare, maxpool_block_run, window_max_block)
     KV_SIMD("maxpool", maxpool_simd_applies, maxpool_simd_prepare, maxpool_simd_run, window_ukernels)
     {"maxpool_u8", ISA_SCALAR, maxpool8_applies, NULL, maxpool8_run, NULL},
     {"maxpool_ref", ISA_SCALAR, NULL, NULL, maxpool_run, NULL},
@@ -438,7 +439,7 @@ static void avgpool_simd_plane(void *ctx, int64_t t, int thread)
     wp.lo = -INFINITY;
     wp.hi = INFINITY;
     wp.scratch = (float *)(j->base.ws + (size_t)thread * j->base.ws_per_thread);
-    j->base.uk->dwconv(&wp);
+    ((const WindowUkernels *)j->base.uk)->dwconv(&wp);
     for (int64_t oy = 0; oy < wp.OH; oy++)
         for (int64_t ox = 0; ox < wp.OW; ox++)
             wp.y[oy * wp.OW + ox] *= j->inv_row[oy] * j->inv_col[ox];
@@ -589,7 +590,7 @@ static crun_status parse_unpool(Node *n, Diag *d)
 }
 
 /* The default output dims (all axes). */
-static const char *unpool_dims(const PoolParams *p, const Tensor *x, int64_t *dims)
+CRUN_FOR_SIZE static const char *unpool_dims(const PoolParams *p, const Tensor *x, int64_t *dims)
 {
     int nsp = x->rank - 2;
     if (x->rank < 3 || p->w.n_kernel != nsp || (p->w.n_strides && p->w.n_strides != nsp) ||
@@ -609,7 +610,7 @@ static const char *unpool_dims(const PoolParams *p, const Tensor *x, int64_t *di
     return NULL;
 }
 
-static crun_status unpool_infer(InferCtx *c)
+CRUN_FOR_SIZE static crun_status unpool_infer(InferCtx *c)
 {
     const Tensor *x = c->in[0], *ind = c->in[1];
     const Tensor *os = c->n_in > 2 ? c->in[2] : NULL;
@@ -638,7 +639,7 @@ static crun_status unpool_infer(InferCtx *c)
     return CRUN_OK;
 }
 
-static crun_status unpool_run(KernelCtx *k)
+CRUN_FOR_SIZE static crun_status unpool_run(KernelCtx *k)
 {
     const Tensor *x = k->in[0], *ind = k->in[1];
     Tensor *y = k->out[0];

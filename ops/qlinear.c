@@ -438,7 +438,7 @@ static const KernelVariant conv_integer_kernels[] = {
 
 static const KernelVariant qlinear_conv_kernels[] = {
     QPACKED_ALL("qlinear_conv", qconv, QLINEAR_CONV_IO)
-    KV_SIMD("qlinear_conv_dw", qconv_dw_simd_applies, qconv_dw_simd_prepare, qconv_dw_simd_run, window_ukernels)
+    KV_SIMD("qlinear_conv_dw", qconv_dw_simd_applies, qconv_dw_simd_prepare, qconv_dw_simd_run, window_q8_dw)
     {"qlinear_conv_dw", ISA_SCALAR, qconv_dw_applies, qconv_dw_prepare, qconv_dw_run,
      &(const QPackedKernel){&QLINEAR_CONV_IO, ISA_SCALAR}},
     {"qlinear_conv_ref", ISA_SCALAR, NULL, qconv_prepare, qconv_run, &QLINEAR_CONV_IO},

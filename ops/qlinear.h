@@ -39,7 +39,7 @@ crun_status qconv_packed_run(KernelCtx *k);
 bool qconv_dw_applies(const PrepCtx *c, const void *kdata);
 crun_status qconv_dw_prepare(PrepCtx *c);
 crun_status qconv_dw_run(KernelCtx *k);
-/* Depthwise QLinearConv on the float window kernels (kdata: their WindowUkernels). */
+/* Depthwise QLinearConv on the float window kernels (kdata: their WindowQuadsUkernel). */
 bool qconv_dw_simd_applies(const PrepCtx *c, const void *kdata);
 crun_status qconv_dw_simd_prepare(PrepCtx *c);
 crun_status qconv_dw_simd_run(KernelCtx *k);

@@ -720,7 +720,7 @@ KV_SIMD_ONLY crun_status qconv_dw_simd_prepare(PrepCtx *c)
 typedef struct DwqJob {
     const KernelCtx *k;
     const ConvGeom *g;
-    const WindowUkernels *uk;
+    const WindowQuadsUkernel *uk;
     const QRows *r;
     QQuads q;
     QuantRange range;
@@ -792,7 +792,7 @@ static void dwq_task(void *ctx, int64_t t, int thread)
         m4[c] = j->r->mult[ch];
     }
     q.bias = b4, q.mult = m4;
-    j->uk->dwconv_q8(&q);
+    j->uk->run(&q);
 }
 
 KV_SIMD_ONLY crun_status qconv_dw_simd_run(KernelCtx *k)

@@ -431,6 +431,11 @@ static void store_double(Tensor *t, const double *v)
         tensor_set_double(t, i, v[i]);
 }
 
+/* The reference kernel (any float type, in double; float32 models run rnn_f32_gemm):
+ * built for size. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("Os")))
+#endif
 static crun_status rnn_ref_run(KernelCtx *k)
 {
     RnnRun r;

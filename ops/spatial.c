@@ -154,7 +154,7 @@ bool window_block_suits(const WindowGeom *g)
      * 2^31): rows of absurd width stay with the plane kernel. */
     double rows = (double)(g->k[1] - 1) * (double)g->d[1] + 1;
     double cols = (double)(g->out[2] - 1) * (double)g->s[2] + (double)(g->k[2] - 1) * (double)g->d[2] + 1;
-    return (rows * cols + (double)g->out[2]) * WINDOW_BLOCK_LANES <= (double)(1 << 20);
+    return (rows * (cols + (double)g->in[2]) + (double)g->out[2]) * WINDOW_BLOCK_LANES <= (double)(1 << 20);
 }
 
 int64_t window_block_band(const WindowBlock *full)

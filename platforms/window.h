@@ -76,38 +76,54 @@ typedef struct WindowBlock {
 /* The most lanes any ISA's vector has: scratch is sized for it. */
 #define WINDOW_BLOCK_LANES 16
 
-/* Scratch: the padded interleaved input (rows x cols positions) and the interleaved
- * output, WINDOW_BLOCK_LANES floats a position. */
+/* Scratch: the padded interleaved input (rows x cols positions), the input rows
+ * interleaved as they lie (rows x W), and the interleaved output, WINDOW_BLOCK_LANES
+ * floats a position. */
 static inline int64_t window_block_rows(const WindowBlock *b) { return (b->OH - 1) * b->sh + (b->kh - 1) * b->dh + 1; }
 static inline int64_t window_block_cols(const WindowBlock *b) { return (b->OW - 1) * b->sw + (b->kw - 1) * b->dw + 1; }
 static inline size_t window_block_scratch_floats(const WindowBlock *b)
 {
-    return (size_t)(window_block_rows(b) * window_block_cols(b) + b->OH * b->OW) * WINDOW_BLOCK_LANES;
+    int64_t rows = window_block_rows(b);
+    return (size_t)(rows * (window_block_cols(b) + b->W) + b->OH * b->OW) * WINDOW_BLOCK_LANES;
 }
 
+/* The plane kernels of one ISA. Each family has a table of its own, so that a selective
+ * build links only the kernels its ops' variants name. */
 typedef struct WindowUkernels {
     const char *isa_name;
     Isa isa;
     void (*dwconv)(const WindowPlane *p);  /* y = clamp(bias + sum w * x) */
     void (*maxpool)(const WindowPlane *p); /* y = max over the window's inside elements */
-    void (*dwconv_q8)(const WindowQuads *q);
-    void (*dwconv_block)(const WindowBlock *b);  /* y = clamp(bias + sum w * x), n planes */
-    void (*maxpool_block)(const WindowBlock *b); /* y = max over the window, n planes */
-    int lanes;                                  /* VF_N: a dwconv_block's most channels */
 } WindowUkernels;
+
+/* A block kernel (depthwise: y = clamp(bias + sum w * x); max pooling: y = max over the
+ * window) over up to `lanes` (VF_N) channels. */
+typedef struct WindowBlockUkernel {
+    void (*run)(const WindowBlock *b);
+    int lanes;
+} WindowBlockUkernel;
+
+typedef struct WindowQuadsUkernel {
+    void (*run)(const WindowQuads *q);
+} WindowQuadsUkernel;
 
 /* Largest window the kernels take (per axis) and largest stride. */
 #define WINDOW_MAX_K 7
 #define WINDOW_MAX_S 4
 
+#define WINDOW_TABLES(isa) \
+    extern const WindowUkernels window_ukernels_##isa; \
+    extern const WindowBlockUkernel window_dw_block_##isa, window_max_block_##isa; \
+    extern const WindowQuadsUkernel window_q8_dw_##isa;
 #ifdef CRUN_HAVE_AVX2
-extern const WindowUkernels window_ukernels_avx2;
+WINDOW_TABLES(avx2)
 #endif
 #ifdef CRUN_HAVE_AVX512
-extern const WindowUkernels window_ukernels_avx512;
+WINDOW_TABLES(avx512)
 #endif
 #ifdef CRUN_HAVE_NEON
-extern const WindowUkernels window_ukernels_neon;
+WINDOW_TABLES(neon)
 #endif
+#undef WINDOW_TABLES
 
 #endif

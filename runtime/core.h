@@ -32,6 +32,14 @@
 #else
 #define CRUN_PRINTF(f, a)
 #endif
+/* Cold code in files built for speed (reference and other-dtype paths, shape functions):
+ * built for size with gcc, since the binary has a budget (clang has no per-function
+ * optimisation level). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CRUN_FOR_SIZE __attribute__((optimize("Os")))
+#else
+#define CRUN_FOR_SIZE
+#endif
 
 /* Largest element count of one tensor; dims whose product exceeds it are rejected. Kept
  * well below SIZE_MAX so that count * element size never overflows. */
